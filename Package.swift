@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+// SPDX-License-Identifier: MIT
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "vpnd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vpnd", targets: ["vpnd"]),
+        .executable(name: "vpnd-keygen", targets: ["vpnd-keygen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C libraries and shims.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+        .target(name: "CLinuxShims", cSettings: [.define("_GNU_SOURCE")]),
+
+        // Pure modules: no Foundation, no Glibc, no clock, no RNG, no logging.
+        .target(name: "VPNBasics", swiftSettings: strict),
+        .target(name: "VPNCrypto", dependencies: ["CSodium", "CBlake2", "VPNBasics"], swiftSettings: strict),
+        .target(name: "VPNCore", dependencies: ["VPNCrypto", "VPNBasics"], swiftSettings: strict),
+
+        // Linux I/O: moves bytes, never interprets a packet.
+        .target(
+            name: "VPNLinux",
+            dependencies: ["VPNBasics", "CLinuxShims", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
+
+        // Data plane and control plane, written against the seams in VPNBasics.
+        .target(
+            name: "VPNDaemon",
+            dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        // Composition root: the only place real Linux backends are built.
+        .target(
+            name: "VPNCommands",
+            dependencies: [
+                "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(name: "vpnd", dependencies: ["VPNCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "vpnd-keygen", dependencies: ["VPNCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+
+        // Fakes shared by all tests.
+        .target(name: "VPNTesting", dependencies: ["VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
+
+        .testTarget(name: "VPNBasicsTests", dependencies: ["VPNBasics", "VPNTesting"], swiftSettings: strict),
+        .testTarget(name: "VPNCryptoTests", dependencies: ["VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "VPNCoreTests", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
+            resources: [], swiftSettings: strict),
+        .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
+    ]
+)
