@@ -60,7 +60,13 @@ let package = Package(
         .testTarget(name: "VPNCryptoTests", dependencies: ["VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
         .testTarget(
             name: "VPNCoreTests", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
-            resources: [], swiftSettings: strict),
+            swiftSettings: strict),
+        .testTarget(name: "VPNLinuxTests", dependencies: ["VPNLinux", "VPNBasics"], swiftSettings: strict),
+        .testTarget(
+            name: "VPNDaemonTests", dependencies: ["VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
+            swiftSettings: strict),
         .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
+        // Runs the built executables in network namespaces (root only; required under CI=true).
+        .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )
