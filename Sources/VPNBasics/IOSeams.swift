@@ -122,6 +122,22 @@ public protocol StreamConnection: Pollable {
     func write(_ bytes: UnsafeRawBufferPointer) throws(IOError) -> Int
     /// Closes the connection; further calls fail.
     func close()
+    /// Completes a connection started by a ``StreamDialer``: call it when the poller reports the
+    /// handle writable. Returns true once connected, false while the connect is still in
+    /// progress; throws when the connect failed (refused, unreachable, timed out).
+    func finishConnecting() throws(IOError) -> Bool
+}
+
+extension StreamConnection {
+    /// A connection that is connected from the start (accepted, or a fake) has nothing to finish.
+    public func finishConnecting() throws(IOError) -> Bool { true }
+}
+
+/// Opens outgoing stream connections (TCP on Linux), non-blocking: the connection it returns may
+/// still be connecting; wait for writable, then call ``StreamConnection/finishConnecting()``.
+public protocol StreamDialer: AnyObject {
+    /// Starts connecting to `endpoint`.
+    func connect(to endpoint: Endpoint) throws(IOError) -> any StreamConnection
 }
 
 /// A listening stream socket (a TCP listener on Linux), non-blocking.
