@@ -1,2 +1,221 @@
 // SPDX-License-Identifier: MIT
 #include "CLinuxShims.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <linux/if_tun.h>
+
+// MARK: - Errors
+
+const char *vpnd_errno_name(int errnum) {
+    const char *name = strerrorname_np(errnum);
+    return name ? name : "E?";
+}
+
+const char *vpnd_errno_text(int errnum) {
+    const char *text = strerrordesc_np(errnum);
+    return text ? text : "unknown error";
+}
+
+// MARK: - Endpoints
+
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int vpnd_endpoint_to_sockaddr(const vpnd_endpoint *ep, int family, struct sockaddr_storage *out, socklen_t *len) {
+    memset(out, 0, sizeof(*out));
+    if (family == AF_INET) {
+        if (memcmp(ep->address, v4_mapped_prefix, 12) != 0) {
+            *len = 0;
+            return -EAFNOSUPPORT;
+        }
+        struct sockaddr_in *sin = (struct sockaddr_in *)out;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(ep->port);
+        memcpy(&sin->sin_addr, ep->address + 12, 4);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(ep->port);
+    memcpy(&sin6->sin6_addr, ep->address, 16);
+    sin6->sin6_scope_id = ep->scope_id;
+    *len = sizeof(*sin6);
+    return 0;
+}
+
+int vpnd_sockaddr_to_endpoint(const struct sockaddr_storage *sa, vpnd_endpoint *out) {
+    memset(out, 0, sizeof(*out));
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        memcpy(out->address, v4_mapped_prefix, 12);
+        memcpy(out->address + 12, &sin->sin_addr, 4);
+        out->port = ntohs(sin->sin_port);
+        return 0;
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        memcpy(out->address, &sin6->sin6_addr, 16);
+        out->port = ntohs(sin6->sin6_port);
+        out->scope_id = sin6->sin6_scope_id;
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+// MARK: - TUN/TAP
+
+int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    if (strlen(name) >= IFNAMSIZ) return -EINVAL;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = (short)flags;
+    int rc;
+    do {
+        rc = ioctl(fd, TUNSETIFF, &ifr);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return -errno;
+    memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
+    out_name[IFNAMSIZ - 1] = 0;
+    return 0;
+}
+
+// MARK: - UDP batches
+
+struct vpnd_mmsg {
+    unsigned capacity;
+    struct mmsghdr *messages;
+    struct iovec *iovecs;
+    struct sockaddr_storage *addresses;
+};
+
+vpnd_mmsg *vpnd_mmsg_create(unsigned capacity) {
+    if (capacity == 0) return NULL;
+    vpnd_mmsg *batch = calloc(1, sizeof(*batch));
+    if (!batch) return NULL;
+    batch->capacity = capacity;
+    batch->messages = calloc(capacity, sizeof(struct mmsghdr));
+    batch->iovecs = calloc(capacity, sizeof(struct iovec));
+    batch->addresses = calloc(capacity, sizeof(struct sockaddr_storage));
+    if (!batch->messages || !batch->iovecs || !batch->addresses) {
+        vpnd_mmsg_destroy(batch);
+        return NULL;
+    }
+    for (unsigned i = 0; i < capacity; i++) {
+        batch->messages[i].msg_hdr.msg_iov = &batch->iovecs[i];
+        batch->messages[i].msg_hdr.msg_iovlen = 1;
+        batch->messages[i].msg_hdr.msg_name = &batch->addresses[i];
+    }
+    return batch;
+}
+
+void vpnd_mmsg_destroy(vpnd_mmsg *batch) {
+    if (!batch) return;
+    free(batch->messages);
+    free(batch->iovecs);
+    free(batch->addresses);
+    free(batch);
+}
+
+unsigned vpnd_mmsg_capacity(const vpnd_mmsg *batch) { return batch->capacity; }
+
+int vpnd_udp_recv_batch(int fd, vpnd_mmsg *batch, void *const *bases, const size_t *capacities, unsigned count,
+                        size_t *out_lengths, vpnd_endpoint *out_sources) {
+    if (count > batch->capacity) count = batch->capacity;
+    if (count == 0) return 0;
+    for (unsigned i = 0; i < count; i++) {
+        batch->iovecs[i].iov_base = bases[i];
+        batch->iovecs[i].iov_len = capacities[i];
+        struct msghdr *h = &batch->messages[i].msg_hdr;
+        h->msg_namelen = sizeof(struct sockaddr_storage);
+        h->msg_control = NULL;
+        h->msg_controllen = 0;
+        h->msg_flags = 0;
+        batch->messages[i].msg_len = 0;
+    }
+    int received;
+    do {
+        received = recvmmsg(fd, batch->messages, count, MSG_DONTWAIT, NULL);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return -errno;
+    }
+    for (int i = 0; i < received; i++) {
+        out_lengths[i] = batch->messages[i].msg_len;
+        vpnd_sockaddr_to_endpoint(&batch->addresses[i], &out_sources[i]);
+    }
+    return received;
+}
+
+/// True for errors that concern one destination only: drop that datagram and go on.
+static int is_per_destination_error(int err) {
+    switch (err) {
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case EACCES:
+    case EPERM:
+    case EMSGSIZE:
+    case EAFNOSUPPORT:
+    case EINVAL:
+    case EADDRNOTAVAIL:
+    case ECONNREFUSED:
+    case EDESTADDRREQ:
+    case ENETDOWN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int vpnd_udp_send_batch(int fd, vpnd_mmsg *batch, int family, const void *const *bases, const size_t *lengths,
+                        const vpnd_endpoint *destinations, unsigned count, unsigned *out_dropped) {
+    if (count > batch->capacity) count = batch->capacity;
+    *out_dropped = 0;
+    unsigned done = 0;
+    while (done < count) {
+        // Build the run of datagrams from `done` whose destinations fit the socket's family.
+        unsigned run = 0;
+        while (done + run < count) {
+            unsigned i = done + run;
+            socklen_t len;
+            if (vpnd_endpoint_to_sockaddr(&destinations[i], family, &batch->addresses[run], &len) != 0) break;
+            batch->iovecs[run].iov_base = (void *)bases[i];
+            batch->iovecs[run].iov_len = lengths[i];
+            struct msghdr *h = &batch->messages[run].msg_hdr;
+            h->msg_namelen = len;
+            h->msg_control = NULL;
+            h->msg_controllen = 0;
+            h->msg_flags = 0;
+            run++;
+        }
+        if (run == 0) {  // an IPv6 destination on an IPv4 socket
+            (*out_dropped)++;
+            done++;
+            continue;
+        }
+        int sent;
+        do {
+            sent = sendmmsg(fd, batch->messages, run, MSG_DONTWAIT);
+        } while (sent < 0 && errno == EINTR);
+        if (sent > 0) {
+            done += (unsigned)sent;
+            continue;
+        }
+        int err = sent < 0 ? errno : EAGAIN;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+        if (is_per_destination_error(err)) {
+            (*out_dropped)++;
+            done++;
+            continue;
+        }
+        return done > 0 ? (int)done : -err;
+    }
+    return (int)done;
+}

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+import CLinuxShims
+import Glibc
+import SystemPackage
+import VPNBasics
+
+/// A non-blocking UDP socket that receives with `recvmmsg` and sends with `sendmmsg` in batches.
+///
+/// Bound to `[::]` it is dual-stack (`IPV6_V6ONLY=0`): IPv4 peers appear as IPv4-mapped endpoints
+/// and IPv4 destinations are sent to their mapped address. Bound to an IPv4 address it is an
+/// `AF_INET` socket and IPv6 destinations are dropped.
+///
+/// The batch arrays are allocated once, here; ``receive(into:sources:)`` and ``send(_:to:)``
+/// allocate nothing. Thread-safety: ``receive(into:sources:)`` and ``send(_:to:)`` each have their
+/// own arrays, so one thread may receive while another sends; each of them must stay on one thread
+/// at a time.
+public final class UDPSocket: DatagramSocket, @unchecked Sendable {
+    // @unchecked: the only mutable state is the two scratch batches below, one used only by
+    // receive() and one only by send(); the descriptor and endpoint are immutable.
+
+    /// The socket's descriptor.
+    public let fileDescriptor: Int32
+    /// The bound address (with the port the kernel picked when asked for port 0).
+    public let localEndpoint: Endpoint
+    /// `AF_INET` or `AF_INET6`.
+    public let family: Int32
+    /// The most datagrams one ``receive(into:sources:)`` or ``send(_:to:)`` call handles.
+    public let batchCapacity: Int
+
+    private let receiveScratch: Scratch
+    private let sendScratch: Scratch
+
+    public var pollHandle: PollHandle { PollHandle(rawValue: fileDescriptor) }
+
+    /// Opens a socket bound to `endpoint`.
+    ///
+    /// - Parameters:
+    ///   - endpoint: the local address and port; `[::]:port` (or ``Endpoint/none`` for any port) is
+    ///     dual-stack, an IPv4 address makes an IPv4-only socket.
+    ///   - batchCapacity: the most datagrams per call.
+    ///   - bufferSize: the requested `SO_RCVBUF`/`SO_SNDBUF` (forced past `rmem_max` when allowed).
+    /// - Throws: ``IOError``, e.g. "bind 0.0.0.0:51820: address already in use (EADDRINUSE); ...".
+    public init(bindingTo endpoint: Endpoint, batchCapacity: Int = 64, bufferSize: Int = 7 << 20) throws(IOError) {
+        precondition(batchCapacity > 0 && batchCapacity <= 1024, "UDPSocket batchCapacity must be 1...1024")
+        let family = endpoint.socketFamily
+        let fd: Int32
+        switch Syscall.retrying({ socket(family, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }) {
+        case .success(let value): fd = value
+        case .failure(let errno): throw .system("socket(UDP)", subject: endpoint.description, errno: errno)
+        }
+        do throws(IOError) {
+            if family == AF_INET6 {
+                let v6only: Int32 = endpoint.isUnspecified ? 0 : 1
+                if case .failure(let errno) = Syscall.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, v6only) {
+                    throw .system("setsockopt(IPV6_V6ONLY)", subject: endpoint.description, errno: errno)
+                }
+            }
+            UDPSocket.raiseBuffers(fd, size: Int32(clamping: bufferSize))
+            guard case (var address, let length)? = endpoint.sockaddr(family: family) else {
+                throw .invalid("bind", subject: endpoint.description, reason: "unsupported address")
+            }
+            let bound = Syscall.retrying { withSockaddrPointer(&address) { bind(fd, $0, length) } }
+            if case .failure(let errno) = bound {
+                let hint: String
+                switch errno.rawValue {
+                case EADDRINUSE:
+                    hint = "another process (vpnd or WireGuard?) uses this port: pick another ListenPort or stop it"
+                case EADDRNOTAVAIL: hint = "no interface has this address"
+                case EACCES: hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+                default: hint = IOError.genericHint(errno)
+                }
+                throw .system("bind", subject: endpoint.description, errno: errno, hint: hint)
+            }
+        } catch {
+            Syscall.close(fd)
+            throw error
+        }
+        self.fileDescriptor = fd
+        self.family = family
+        self.localEndpoint = VPNLinux.localEndpoint(of: fd)
+        self.batchCapacity = batchCapacity
+        self.receiveScratch = Scratch(capacity: batchCapacity)
+        self.sendScratch = Scratch(capacity: batchCapacity)
+    }
+
+    /// Opens a dual-stack socket on `port` of every address (`[::]:port`); 0 picks a free port.
+    public convenience init(port: UInt16, batchCapacity: Int = 64, bufferSize: Int = 7 << 20) throws(IOError) {
+        try self.init(
+            bindingTo: Endpoint(address: (0, 0), port: port), batchCapacity: batchCapacity, bufferSize: bufferSize)
+    }
+
+    deinit { Syscall.close(fileDescriptor) }
+
+    /// Sets SO_RCVBUF/SO_SNDBUF to `size`, past the sysctl limits when the process may
+    /// (`SO_RCVBUFFORCE` needs CAP_NET_ADMIN), else as far as the limits allow.
+    private static func raiseBuffers(_ fd: Int32, size: Int32) {
+        if case .failure = Syscall.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, size) {
+            _ = Syscall.setOption(fd, SOL_SOCKET, SO_RCVBUF, size)
+        }
+        if case .failure = Syscall.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, size) {
+            _ = Syscall.setOption(fd, SOL_SOCKET, SO_SNDBUF, size)
+        }
+    }
+
+    /// The kernel's receive buffer size (SO_RCVBUF, which Linux reports doubled).
+    public var receiveBufferSize: Int {
+        (try? Syscall.getOption(fileDescriptor, SOL_SOCKET, SO_RCVBUF).get()).map(Int.init) ?? 0
+    }
+
+    /// How many datagrams ``send(_:to:)`` dropped because the kernel refused their destination
+    /// (unreachable, not permitted, too big, IPv6 on an IPv4 socket). Read it from the sending thread.
+    public var droppedOnSend: UInt64 { sendScratch.dropped }
+
+    /// Receives up to `min(buffers.count, sources.count, batchCapacity)` datagrams into the
+    /// buffers' tails and their senders into `sources`. Returns how many; 0 when none is waiting.
+    /// A datagram longer than its buffer's tailroom is cut short. Allocates nothing.
+    ///
+    /// The corresponding C call is `recvmmsg(2)`.
+    public func receive(
+        into buffers: UnsafeMutableBufferPointer<PacketBuffer>, sources: UnsafeMutableBufferPointer<Endpoint>
+    ) throws(IOError) -> Int {
+        let count = min(buffers.count, sources.count, batchCapacity)
+        if count == 0 { return 0 }
+        let s = receiveScratch
+        for i in 0..<count {
+            let tail = buffers[i].tail
+            s.bases[i] = tail.baseAddress
+            s.lengths[i] = tail.count
+        }
+        let received = Int(
+            vpnd_udp_recv_batch(fileDescriptor, s.batch, s.bases, s.lengths, UInt32(count), s.outLengths, s.endpoints))
+        if received < 0 {
+            throw .system("recvmmsg", subject: localEndpoint.description, errno: Errno(rawValue: Int32(-received)))
+        }
+        for i in 0..<received {
+            buffers[i].didWrite(s.outLengths[i])
+            sources[i] = Endpoint(s.endpoints[i])
+        }
+        return received
+    }
+
+    /// Sends `buffers[i]` to `destinations[i]` for i below `min(buffers.count, destinations.count,
+    /// batchCapacity)`. Returns how many were consumed; fewer than asked when the socket would
+    /// block. A datagram the kernel refuses for its destination alone is dropped, counted in
+    /// ``droppedOnSend``, and counts as consumed, as the network would drop it. Allocates nothing.
+    ///
+    /// The corresponding C call is `sendmmsg(2)`.
+    public func send(
+        _ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>
+    ) throws(IOError) -> Int {
+        let count = min(buffers.count, destinations.count, batchCapacity)
+        if count == 0 { return 0 }
+        let s = sendScratch
+        for i in 0..<count {
+            let bytes = buffers[i].bytes
+            s.bases[i] = bytes.baseAddress
+            s.lengths[i] = bytes.count
+            s.endpoints[i] = vpnd_endpoint(destinations[i])
+        }
+        var dropped: UInt32 = 0
+        let sent = Int(
+            vpnd_udp_send_batch(
+                fileDescriptor, s.batch, family, s.constBases, s.lengths, s.endpoints, UInt32(count), &dropped))
+        s.dropped &+= UInt64(dropped)
+        if sent < 0 {
+            throw .system("sendmmsg", subject: localEndpoint.description, errno: Errno(rawValue: Int32(-sent)))
+        }
+        return sent
+    }
+}
+
+/// Arrays for one direction of a ``UDPSocket``, allocated once.
+private final class Scratch {
+    let capacity: Int
+    let batch: OpaquePointer
+    let bases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    let lengths: UnsafeMutablePointer<Int>
+    let outLengths: UnsafeMutablePointer<Int>
+    let endpoints: UnsafeMutablePointer<vpnd_endpoint>
+    var dropped: UInt64 = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        guard let batch = vpnd_mmsg_create(UInt32(capacity)) else { fatalError("out of memory for a UDP batch") }
+        self.batch = batch
+        bases = .allocate(capacity: capacity)
+        bases.initialize(repeating: nil, count: capacity)
+        lengths = .allocate(capacity: capacity)
+        lengths.initialize(repeating: 0, count: capacity)
+        outLengths = .allocate(capacity: capacity)
+        outLengths.initialize(repeating: 0, count: capacity)
+        endpoints = .allocate(capacity: capacity)
+        endpoints.initialize(repeating: vpnd_endpoint(), count: capacity)
+    }
+
+    /// `bases` as the `const void *const *` that sending takes.
+    var constBases: UnsafePointer<UnsafeRawPointer?> {
+        UnsafeRawPointer(bases).assumingMemoryBound(to: UnsafeRawPointer?.self)
+    }
+
+    deinit {
+        vpnd_mmsg_destroy(batch)
+        bases.deallocate()
+        lengths.deallocate()
+        outLengths.deallocate()
+        endpoints.deallocate()
+    }
+}
