@@ -68,6 +68,17 @@ int vpnd_sockaddr_to_endpoint(const struct sockaddr_storage *sa, vpnd_endpoint *
     return -EAFNOSUPPORT;
 }
 
+// MARK: - TCP
+
+int vpnd_accept(int fd, struct sockaddr_storage *out) {
+    int rc;
+    do {
+        socklen_t len = sizeof(*out);
+        rc = accept4(fd, (struct sockaddr *)out, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : rc;
+}
+
 // MARK: - TUN/TAP
 
 int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name) {

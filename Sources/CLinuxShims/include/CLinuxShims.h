@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 // MARK: - Errors
 
@@ -32,6 +34,13 @@ int vpnd_endpoint_to_sockaddr(const vpnd_endpoint *ep, int family, struct sockad
 /// Reads a sockaddr_in or sockaddr_in6 into `out` (IPv4 becomes IPv4-mapped). Returns 0, or
 /// -EAFNOSUPPORT for another family (then `out` is zeroed).
 int vpnd_sockaddr_to_endpoint(const struct sockaddr_storage *sa, vpnd_endpoint *out);
+
+// MARK: - TCP
+
+/// Accepts one connection as a non-blocking, close-on-exec socket; its peer goes to `out`.
+/// Returns the new descriptor or -errno. The corresponding C call is
+/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`.
+int vpnd_accept(int fd, struct sockaddr_storage *out);
 
 // MARK: - TUN/TAP
 
