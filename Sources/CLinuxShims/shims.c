@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,10 @@ int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name) {
     out_name[IFNAMSIZ - 1] = 0;
     return 0;
 }
+
+// MARK: - Namespaces
+
+int vpnd_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
 
 // MARK: - UDP batches
 

@@ -58,6 +58,13 @@ enum {
 /// NUL-terminated). Returns 0 or -errno. The corresponding C call is `ioctl(TUNSETIFF)`.
 int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name);
 
+// MARK: - Namespaces
+
+/// Moves the calling thread into the network namespace open at `fd` (a /var/run/netns/NAME or
+/// /proc/.../ns/net descriptor); sockets and tun devices it opens afterwards live there.
+/// Returns 0 or -errno. The corresponding C call is `setns(fd, CLONE_NEWNET)`.
+int vpnd_enter_network_namespace(int fd);
+
 // MARK: - UDP batches
 
 /// Preallocated mmsghdr/iovec/sockaddr arrays for up to `capacity` datagrams per call; opaque.
