@@ -30,16 +30,16 @@ public struct TimerSettings: Sendable, Equatable {
     /// §6.2). 2^64 − 2^13 − 1.
     public var rejectAfterMessages: UInt64
 
-    /// Creates settings; every argument defaults to WireGuard's value.
+    /// Creates settings; every argument defaults to WireGuard's value from ``Spec``.
     public init(
-        rekeyAfterTime: Duration = .seconds(120),
-        rejectAfterTime: Duration = .seconds(180),
-        rekeyAttemptTime: Duration = .seconds(90),
-        rekeyTimeout: Duration = .seconds(5),
-        rekeyTimeoutJitter: Duration = .milliseconds(333),
-        keepaliveTimeout: Duration = .seconds(10),
-        rekeyAfterMessages: UInt64 = 1 << 60,
-        rejectAfterMessages: UInt64 = UInt64.max - (1 << 13)
+        rekeyAfterTime: Duration = Spec.rekeyAfterTime,
+        rejectAfterTime: Duration = Spec.rejectAfterTime,
+        rekeyAttemptTime: Duration = Spec.rekeyAttemptTime,
+        rekeyTimeout: Duration = Spec.rekeyTimeout,
+        rekeyTimeoutJitter: Duration = Spec.rekeyTimeoutJitterMaximum,
+        keepaliveTimeout: Duration = Spec.keepaliveTimeout,
+        rekeyAfterMessages: UInt64 = Spec.rekeyAfterMessages,
+        rejectAfterMessages: UInt64 = Spec.rejectAfterMessages
     ) {
         self.rekeyAfterTime = rekeyAfterTime
         self.rejectAfterTime = rejectAfterTime

@@ -42,11 +42,11 @@ public struct TimerActions: OptionSet, Sendable, Hashable, CustomStringConvertib
 ///
 /// | timer | armed by | disarmed by | fires |
 /// | --- | --- | --- | --- |
-/// | retransmit handshake | ``handshakeInitiated(now:entropy:)`` | ``handshakeCompleted(now:)`` | a retry, or give-up after ``TimerSettings/maxHandshakeAttempts`` |
-/// | passive keepalive | ``dataReceived(now:)`` if not armed | ``anyAuthenticatedPacketSent(now:)`` | ``TimerActions/sendKeepalive`` |
-/// | new handshake | ``dataSent(now:entropy:)`` if not armed | ``anyAuthenticatedPacketReceived(now:)`` | ``TimerActions/sendHandshakeInitiation`` |
-/// | zero keys | ``sessionDerived(now:)``, a give-up | — | ``TimerActions/zeroKeys`` |
-/// | persistent keepalive | ``anyAuthenticatedPacketTraversal(now:)`` | — | ``TimerActions/sendKeepalive`` |
+/// | retransmit handshake | `handshakeInitiated` | `handshakeCompleted` | a retry, or the give-up |
+/// | passive keepalive | `dataReceived` (if idle) | `anyAuthenticatedPacketSent` | a keepalive |
+/// | new handshake | `dataSent` (if idle) | `anyAuthenticatedPacketReceived` | an initiation |
+/// | zero keys | `sessionDerived`, a give-up | — | zeroing |
+/// | persistent keepalive | `anyAuthenticatedPacketTraversal` | — | a keepalive |
 ///
 /// A timer fires at most once per tick, however late the tick comes: a late tick does not replay
 /// missed periods.
