@@ -77,7 +77,7 @@ extension PeerTimers {
     }
 
     /// A random jitter in 0...``TimerSettings/rekeyTimeoutJitter`` (§6.4).
-    mutating func jitter(_ entropy: inout some EntropySource) -> Duration {
+    func jitter(_ entropy: inout some EntropySource) -> Duration {
         let limit = settings.rekeyTimeoutJitter.nanosecondsClamped
         guard limit > 0 else { return .zero }
         return .nanoseconds(Int64(entropy.next(below: UInt64(limit) + 1)))
