@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import VPNBasics
 
 /// Reading the IP header of a decrypted tunnel packet (tun mode), without allocating.
 ///
@@ -43,6 +44,37 @@ public enum InnerPacket {
             let total = ipv6HeaderSize + Int(packet.loadBE16(at: 4))
             guard total <= packet.count else { return nil }
             return total
+        default:
+            return nil
+        }
+    }
+
+    /// The source address, keeping the family: an IPv6 packet gives `.v6` even for an IPv4-mapped
+    /// address, so cryptokey routing looks it up among IPv6 prefixes as WireGuard does. Nil when the
+    /// buffer does not hold an IPv4 or IPv6 header.
+    @inlinable
+    public static func source(of packet: UnsafeRawBufferPointer) -> IPAddress? {
+        ipAddress(of: packet, ipv4Offset: 12, ipv6Offset: 8)
+    }
+
+    /// The destination address, keeping the family (see ``source(of:)``); nil when the buffer does
+    /// not hold an IPv4 or IPv6 header.
+    @inlinable
+    public static func destination(of packet: UnsafeRawBufferPointer) -> IPAddress? {
+        ipAddress(of: packet, ipv4Offset: 16, ipv6Offset: 24)
+    }
+
+    @inlinable
+    static func ipAddress(of packet: UnsafeRawBufferPointer, ipv4Offset: Int, ipv6Offset: Int) -> IPAddress? {
+        switch version(of: packet) {
+        case 4:
+            guard packet.count >= ipv4MinimumHeaderSize else { return nil }
+            return .v4(packet.loadBE32(at: ipv4Offset))
+        case 6:
+            guard packet.count >= ipv6HeaderSize else { return nil }
+            let high = UInt64(bigEndian: packet.baseAddress!.loadUnaligned(fromByteOffset: ipv6Offset, as: UInt64.self))
+            let low = UInt64(bigEndian: packet.baseAddress!.loadUnaligned(fromByteOffset: ipv6Offset + 8, as: UInt64.self))
+            return .v6(high, low)
         default:
             return nil
         }

@@ -57,6 +57,15 @@ struct FramingInnerPacketTests {
         let destination6 = try #require(v6.withUnsafeBytes { InnerPacket.destinationAddress(of: $0) })
         #expect(withUnsafeBytes(of: destination6) { Array($0) } == [0xFD] + [UInt8](repeating: 0, count: 14) + [2])
 
+        #expect(v4.withUnsafeBytes { InnerPacket.source(of: $0) } == IPAddress(ipv4: 10, 8, 0, 1))
+        #expect(v4.withUnsafeBytes { InnerPacket.destination(of: $0) } == IPAddress(ipv4: 10, 8, 0, 2))
+        #expect(v6.withUnsafeBytes { InnerPacket.source(of: $0) } == .v6(0xFD00 << 48, 1))
+        #expect(v6.withUnsafeBytes { InnerPacket.destination(of: $0) } == .v6(0xFD00 << 48, 2))
+        var mapped = v6
+        mapped[8..<24] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 8, 0, 1][...]
+        #expect(mapped.withUnsafeBytes { InnerPacket.source(of: $0) } == .v6(0, 0xFFFF_0A08_0001), "family kept")
+        #expect([UInt8](repeating: 0x45, count: 19).withUnsafeBytes { InnerPacket.source(of: $0) } == nil)
+        #expect([UInt8](repeating: 0x60, count: 39).withUnsafeBytes { InnerPacket.destination(of: $0) } == nil)
         #expect([UInt8](repeating: 0x45, count: 19).withUnsafeBytes { InnerPacket.sourceAddress(of: $0) } == nil)
         #expect([UInt8](repeating: 0x60, count: 39).withUnsafeBytes { InnerPacket.destinationAddress(of: $0) } == nil)
         #expect([UInt8](repeating: 0x50, count: 60).withUnsafeBytes { InnerPacket.sourceAddress(of: $0) } == nil)
