@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Glibc
+import Logging
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNDaemon
+import VPNLinux
+
+/// What `vpnd --server/--client` was asked to do.
+struct DaemonOptions {
+    var role: Config.Role
+    var configPath: String
+    var overrides: ConfigOverrides
+    var logLevel: Logger.Level
+    var runDirectory: String
+}
+
+/// A start-up failure: one line for the user, exit status 1.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The composition root: reads the config, builds the Linux backends, hands them to the daemon,
+/// runs until a signal, and tears everything down.
+enum DaemonRunner {
+    /// Runs the daemon; returns the process exit status.
+    static func run(_ options: DaemonOptions) -> Int32 {
+        // Signals are taken synchronously by the main thread (sigwait); block them everywhere
+        // before any thread starts so no other thread receives them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = options.logLevel
+            return handler
+        }
+        let logger = Logger(label: "vpnd")
+
+        let running: RunningDaemon
+        do {
+            running = try start(options, logger: logger)
+        } catch let error as StartupError {
+            logger.error("\(error.description)")
+            return 1
+        } catch {
+            logger.error("\(error)")
+            return 1
+        }
+
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        logger.info("received \(received == SIGINT ? "SIGINT" : received == SIGTERM ? "SIGTERM" : "SIGHUP"), shutting down")
+        running.stop()
+        logger.info("stopped; interface \(running.interfaceName) removed")
+        return running.failed ? 1 : 0
+    }
+
+    /// Everything up to a running data plane; throws before touching any interface on a config error.
+    static func start(_ options: DaemonOptions, logger: Logger) throws -> RunningDaemon {
+        let config = try loadConfig(options)
+        let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path
+        let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
+        var peers: [PeerConfiguration] = []
+        for peer in config.peers {
+            let psk = try peer.presharedKey.map { try resolveKey($0, base: baseDirectory, secret: .presharedKey) }
+            var endpoint: Endpoint? = nil
+            if let spec = peer.endpoint { endpoint = try EndpointResolver.resolve(spec) }
+            peers.append(
+                PeerConfiguration(
+                    publicKey: peer.publicKey, presharedKey: psk, allowedIPs: peer.allowedIPs, endpoint: endpoint,
+                    persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0))))
+        }
+        let mode: HandshakeIdentity.Mode = config.interface.mode == .tap ? .tap : .tun
+        var timers = TimerSettings.wireGuard
+        if let rekey = ProcessInfo.processInfo.environment["VPND_TEST_REKEY_AFTER_SECONDS"], let seconds = Int(rekey) {
+            // Test hook only: shortens every WireGuard timer in proportion (documented in docs/config.md).
+            timers = .shortened(rekeyAfterTime: .seconds(seconds))
+            logger.warning("test timers in use: rekey after \(seconds) s (VPND_TEST_REKEY_AFTER_SECONDS)")
+        }
+        let tunnelConfiguration = TunnelConfiguration(
+            mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers)
+
+        // Sockets first (a port in use must stop us before the interface exists).
+        let transport: any Transport
+        let listenPort = config.interface.listenPort ?? 0
+        let bindEndpoint = Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: listenPort)
+        let maxMessage = TransportData.messageSize(forPacketLength: config.interface.mtu + 14, mtu: config.interface.mtu + 14)
+        switch config.interface.transport {
+        case .udp:
+            let socket = try UDPSocket(bindingTo: bindEndpoint)
+            transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
+        case .tcp:
+            if options.role == .server {
+                let listener = try TCPListener(bindingTo: bindEndpoint)
+                transport = TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: logger)
+            } else {
+                guard let target = peers.first(where: { $0.endpoint != nil })?.endpoint else {
+                    throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")
+                }
+                transport = TCPClientTransport(
+                    dialer: TCPDialer(), remote: target, maxFrame: maxMessage, logger: logger)
+            }
+        }
+
+        // The interface.
+        let device = try TunDevice(name: config.interface.name, mode: mode == .tap ? .tap : .tun)
+        let netlink = try Netlink()
+        do {
+            try InterfaceSetup.configure(
+                device: device, netlink: netlink, mtu: config.interface.mtu, addresses: config.interface.addresses,
+                routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge)
+        } catch {
+            try? netlink.deleteLink(device.name)
+            throw error
+        }
+
+        let poller = try EpollPoller()
+        let wakeup = try EventFDWakeup()
+        let control = DataPlaneControl(wakeup: wakeup)
+        let tunnel = Tunnel(
+            configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps())
+        let dataPlane = try DataPlane(
+            tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
+            logger: logger)
+
+        let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
+        let portText = transportDescription(config, transport: transport)
+        logger.info(
+            "interface \(device.name) up: mode \(config.interface.mode.rawValue), transport \(config.interface.transport.rawValue) \(portText), MTU \(config.interface.mtu), public key \(publicKey)"
+        )
+        for (i, peer) in peers.enumerated() {
+            let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
+            logger.info(
+                "peer \(i + 1): \(KeyEncoding.encode(peer.publicKey)) endpoint \(peer.endpoint.map { "\($0)" } ?? "(waits for the peer)") allowed IPs \(allowed.isEmpty ? "(none)" : allowed)"
+            )
+        }
+
+        let info = DaemonInfo(
+            interfaceName: device.name, publicKey: publicKey, listenPort: transport.localPort,
+            mode: config.interface.mode.rawValue, transport: config.interface.transport.rawValue)
+        let controlSocket = try ControlSocket(
+            directory: options.runDirectory, interfaceName: device.name, info: info, control: control,
+            clock: BootClock(), logger: logger)
+        return RunningDaemon(
+            dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
+            logger: logger)
+    }
+
+    static func transportDescription(_ config: Config, transport: any Transport) -> String {
+        if let port = transport.localPort { return "port \(port)" }
+        return "to \(config.peers.first?.endpoint.map { "\($0)" } ?? "?")"
+    }
+
+    static func loadConfig(_ options: DaemonOptions) throws -> Config {
+        let path = options.configPath
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
+            throw StartupError("config file \(path) \(reason)")
+        }
+        do throws(ConfigError) {
+            var config = try Config.parse(text, fileName: path)
+            config = try config.applying(options.overrides)
+            try config.validate(role: options.role)
+            return config
+        } catch {
+            throw StartupError(error.description)
+        }
+    }
+
+    enum SecretKind { case privateKey, presharedKey }
+
+    static func resolveKey(_ source: Config.KeySource, base: String, secret: SecretKind) throws -> SecretKey {
+        switch source {
+        case .key(let key): return key
+        case .file(let path):
+            let full = path.hasPrefix("/") ? path : (base.isEmpty ? path : base + "/" + path)
+            do throws(KeyFileError) {
+                switch secret {
+                case .privateKey: return try KeyFile.readPrivateKey(path: full)
+                case .presharedKey: return try KeyFile.readPresharedKey(path: full)
+                }
+            } catch {
+                throw StartupError(error.description)
+            }
+        }
+    }
+}
+
+/// Wall-clock timestamps for handshake initiations (CLOCK_REALTIME).
+struct SystemTimestamps: TimestampSource {
+    mutating func timestamp() -> TAI64N {
+        let now = wallClockNow()
+        return TAI64N(unixSeconds: now.seconds, nanoseconds: UInt32(now.nanoseconds))
+    }
+}
+
+/// A started daemon: its data-plane thread, control socket and interface.
+final class RunningDaemon: @unchecked Sendable {
+    // Touched only by the main thread, except `dataPlane`, which only its own thread runs.
+    private let control: DataPlaneControl
+    private let controlSocket: ControlSocket
+    private let device: TunDevice
+    private let netlink: Netlink
+    private let logger: Logger
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+    private(set) var failed = false
+    var interfaceName: String { device.name }
+
+    init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
+         netlink: Netlink, logger: Logger) {
+        self.control = control
+        self.controlSocket = controlSocket
+        self.device = device
+        self.netlink = netlink
+        self.logger = logger
+        let box = DataPlaneBox(dataPlane)
+        let thread = Thread { [done, control] in
+            if box.dataPlane.run() != nil {
+                // The data plane died: make the main thread's sigwait return.
+                kill(getpid(), SIGTERM)
+            }
+            _ = control
+            done.signal()
+        }
+        thread.name = "vpnd-dataplane"
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+        controlSocket.start()
+    }
+
+    func stop() {
+        control.requestStop()
+        done.wait()
+        controlSocket.stop()
+        do { try netlink.deleteLink(device.name) } catch {
+            // A tun device vanishes when its fd closes anyway; only log if it is still there.
+            logger.debug("removing \(device.name): \(error)")
+        }
+    }
+}
+
+/// Hands the thread-confined data plane to its thread.
+private final class DataPlaneBox: @unchecked Sendable {
+    let dataPlane: DataPlane
+    init(_ dataPlane: DataPlane) { self.dataPlane = dataPlane }
+}

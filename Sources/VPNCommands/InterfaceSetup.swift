@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNLinux
+
+/// Configures the new interface through rtnetlink: MTU, addresses, link up, routes, bridge.
+enum InterfaceSetup {
+    static func configure(
+        device: TunDevice, netlink: Netlink, mtu: Int, addresses: [IPPrefix], routes: [IPPrefix], bridge: String?
+    ) throws {
+        try netlink.setMTU(mtu, on: device.name)
+        for address in addresses {
+            guard let prefix = NetlinkPrefix(bytes: address.address.bytes, length: Int(address.length)) else { continue }
+            try netlink.addAddress(prefix, on: device.name)
+        }
+        if let bridge {
+            try netlink.setMaster(of: device.name, to: bridge)
+        }
+        try netlink.setLink(device.name, up: true)
+        for route in routesToAdd(routes, addresses: addresses) {
+            guard let prefix = NetlinkPrefix(bytes: route.address.bytes, length: Int(route.length)) else { continue }
+            try netlink.addRoute(to: prefix.network, device: device.name)
+        }
+    }
+
+    /// The AllowedIPs prefixes that need a route: not already covered by the subnet of one of
+    /// the interface's own addresses (the kernel adds that route itself), not a default route
+    /// (that needs policy routing, which vpnd leaves to the administrator), and not duplicated.
+    static func routesToAdd(_ routes: [IPPrefix], addresses: [IPPrefix]) -> [IPPrefix] {
+        var out: [IPPrefix] = []
+        for route in routes.map(\.masked) {
+            if route.length == 0 { continue }
+            let covered = addresses.contains { address in
+                address.address.isIPv4 == route.address.isIPv4 && address.length <= route.length
+                    && address.masked.contains(route.address)
+            }
+            if covered || out.contains(route) { continue }
+            out.append(route)
+        }
+        return out
+    }
+}

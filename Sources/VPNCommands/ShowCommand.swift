@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import Foundation
+import Glibc
+
+/// `vpnd show`: the status of running tunnels, like `wg show`.
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show running tunnels: keys, endpoints, latest handshake, traffic and drops.",
+        discussion: "Asks each running vpnd over its control socket (DIR/NAME.sock, root only).")
+
+    @Argument(help: "The interface to show (default: every running vpnd).")
+    var interface: String?
+
+    @Flag(name: .long, help: "Print JSON for scripts.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Directory of the control sockets.", valueName: "dir"))
+    var runDirectory: String = ControlSocket.defaultDirectory
+
+    func run() throws {
+        var names: [String]
+        if let interface {
+            names = [interface]
+        } else {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+            names = entries.filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
+        }
+        if names.isEmpty {
+            FileHandle.standardError.write(Data("vpnd show: no running vpnd found in \(runDirectory)\n".utf8))
+            throw ExitCode(1)
+        }
+        var failed = false
+        for (i, name) in names.enumerated() {
+            let path = runDirectory + "/" + name + ".sock"
+            guard let fd = ControlSocket.connect(path: path) else {
+                let hint = access(runDirectory, R_OK) == 0 ? "is it running?" : "run as root"
+                FileHandle.standardError.write(Data("vpnd show: cannot reach vpnd for \(name) at \(path); \(hint)\n".utf8))
+                failed = true
+                continue
+            }
+            defer { close(fd) }
+            let request = Array((json ? "json\n" : "text\n").utf8)
+            _ = request.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+            var reply: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(fd, &chunk, chunk.count)
+                if count <= 0 { break }
+                reply.append(contentsOf: chunk[0..<count])
+            }
+            if i > 0 && !json { print("") }
+            print(String(decoding: reply, as: UTF8.self), terminator: "")
+        }
+        if failed { throw ExitCode(1) }
+    }
+}

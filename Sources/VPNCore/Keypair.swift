@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+/// One session's transport keys and the state that goes with them: indexes, the sending
+/// counter and the receiving replay window (whitepaper 5.4.6).
+///
+/// Not thread-safe; owned by one data-plane thread.
+public struct Keypair: Sendable {
+    /// Key for messages we send.
+    public let sendKey: SecretKey
+    /// Key for messages we receive.
+    public let receiveKey: SecretKey
+    /// Our index: the receiver index the peer puts in its messages to us.
+    public let localIndex: UInt32
+    /// The peer's index: the receiver index we put in our messages.
+    public let remoteIndex: UInt32
+    /// When the handshake that made the keys completed.
+    public let created: Instant
+    /// True when we initiated the handshake (only the initiator rekeys on age).
+    public let isInitiator: Bool
+    /// The next counter to send with.
+    public var sendCounter: UInt64 = 0
+    /// Counters already received.
+    public var replay = ReplayWindow()
+
+    public init(sendKey: SecretKey, receiveKey: SecretKey, localIndex: UInt32, remoteIndex: UInt32,
+                created: Instant, isInitiator: Bool) {
+        self.sendKey = sendKey
+        self.receiveKey = receiveKey
+        self.localIndex = localIndex
+        self.remoteIndex = remoteIndex
+        self.created = created
+        self.isInitiator = isInitiator
+    }
+}
+
+/// The three keypair slots of a peer (whitepaper 6.1, wireguard-go's keypairs):
+/// `current` sends and receives; `previous` still receives (packets in flight across a rekey);
+/// `next` is a responder's new session, received on but not sent with until the initiator's
+/// first data message confirms it.
+public struct KeypairSlots: Sendable {
+    public var current: Keypair?
+    public var previous: Keypair?
+    public var next: Keypair?
+
+    public init() {}
+
+    /// Which slot holds the keypair with `localIndex`.
+    public enum Slot: Sendable { case current, previous, next }
+
+    /// The slot whose keypair has `localIndex`, if any.
+    @inlinable
+    public func slot(forLocalIndex index: UInt32) -> Slot? {
+        if let k = current, k.localIndex == index { return .current }
+        if let k = next, k.localIndex == index { return .next }
+        if let k = previous, k.localIndex == index { return .previous }
+        return nil
+    }
+
+    /// Installs a keypair made by a handshake we initiated: it is confirmed at once.
+    /// Returns the local indexes that left the slots (to retire from the index table).
+    ///
+    /// As wireguard-go does: an unconfirmed `next` becomes `previous` (the peer may already send
+    /// on it) and `current` is retired; otherwise `current` becomes `previous`.
+    public mutating func installInitiated(_ keypair: Keypair) -> [UInt32] {
+        var retired: [UInt32] = []
+        if let old = previous { retired.append(old.localIndex) }
+        if let pending = next {
+            if let old = current { retired.append(old.localIndex) }
+            previous = pending
+            next = nil
+        } else {
+            previous = current
+        }
+        current = keypair
+        return retired
+    }
+
+    /// Installs a keypair made by a handshake we answered: it waits in `next` for confirmation;
+    /// an older unconfirmed `next` and `previous` are retired.
+    /// Returns the local indexes that left the slots.
+    public mutating func installResponded(_ keypair: Keypair) -> [UInt32] {
+        var retired: [UInt32] = []
+        if let pending = next { retired.append(pending.localIndex) }
+        if let old = previous { retired.append(old.localIndex) }
+        previous = nil
+        next = keypair
+        return retired
+    }
+
+    /// Promotes `next` to `current` after the peer's first message on it.
+    /// Returns the local index that left the slots, if any.
+    public mutating func confirmNext() -> UInt32? {
+        guard let confirmed = next else { return nil }
+        let retired = previous?.localIndex
+        previous = current
+        current = confirmed
+        next = nil
+        return retired
+    }
+
+    /// Drops every keypair (their keys are zeroed when the last reference goes).
+    /// Returns the local indexes that left the slots.
+    public mutating func clear() -> [UInt32] {
+        let retired = [current?.localIndex, previous?.localIndex, next?.localIndex].compactMap { $0 }
+        current = nil
+        previous = nil
+        next = nil
+        return retired
+    }
+}

@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+/// The result of ``Tunnel/encapsulate(_:now:)``.
+public enum EncapsulateResult: Sendable {
+    /// The buffer now holds a sealed data message: send it to this endpoint.
+    case send(Endpoint)
+    /// No session yet: the packet was copied into the peer's staging queue and a handshake is
+    /// under way; the buffer may be reused.
+    case staged
+    /// Refused, for this reason.
+    case drop(DropReason)
+}
+
+/// The result of ``Tunnel/decapsulate(_:from:now:)``.
+public enum DecapsulateResult: Sendable {
+    /// The buffer now holds an authenticated inner packet (padding removed): write it to the
+    /// device.
+    case deliver
+    /// A handshake message or keepalive, handled; anything to send in reply is in the outbox.
+    case consumed
+    /// Refused, for this reason.
+    case drop(DropReason)
+}
+
+/// The sans-IO protocol core of one interface: every peer's sessions, handshakes and timers,
+/// cryptokey routing and the DoS defences. Bytes, instants, entropy and wall-clock timestamps
+/// go in; results, outgoing frames and log events come out. No syscalls, no clock, no logging.
+///
+/// Not thread-safe; owned by one data-plane thread.
+public final class Tunnel {
+    /// The configuration the tunnel was built from.
+    public let configuration: TunnelConfiguration
+    /// Our identity for handshakes.
+    public let identity: HandshakeIdentity
+    /// Frames to send: handshake messages, cookie replies, keepalives, flushed staged packets.
+    public let outbox: FrameQueue
+
+    var peers: [Peer]
+    var peersByKey: [Bytes32: Int]
+    var routes = AllowedIPs()
+    /// Our local index → peer number.
+    var indexTable: [UInt32: UInt32]
+    var entropy: any EntropySource
+    var timestamps: any TimestampSource
+    var cookieChecker: CookieChecker
+    var rateLimiter: HandshakeRateLimiter
+    var loadWindowStart: Instant = .zero
+    var initiationsInWindow = 0
+    var underLoadUntil: Instant = .zero
+    var unattributedDrops: [UInt64]
+    var events: [TunnelEvent] = []
+    let slotSize: Int
+
+    /// Builds the core for `configuration`.
+    public init(
+        configuration: TunnelConfiguration, entropy: any EntropySource, timestamps: any TimestampSource,
+        outboxCapacity: Int = 256
+    ) {
+        self.configuration = configuration
+        identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
+        self.entropy = entropy
+        self.timestamps = timestamps
+        slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32
+        outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
+        peers = []
+        peersByKey = [:]
+        indexTable = Dictionary(minimumCapacity: 64 * max(1, configuration.peers.count))
+        unattributedDrops = [UInt64](repeating: 0, count: DropReason.allCases.count)
+        cookieChecker = CookieChecker(identity: HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode))
+        rateLimiter = HandshakeRateLimiter()
+        for (i, peerConfiguration) in configuration.peers.enumerated() {
+            let peer = Peer(
+                number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
+                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize)
+            peers.append(peer)
+            peersByKey[peerConfiguration.publicKey] = i
+            for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
+        }
+    }
+
+    /// The earliest instant at which ``tick(now:)`` has work, or nil.
+    public var nextDeadline: Instant? {
+        var earliest: Instant? = nil
+        for peer in peers {
+            if let d = peer.timers.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
+        }
+        return earliest
+    }
+
+    /// Pops the oldest event for the log.
+    public func nextEvent() -> TunnelEvent? {
+        events.isEmpty ? nil : events.removeFirst()
+    }
+
+    func note(_ level: TunnelEvent.Level, _ message: String) {
+        if events.count < 256 { events.append(TunnelEvent(level: level, message: message)) }
+    }
+
+    /// Counts a drop that the data plane saw outside the core (a device write that failed).
+    public func countDrop(_ reason: DropReason) {
+        unattributedDrops[Int(reason.rawValue)] &+= 1
+    }
+
+    // MARK: - Outgoing: tun → network
+
+    /// Seals the inner packet in `packet` for its peer, or stages it until a session exists.
+    ///
+    /// `packet` needs ``TransportData/headroom`` (``TransportData/tcpHeadroom`` for TCP) in
+    /// front and ``TransportData/tailroom`` behind.
+    public func encapsulate(_ packet: inout PacketBuffer, now: Instant) -> EncapsulateResult {
+        guard packet.count <= configuration.mtu + (configuration.mode == .tap ? 14 : 0) else {
+            return drop(.packetTooBig, peer: nil)
+        }
+        let peer: Peer
+        switch configuration.mode {
+        case .tun:
+            guard let destination = InnerPacket.destinationAddress(of: UnsafeRawBufferPointer(packet.bytes)),
+                let number = routes.lookup(IPAddress(mapped: destination))
+            else { return drop(.noRoute, peer: nil) }
+            peer = peers[Int(number)]
+        case .tap:
+            guard let only = peers.first else { return drop(.noRoute, peer: nil) }
+            peer = only
+        }
+        guard let destination = peer.endpoint else { return drop(.noEndpoint, peer: peer) }
+
+        if var keypair = peer.slots.current,
+            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
+        {
+            let counter = keypair.sendCounter
+            keypair.sendCounter += 1
+            let plaintextCount = packet.count
+            TransportData.seal(
+                &packet, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
+                padding: configuration.pads, mtu: configuration.mtu)
+            let rekey = peer.timers.shouldRekeyOnSend(
+                keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: keypair.sendCounter, now: now)
+            peer.slots.current = keypair
+            peer.sentPackets &+= 1
+            peer.sentBytes &+= UInt64(plaintextCount)
+            peer.timers.dataSent(now: now, entropy: &entropy)
+            peer.timers.anyAuthenticatedPacketSent(now: now)
+            peer.timers.anyAuthenticatedPacketTraversal(now: now)
+            if rekey { startHandshake(peer, now: now) }
+            return .send(destination)
+        }
+
+        // No usable session: keep the packet for when one exists, and make one.
+        let source = UnsafeRawBufferPointer(packet.bytes)
+        if peer.staged.isFull {
+            // Newest wins, as wireguard-go drops the oldest staged packet.
+            peer.staged.dequeue { _ in }
+            peer.count(.queueFull)
+        }
+        peer.staged.enqueue(destination: destination, peer: peer.number) { buffer in
+            buffer.append(contentsOf: source)
+            return true
+        }
+        startHandshake(peer, now: now)
+        return .staged
+    }
+
+    // MARK: - Incoming: network → tun
+
+    /// Handles one message received from `source`.
+    public func decapsulate(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
+        switch Wire.classify(UnsafeRawBufferPointer(datagram.bytes)) {
+        case .data(let receiverIndex, _):
+            return receiveData(&datagram, receiverIndex: receiverIndex, from: source, now: now)
+        case .initiation:
+            return receiveInitiation(datagram, from: source, now: now)
+        case .response:
+            return receiveResponse(datagram, from: source, now: now)
+        case .cookieReply:
+            return receiveCookieReply(datagram, now: now)
+        case .invalid(let reason):
+            return .drop(countUnattributed(reason))
+        }
+    }
+
+    private func receiveData(
+        _ datagram: inout PacketBuffer, receiverIndex: UInt32, from source: Endpoint, now: Instant
+    ) -> DecapsulateResult {
+        guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unknownReceiverIndex)) }
+        let peer = peers[Int(number)]
+        guard let slot = peer.slots.slot(forLocalIndex: receiverIndex) else {
+            return .drop(countUnattributed(.unknownReceiverIndex))
+        }
+        var keypair: Keypair
+        switch slot {
+        case .current: keypair = peer.slots.current!
+        case .previous: keypair = peer.slots.previous!
+        case .next: keypair = peer.slots.next!
+        }
+        guard peer.timers.keyUsableForReceiving(keyCreated: keypair.created, now: now) else {
+            return drop(.keyExpired, peer: peer)
+        }
+        let result = TransportData.open(&datagram, key: keypair.receiveKey, replay: &keypair.replay)
+        guard case .ok = result else {
+            if case .drop(let reason) = result { return drop(reason, peer: peer) }
+            return drop(.authenticationFailed, peer: peer)
+        }
+        // Authenticated: store the advanced window, follow the peer's address (roaming).
+        switch slot {
+        case .current: peer.slots.current = keypair
+        case .previous: peer.slots.previous = keypair
+        case .next:
+            peer.slots.next = keypair
+            if let retired = peer.slots.confirmNext() { indexTable[retired] = nil }
+            flushStaged(peer, now: now)
+        }
+        if peer.endpoint != source {
+            if peer.endpoint != nil { note(.info, "peer \(shortKey(peer)) endpoint changed to \(source)") }
+            peer.endpoint = source
+        }
+        peer.timers.anyAuthenticatedPacketReceived(now: now)
+        peer.timers.anyAuthenticatedPacketTraversal(now: now)
+        if keypair.isInitiator,
+            slot == .current,
+            peer.timers.shouldRekeyOnReceive(keyCreated: keypair.created, isInitiator: true, now: now)
+        {
+            startHandshake(peer, now: now)
+        }
+        if datagram.count == 0 {
+            peer.receivedPackets &+= 1  // a keepalive: counted, not delivered
+            return .consumed
+        }
+        peer.timers.dataReceived(now: now)
+        let inner = UnsafeRawBufferPointer(datagram.bytes)
+        if configuration.mode == .tun {
+            guard let length = InnerPacket.length(of: inner) else { return drop(.malformedInnerPacket, peer: peer) }
+            guard let sourceAddress = InnerPacket.sourceAddress(of: inner),
+                routes.lookup(IPAddress(mapped: sourceAddress)) == peer.number
+            else { return drop(.sourceNotAllowed, peer: peer) }
+            datagram.truncate(to: length)
+        }
+        peer.receivedPackets &+= 1
+        peer.receivedBytes &+= UInt64(datagram.count)
+        return .deliver
+    }
+
+    // MARK: - Timers
+
+    /// Runs every peer's due timers: retries, keepalives, key expiry.
+    public func tick(now: Instant) {
+        for peer in peers {
+            guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
+            let actions = peer.timers.tick(now: now)
+            if actions.contains(.zeroKeys) {
+                for index in peer.slots.clear() { indexTable[index] = nil }
+                if let pending = peer.pendingInitiation { indexTable[pending.localIndex] = nil }
+                peer.pendingInitiation = nil
+            }
+            if actions.contains(.handshakeGaveUp) {
+                peer.staged.removeAll()
+                if let pending = peer.pendingInitiation { indexTable[pending.localIndex] = nil }
+                peer.pendingInitiation = nil
+                if !peer.reportedGiveUp {
+                    peer.reportedGiveUp = true
+                    note(.warning, "peer \(shortKey(peer)): \(peer.timers.handshakeGaveUpMessage)")
+                }
+            }
+            if actions.contains(.sendHandshakeInitiation) {
+                sendInitiation(peer, now: now, isRetry: true)
+            }
+            if actions.contains(.sendKeepalive) {
+                sendKeepalive(peer, now: now)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Seals an empty packet for `peer` into the outbox, if a session can send.
+    func sendKeepalive(_ peer: Peer, now: Instant) {
+        guard var keypair = peer.slots.current, let destination = peer.endpoint,
+            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
+        else { return }
+        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+            TransportData.seal(
+                &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
+                padding: configuration.pads, mtu: configuration.mtu)
+            return true
+        }
+        guard queued else { return peer.count(.queueFull) }
+        keypair.sendCounter += 1
+        peer.slots.current = keypair
+        peer.timers.anyAuthenticatedPacketSent(now: now)
+        peer.timers.anyAuthenticatedPacketTraversal(now: now)
+    }
+
+    /// Seals every staged packet of `peer` into the outbox, in order; sends a keepalive if none
+    /// was staged and we are the initiator (so the responder can confirm the session).
+    func flushStaged(_ peer: Peer, now: Instant) {
+        guard var keypair = peer.slots.current, let destination = peer.endpoint else { return }
+        var sent = 0
+        while !peer.staged.isEmpty {
+            var ok = true
+            peer.staged.dequeue { frame in
+                let source = UnsafeRawBufferPointer(frame.buffer.bytes)
+                ok = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+                    buffer.append(contentsOf: source)
+                    TransportData.seal(
+                        &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
+                        padding: configuration.pads, mtu: configuration.mtu)
+                    return true
+                }
+                if ok {
+                    keypair.sendCounter += 1
+                    peer.sentPackets &+= 1
+                    peer.sentBytes &+= UInt64(source.count)
+                } else {
+                    peer.count(.queueFull)
+                }
+            }
+            if ok { sent += 1 }
+        }
+        peer.slots.current = keypair
+        if sent > 0 {
+            peer.timers.dataSent(now: now, entropy: &entropy)
+            peer.timers.anyAuthenticatedPacketSent(now: now)
+            peer.timers.anyAuthenticatedPacketTraversal(now: now)
+        } else if keypair.isInitiator {
+            sendKeepalive(peer, now: now)
+        }
+    }
+
+    @inline(__always)
+    func drop(_ reason: DropReason, peer: Peer?) -> EncapsulateResult {
+        if let peer { peer.count(reason) } else { unattributedDrops[Int(reason.rawValue)] &+= 1 }
+        return .drop(reason)
+    }
+
+    @inline(__always)
+    func drop(_ reason: DropReason, peer: Peer) -> DecapsulateResult {
+        peer.count(reason)
+        return .drop(reason)
+    }
+
+    @inline(__always)
+    func countUnattributed(_ reason: DropReason) -> DropReason {
+        unattributedDrops[Int(reason.rawValue)] &+= 1
+        return reason
+    }
+
+    func shortKey(_ peer: Peer) -> String {
+        String(KeyEncoding.encode(peer.configuration.publicKey).prefix(8)) + "…"
+    }
+
+    // MARK: - Status
+
+    /// A snapshot for `vpnd show`.
+    public func status(now: Instant) -> TunnelStatus {
+        func table(_ counts: [UInt64]) -> [DropReason: UInt64] {
+            var out: [DropReason: UInt64] = [:]
+            for reason in DropReason.allCases where counts[Int(reason.rawValue)] > 0 {
+                out[reason] = counts[Int(reason.rawValue)]
+            }
+            return out
+        }
+        return TunnelStatus(
+            publicKey: identity.publicKey, now: now, mode: configuration.mode, drops: table(unattributedDrops),
+            peers: peers.map { peer in
+                let usable = peer.slots.current.map {
+                    peer.timers.keyUsableForSending(keyCreated: $0.created, sendCounter: $0.sendCounter, now: now)
+                } ?? false
+                return PeerStatus(
+                    publicKey: peer.configuration.publicKey, endpoint: peer.endpoint,
+                    allowedIPs: peer.configuration.allowedIPs, latestHandshake: peer.latestHandshake,
+                    receivedBytes: peer.receivedBytes, receivedPackets: peer.receivedPackets, sentBytes: peer.sentBytes,
+                    sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
+                    drops: table(peer.drops), hasSession: usable)
+            })
+    }
+}
+
+@available(*, unavailable)
+extension Tunnel: Sendable {}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+/// What the core needs to run a tunnel: our identity, the peers, the MTU and the timer limits.
+/// Built by the CLI layer from a parsed config file; no file names, no sockets.
+public struct TunnelConfiguration: Sendable {
+    /// tun (IP packets, WireGuard-compatible) or tap (Ethernet frames, vpnd's own identifier).
+    public var mode: HandshakeIdentity.Mode
+    /// Our static private key.
+    public var privateKey: SecretKey
+    /// The tunnel MTU: the largest inner packet (tun) or Ethernet payload (tap).
+    public var mtu: Int
+    /// The peers; tap mode has exactly one.
+    public var peers: [PeerConfiguration]
+    /// WireGuard's timer limits; shortened only in tests.
+    public var timers: TimerSettings
+    /// Packets waiting for a handshake, per peer.
+    public var stagedPacketsPerPeer: Int
+
+    public init(
+        mode: HandshakeIdentity.Mode, privateKey: SecretKey, mtu: Int, peers: [PeerConfiguration],
+        timers: TimerSettings = .wireGuard, stagedPacketsPerPeer: Int = Tuning.stagedPacketsPerPeer
+    ) {
+        self.mode = mode
+        self.privateKey = privateKey
+        self.mtu = mtu
+        self.peers = peers
+        self.timers = timers
+        self.stagedPacketsPerPeer = stagedPacketsPerPeer
+    }
+
+    /// Whether data messages are zero-padded to 16 bytes. tun pads as WireGuard does (the IP
+    /// header tells the receiver the real length); tap does not, since an Ethernet frame does
+    /// not carry its own length.
+    public var pads: Bool { mode == .tun }
+}
+
+/// One peer as the core sees it.
+public struct PeerConfiguration: Sendable {
+    /// The peer's static public key.
+    public var publicKey: Bytes32
+    /// The optional pre-shared key (psk2).
+    public var presharedKey: SecretKey?
+    /// Inner addresses this peer may send from and that are routed to it (tun mode).
+    public var allowedIPs: [IPPrefix]
+    /// Where to send before the peer has talked to us; nil for a peer that must call in.
+    public var endpoint: Endpoint?
+    /// PersistentKeepalive interval, zero for off.
+    public var persistentKeepalive: Duration
+
+    public init(
+        publicKey: Bytes32, presharedKey: SecretKey? = nil, allowedIPs: [IPPrefix] = [], endpoint: Endpoint? = nil,
+        persistentKeepalive: Duration = .zero
+    ) {
+        self.publicKey = publicKey
+        self.presharedKey = presharedKey
+        self.allowedIPs = allowedIPs
+        self.endpoint = endpoint
+        self.persistentKeepalive = persistentKeepalive
+    }
+}
+
+/// A source of wall-clock time for TAI64N timestamps in handshake initiations. The core reads
+/// no clock: the daemon supplies the real one, tests a fixed or stepping one.
+public protocol TimestampSource {
+    /// The current wall-clock time.
+    mutating func timestamp() -> TAI64N
+}
+
+/// A snapshot of a tunnel for `vpnd show`. Made on request, off the per-packet path.
+public struct TunnelStatus: Sendable {
+    /// Our public key.
+    public var publicKey: Bytes32
+    /// When the snapshot was taken (same clock as the `Instant`s below).
+    public var now: Instant
+    /// tun or tap.
+    public var mode: HandshakeIdentity.Mode
+    /// Drops that belong to no peer, by reason.
+    public var drops: [DropReason: UInt64]
+    /// Per peer.
+    public var peers: [PeerStatus]
+}
+
+/// One peer's line in `vpnd show`.
+public struct PeerStatus: Sendable {
+    public var publicKey: Bytes32
+    public var endpoint: Endpoint?
+    public var allowedIPs: [IPPrefix]
+    /// When the latest handshake completed.
+    public var latestHandshake: Instant?
+    public var receivedBytes: UInt64
+    public var receivedPackets: UInt64
+    public var sentBytes: UInt64
+    public var sentPackets: UInt64
+    public var persistentKeepalive: Duration
+    /// Drops attributed to this peer, by reason.
+    public var drops: [DropReason: UInt64]
+    /// True when a session key is usable right now.
+    public var hasSession: Bool
+}
+
+/// Something the daemon should log: the core never logs itself.
+public struct TunnelEvent: Sendable {
+    public enum Level: Sendable { case debug, info, warning }
+    public var level: Level
+    public var message: String
+}

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+import Logging
+import Synchronization
+import VPNBasics
+import VPNCore
+
+// Flow of one data-plane iteration (all on one thread, in this order; no locks on the way):
+//
+//   poller.wait(until: tunnel.nextDeadline)
+//   now = clock.now()
+//   tun readable  -> read a batch -> tunnel.encapsulate each -> transport.send(batch)
+//   net readable  -> receive a batch -> tunnel.decapsulate each -> device.write(delivered)
+//   deadline due  -> tunnel.tick(now)
+//   outbox        -> transport.send(handshakes, keepalives, flushed staged packets)
+//   wakeup        -> control requests (status snapshot, stop)
+//
+// Ordering: packets of one direction leave in the order they arrived within and across
+// batches; the outbox is flushed after each stage, so a handshake response never waits
+// behind a full batch.
+
+/// The packet loop: moves packets between the virtual interface and the transport through the
+/// sans-IO ``Tunnel``.
+///
+/// Not thread-safe: one thread calls ``run()`` (or ``runOnce(timeoutCap:)`` in tests); other
+/// threads talk to it only through ``DataPlaneControl``.
+public final class DataPlane {
+    private let tunnel: Tunnel
+    private let device: any PacketDevice
+    private let transport: any Transport
+    private let poller: any Poller
+    private let clock: any Clock
+    private let control: DataPlaneControl
+    private let logger: Logger
+
+    private let batchSize: Int
+    private let slab: PacketSlab
+    private let buffers: UnsafeMutableBufferPointer<PacketBuffer>
+    private let endpoints: UnsafeMutableBufferPointer<Endpoint>
+    private let sendBuffers: UnsafeMutableBufferPointer<PacketBuffer>
+    private let sendEndpoints: UnsafeMutableBufferPointer<Endpoint>
+    private let events: UnsafeMutableBufferPointer<PollEvent>
+    private let headroom: Int
+
+    private let dropLog: RateLimitedLog
+
+    static let deviceToken: UInt64 = 1
+    static let wakeupToken: UInt64 = 2
+    /// Tokens from this value up belong to the transport.
+    static let transportTokenBase: UInt64 = 16
+
+    /// Builds the loop; registers the device, the transport and the control wakeup with `poller`.
+    public init(
+        tunnel: Tunnel, device: any PacketDevice, transport: any Transport, poller: any Poller,
+        clock: any Clock, control: DataPlaneControl, logger: Logger, batchSize: Int = 64
+    ) throws(IOError) {
+        self.tunnel = tunnel
+        self.device = device
+        self.transport = transport
+        self.poller = poller
+        self.clock = clock
+        self.control = control
+        self.logger = logger
+        self.batchSize = batchSize
+        headroom = transport.headroom
+        // Room for the largest frame either side can hand us: a tap frame or a sealed data message.
+        let slotSize = headroom + tunnel.configuration.mtu + 14 + TransportData.tailroom + 64
+        slab = PacketSlab(slotSize: slotSize, slotCount: batchSize)
+        buffers = .allocate(capacity: batchSize)
+        endpoints = .allocate(capacity: batchSize)
+        sendBuffers = .allocate(capacity: batchSize)
+        sendEndpoints = .allocate(capacity: batchSize)
+        events = .allocate(capacity: 32)
+        for i in 0..<batchSize {
+            (buffers.baseAddress! + i).initialize(to: slab.buffer(i, headroom: headroom))
+            (sendBuffers.baseAddress! + i).initialize(to: slab.buffer(i, headroom: headroom))
+        }
+        endpoints.initialize(repeating: .none)
+        sendEndpoints.initialize(repeating: .none)
+        events.initialize(repeating: PollEvent(token: 0, events: []))
+        dropLog = RateLimitedLog(interval: .seconds(10))
+        try poller.register(device.pollHandle, token: Self.deviceToken, events: .readable)
+        try poller.register(control.wakeup.pollHandle, token: Self.wakeupToken, events: .readable)
+        try transport.register(with: poller, tokenBase: Self.transportTokenBase)
+    }
+
+    deinit {
+        buffers.deallocate()
+        endpoints.deallocate()
+        sendBuffers.deallocate()
+        sendEndpoints.deallocate()
+        events.deallocate()
+    }
+
+    /// Runs until ``DataPlaneControl/requestStop()``; returns the error that stopped it, if any.
+    public func run() -> IOError? {
+        // A peer with a known endpoint gets a session before the first packet needs one.
+        tunnel.initiateHandshakes(now: clock.now())
+        while !control.stopRequested {
+            do throws(IOError) {
+                try runOnce(timeoutCap: nil)
+            } catch {
+                logger.error("data plane stopped: \(error)")
+                return error
+            }
+        }
+        return nil
+    }
+
+    /// One iteration: wait for readiness or the next timer (at most `timeoutCap`), then handle
+    /// everything that is ready.
+    public func runOnce(timeoutCap: Duration?) throws(IOError) {
+        var now = clock.now()
+        var timeout: Duration? = nil
+        if let deadline = tunnel.nextDeadline {
+            timeout = deadline > now ? deadline - now : .zero
+        }
+        if let deadline = transport.nextDeadline {
+            let wait = deadline > now ? deadline - now : .zero
+            timeout = timeout.map { min($0, wait) } ?? wait
+        }
+        if let cap = timeoutCap { timeout = timeout.map { min($0, cap) } ?? cap }
+        let ready = try poller.wait(into: events, timeout: timeout)
+        now = clock.now()
+        for i in 0..<ready {
+            let event = events[i]
+            switch event.token {
+            case Self.deviceToken:
+                try readDevice(now: now)
+            case Self.wakeupToken:
+                control.wakeup.drain()
+                serviceControl(now: now)
+            default:
+                try transport.handle(event, now: now, tunnel: tunnel) { (datagram: inout PacketBuffer, source: Endpoint) in
+                    deliver(&datagram, from: source, now: now)
+                }
+            }
+            try flushOutbox()
+        }
+        if let deadline = tunnel.nextDeadline, deadline <= now {
+            tunnel.tick(now: now)
+        }
+        try transport.tick(now: now, tunnel: tunnel)
+        try flushOutbox()
+        reportEvents()
+        if control.snapshotRequested { serviceControl(now: now) }
+    }
+
+    // MARK: - Tun → network
+
+    private func readDevice(now: Instant) throws(IOError) {
+        // Bounded so that a busy tun cannot starve the network side.
+        for _ in 0..<8 {
+            for i in 0..<batchSize { buffers[i].reset(headroom: headroom) }
+            let count = try device.read(into: buffers)
+            if count == 0 { return }
+            var pending = 0
+            for i in 0..<count {
+                switch tunnel.encapsulate(&buffers[i], now: now) {
+                case .send(let destination):
+                    sendBuffers[pending] = buffers[i]
+                    sendEndpoints[pending] = destination
+                    pending += 1
+                case .staged:
+                    break
+                case .drop(let reason):
+                    noteDrop(reason)
+                }
+            }
+            if pending > 0 {
+                try transport.send(
+                    UnsafeBufferPointer(rebasing: sendBuffers[0..<pending]),
+                    to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<pending]))
+            }
+            try flushOutbox()
+            if count < batchSize { return }
+        }
+    }
+
+    // MARK: - Network → tun
+
+    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) {
+        switch tunnel.decapsulate(&datagram, from: source, now: now) {
+        case .deliver:
+            do throws(IOError) {
+                if try !device.write(datagram) { noteDrop(.queueFull) }
+            } catch {
+                dropLog.log(logger, now: now, "writing to \(device.name) failed: \(error)")
+            }
+        case .consumed:
+            break
+        case .drop(let reason):
+            noteDrop(reason)
+        }
+    }
+
+    // MARK: - Outbox, events, control
+
+    private func flushOutbox() throws(IOError) {
+        while !tunnel.outbox.isEmpty {
+            var pending = 0
+            while pending < batchSize,
+                tunnel.outbox.dequeue({ frame in
+                    sendBuffers[pending] = frame.buffer
+                    sendEndpoints[pending] = frame.destination
+                })
+            {
+                pending += 1
+            }
+            try transport.send(
+                UnsafeBufferPointer(rebasing: sendBuffers[0..<pending]),
+                to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<pending]))
+        }
+    }
+
+    private func noteDrop(_ reason: DropReason) {
+        // Counted by the tunnel per peer where a peer is known; the log says what is unusual.
+        tunnel.countDrop(reason)
+    }
+
+    private func reportEvents() {
+        while let event = tunnel.nextEvent() {
+            switch event.level {
+            case .info: logger.info("\(event.message)")
+            case .warning: logger.warning("\(event.message)")
+            case .debug: logger.debug("\(event.message)")
+            }
+        }
+    }
+
+    private func serviceControl(now: Instant) {
+        if control.snapshotRequested {
+            control.publish(tunnel.status(now: now))
+        }
+    }
+}
+
+@available(*, unavailable)
+extension DataPlane: Sendable {}
+
+/// Log lines that could repeat per packet, at most one per interval.
+final class RateLimitedLog {
+    private let interval: Duration
+    private var last: Instant?
+
+    init(interval: Duration) { self.interval = interval }
+
+    func log(_ logger: Logger, now: Instant, _ message: @autoclosure () -> Logger.Message) {
+        if let last, now - last < interval { return }
+        last = now
+        logger.warning(message())
+    }
+}

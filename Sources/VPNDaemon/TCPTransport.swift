@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+import Logging
+import VPNBasics
+import VPNCore
+
+/// Shared machinery of the TCP transports: links by token and by remote endpoint, framing on
+/// send, deframing on receive.
+public class TCPTransportBase {
+    let logger: Logger
+    let maxFrame: Int
+    var poller: (any Poller)?
+    var tokenBase: UInt64 = 0
+    var nextToken: UInt64 = 1
+    var linksByToken: [UInt64: StreamLink] = [:]
+    var linksByRemote: [Endpoint: StreamLink] = [:]
+    private let scratchSlab: PacketSlab
+    private var scratch: PacketBuffer
+    /// Messages dropped because no connection leads to their destination or its queue was full.
+    public private(set) var sendDrops: UInt64 = 0
+
+    public let headroom = TransportData.tcpHeadroom
+
+    init(maxFrame: Int, logger: Logger) {
+        self.maxFrame = maxFrame
+        self.logger = logger
+        scratchSlab = PacketSlab(slotSize: maxFrame + 64, slotCount: 1)
+        scratch = scratchSlab.buffer(0, headroom: 0)
+    }
+
+    func add(_ connection: any StreamConnection, connecting: Bool) throws(IOError) -> StreamLink {
+        let token = tokenBase + nextToken
+        nextToken += 1
+        let link = StreamLink(connection: connection, token: token, maxFrame: maxFrame, connecting: connecting)
+        linksByToken[token] = link
+        linksByRemote[link.remote] = link
+        let events: PollEvents = connecting ? [.readable, .writable] : .readable
+        link.watchingWritable = connecting
+        try poller?.register(connection.pollHandle, token: token, events: events)
+        return link
+    }
+
+    func remove(_ link: StreamLink, why: String) {
+        poller?.unregister(link.connection.pollHandle)
+        link.connection.close()
+        linksByToken[link.token] = nil
+        if linksByRemote[link.remote] === link { linksByRemote[link.remote] = nil }
+        linkClosed(link, why: why)
+    }
+
+    /// Called after a link is gone; subclasses redial.
+    func linkClosed(_ link: StreamLink, why: String) {}
+    /// Called when a dialled link completes its connect.
+    func linkConnected(_ link: StreamLink) {}
+
+    func handleLink(
+        _ link: StreamLink, event: PollEvent, deliver: (inout PacketBuffer, Endpoint) -> Void
+    ) {
+        do throws(IOError) {
+            if link.connecting {
+                guard event.events.contains(.writable) || event.events.contains(.hangup) else { return }
+                guard try link.connection.finishConnecting() else { return }
+                link.connecting = false
+                linkConnected(link)
+            }
+            if event.events.contains(.writable) || link.watchingWritable {
+                if try link.flush(), link.watchingWritable {
+                    link.watchingWritable = false
+                    try poller?.modify(link.connection.pollHandle, token: link.token, events: .readable)
+                }
+            }
+            if event.events.contains(.readable) || event.events.contains(.hangup) {
+                if try !link.receive(into: &scratch, from: link.remote, deliver: deliver) {
+                    remove(link, why: link.deframer.isInvalid ? "invalid frame (closing this connection only)" : "closed by peer")
+                }
+            }
+        } catch {
+            remove(link, why: error.description)
+        }
+    }
+
+    public func send(
+        _ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>
+    ) throws(IOError) {
+        for i in 0..<buffers.count {
+            guard let link = linksByRemote[destinations[i]], !link.connecting else {
+                sendDrops &+= 1
+                continue
+            }
+            var buffer = buffers[i]
+            TCPFramer.prependHeader(to: &buffer)
+            do throws(IOError) {
+                if try !link.send(UnsafeRawBufferPointer(buffer.bytes)) { sendDrops &+= 1 }
+                if link.hasQueuedBytes && !link.watchingWritable {
+                    link.watchingWritable = true
+                    try poller?.modify(link.connection.pollHandle, token: link.token, events: [.readable, .writable])
+                }
+            } catch {
+                remove(link, why: error.description)
+            }
+        }
+    }
+}
+
+/// The server side of the TCP transport: accepts connections; each is named by its remote
+/// endpoint, which the tunnel learns from the first authenticated message as with UDP.
+public final class TCPServerTransport: TCPTransportBase, Transport {
+    private let listener: any StreamListener
+    /// At most this many connections at once; further ones are closed at accept.
+    private let maximumConnections: Int
+
+    public init(listener: any StreamListener, maxFrame: Int, logger: Logger, maximumConnections: Int = 256) {
+        self.listener = listener
+        self.maximumConnections = maximumConnections
+        super.init(maxFrame: maxFrame, logger: logger)
+    }
+
+    public var nextDeadline: Instant? { nil }
+    public var localPort: UInt16? { listener.localEndpoint.port }
+
+    public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
+        self.poller = poller
+        self.tokenBase = tokenBase
+        try poller.register(listener.pollHandle, token: tokenBase, events: .readable)
+    }
+
+    public func handle(
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void
+    ) throws(IOError) {
+        if event.token == tokenBase {
+            while let connection = try listener.accept() {
+                if linksByToken.count >= maximumConnections {
+                    logger.warning("TCP: refusing \(connection.remoteEndpoint): \(maximumConnections) connections open")
+                    connection.close()
+                    continue
+                }
+                logger.debug("TCP: accepted \(connection.remoteEndpoint)")
+                _ = try add(connection, connecting: false)
+            }
+            return
+        }
+        guard let link = linksByToken[event.token] else { return }
+        handleLink(link, event: event, deliver: deliver)
+    }
+
+    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {}
+
+    override func linkClosed(_ link: StreamLink, why: String) {
+        logger.debug("TCP: connection from \(link.remote) closed: \(why)")
+    }
+}
+
+/// The client side of the TCP transport: one connection to the server, redialled with a
+/// capped backoff when it breaks; each new connection starts a fresh handshake.
+public final class TCPClientTransport: TCPTransportBase, Transport {
+    private let dialer: any StreamDialer
+    private let remote: Endpoint
+    private var link: StreamLink?
+    private var redialAt: Instant? = .zero
+    private var backoff: Duration = .milliseconds(250)
+    private var justConnected = false
+    private var warnedAt: Instant?
+    static let maximumBackoff: Duration = .seconds(4)
+
+    public init(dialer: any StreamDialer, remote: Endpoint, maxFrame: Int, logger: Logger) {
+        self.dialer = dialer
+        self.remote = remote
+        super.init(maxFrame: maxFrame, logger: logger)
+    }
+
+    public var nextDeadline: Instant? { justConnected ? .zero : redialAt }
+    public var localPort: UInt16? { nil }
+
+    public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
+        self.poller = poller
+        self.tokenBase = tokenBase
+    }
+
+    public func handle(
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void
+    ) throws(IOError) {
+        lastNow = now
+        guard let link = linksByToken[event.token] else { return }
+        handleLink(link, event: event, deliver: deliver)
+    }
+
+    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
+        lastNow = now
+        if justConnected {
+            justConnected = false
+            // The server may have lost our session with the old connection: start afresh.
+            tunnel.restartSessions(now: now)
+        }
+        guard link == nil, let due = redialAt, due <= now else { return }
+        redialAt = nil
+        do throws(IOError) {
+            let connection = try dialer.connect(to: remote)
+            link = try add(connection, connecting: true)
+        } catch {
+            scheduleRedial(now: now, why: error.description)
+        }
+    }
+
+    override func linkConnected(_ link: StreamLink) {
+        logger.info("TCP: connected to \(remote)")
+        backoff = .milliseconds(250)
+        warnedAt = nil
+        justConnected = true
+    }
+
+    override func linkClosed(_ closed: StreamLink, why: String) {
+        guard closed === link else { return }
+        link = nil
+        scheduleRedial(now: nil, why: why)
+    }
+
+    private func scheduleRedial(now: Instant?, why: String) {
+        if warnedAt == nil {
+            logger.warning("TCP: connection to \(remote) failed: \(why); redialling (backoff up to \(Self.maximumBackoff))")
+            warnedAt = now ?? .zero
+        } else {
+            logger.debug("TCP: redial to \(remote) failed: \(why)")
+        }
+        // `now` is unknown inside a poll callback; the loop's next tick compares against the real clock.
+        redialAt = (now ?? lastNow) + backoff
+        backoff = min(backoff * 2, Self.maximumBackoff)
+    }
+
+    private var lastNow: Instant = .zero
+}
