@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+extension Config {
+    /// Parses a configuration file's text: WireGuard's INI format, a superset of `wg-quick`'s.
+    ///
+    /// Section and key names are case-insensitive, values are trimmed, `#` starts a comment
+    /// (whole line or trailing), blank lines are ignored. Unknown sections and keys, keys
+    /// outside a section, and a single-valued key given twice are errors. No file is read:
+    /// `PrivateKeyFile` and `PresharedKeyFile` stay paths.
+    ///
+    /// - Parameters:
+    ///   - text: the file's contents.
+    ///   - fileName: the name to show in messages, e.g. `server.conf`.
+    /// - Returns: the model, with defaults filled in and AllowedIPs masked.
+    /// - Throws: ``ConfigError`` for the first problem found, with its line when it has one.
+    public static func parse(_ text: String, fileName: String) throws(ConfigError) -> Config {
+        var parser = ConfigParser(fileName: fileName)
+        return try parser.parse(text)
+    }
+}
+
+/// The line-by-line reader behind ``Config/parse(_:fileName:)``.
+struct ConfigParser {
+    /// Every key vpnd knows, spelled as documented.
+    enum Key: String, CaseIterable {
+        case privateKey = "PrivateKey", privateKeyFile = "PrivateKeyFile", address = "Address"
+        case listenPort = "ListenPort", mtu = "MTU", mode = "Mode", transport = "Transport", name = "Name"
+        case bridge = "Bridge", user = "User"
+        case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
+        case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
+
+        var isRepeatable: Bool { self == .address || self == .allowedIPs }
+    }
+
+    enum Section: String {
+        case interface = "Interface", peer = "Peer"
+
+        var keys: [Key] {
+            switch self {
+            case .interface:
+                return [.privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user]
+            case .peer:
+                return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
+            }
+        }
+    }
+
+    /// wg-quick keys that vpnd deliberately does not implement.
+    static let wgQuickOnly = ["DNS", "Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "FwMark"]
+
+    struct InterfaceDraft {
+        var line: Int
+        var seen: [Key: Int] = [:]
+        var privateKey: Config.KeySource?
+        var addresses: [IPPrefix] = []
+        var listenPort: UInt16?
+        var mtu = Config.defaultMTU
+        var mode = Config.Mode.tun
+        var transport = Config.Transport.udp
+        var name = Config.defaultName
+        var bridge: String?
+        var user: String?
+    }
+
+    struct PeerDraft {
+        var line: Int
+        var seen: [Key: Int] = [:]
+        var publicKey: Bytes32?
+        var presharedKey: Config.KeySource?
+        var allowedIPs: [(prefix: IPPrefix, line: Int)] = []
+        var endpoint: EndpointSpec?
+        var persistentKeepalive: UInt16?
+    }
+
+    let fileName: String
+    var interface: InterfaceDraft?
+    var peers: [PeerDraft] = []
+    var section: Section?
+
+    init(fileName: String) { self.fileName = fileName }
+
+    func error(_ line: Int, _ message: String) -> ConfigError {
+        ConfigError(fileName: fileName, line: line, message: message)
+    }
+
+    mutating func parse(_ text: String) throws(ConfigError) -> Config {
+        var number = 0
+        // "\r\n" is one Character in Swift, so CRLF files need it named.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            number += 1
+            var line = Substring(rawLine)
+            if number == 1 && line.hasPrefix("\u{FEFF}") { line = line.dropFirst() }
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            line = Self.trimmed(line)
+            if line.isEmpty { continue }
+            if line.first == "[" {
+                try startSection(line, at: number)
+            } else {
+                try readAssignment(line, at: number)
+            }
+        }
+        return try finish()
+    }
+
+    static func trimmed(_ text: Substring) -> Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\u{0B}" || $0 == "\u{0C}" }
+        var text = text
+        while let first = text.first, isSpace(first) { text = text.dropFirst() }
+        while let last = text.last, isSpace(last) { text = text.dropLast() }
+        return text
+    }
+
+    mutating func startSection(_ line: Substring, at number: Int) throws(ConfigError) {
+        guard line.last == "]" else {
+            throw error(number, "section header \"\(line)\" has no closing \"]\"")
+        }
+        let name = String(Self.trimmed(line.dropFirst().dropLast()))
+        switch name.lowercased() {
+        case "interface":
+            if let first = interface {
+                throw error(number, "[Interface] appears twice (first at line \(first.line))")
+            }
+            interface = InterfaceDraft(line: number)
+            section = .interface
+        case "peer":
+            peers.append(PeerDraft(line: number))
+            section = .peer
+        default:
+            var message = "unknown section [\(name)]"
+            if let guess = Self.closest(to: name, among: ["Interface", "Peer"]) { message += " (did you mean [\(guess)]?)" }
+            throw error(number, message + "; sections are [Interface] and [Peer]")
+        }
+    }
+
+    mutating func readAssignment(_ line: Substring, at number: Int) throws(ConfigError) {
+        guard let equals = line.firstIndex(of: "=") else {
+            throw error(number, "expected \"Key = Value\" or \"[Section]\"")
+        }
+        let keyText = String(Self.trimmed(line[..<equals]))
+        let value = String(Self.trimmed(line[line.index(after: equals)...]))
+        guard !keyText.isEmpty else { throw error(number, "a line starts with \"=\" (expected \"Key = Value\")") }
+        guard let section else {
+            throw error(number, "\"\(keyText)\" comes before any section; start the file with [Interface]")
+        }
+        let key = try resolve(keyText, in: section, at: number)
+        guard !value.isEmpty else { throw error(number, "\(key.rawValue) has no value") }
+
+        let seen = section == .interface ? interface!.seen : peers[peers.count - 1].seen
+        if !key.isRepeatable, let first = seen[key] {
+            throw error(number, "\(key.rawValue) is set twice (first at line \(first))")
+        }
+        let exclusive: [Key: Key] = [
+            .privateKey: .privateKeyFile, .privateKeyFile: .privateKey,
+            .presharedKey: .presharedKeyFile, .presharedKeyFile: .presharedKey,
+        ]
+        if let other = exclusive[key], let otherLine = seen[other] {
+            throw error(number, "\(key.rawValue) and \(other.rawValue) (line \(otherLine)) are both set; keep one")
+        }
+        do throws(ValueProblem) {
+            if section == .interface {
+                try apply(key, value, to: &interface!, at: number)
+                interface!.seen[key] = interface!.seen[key] ?? number
+            } else {
+                try apply(key, value, to: &peers[peers.count - 1], at: number)
+                peers[peers.count - 1].seen[key] = peers[peers.count - 1].seen[key] ?? number
+            }
+        } catch let problem {
+            throw error(number, "\(key.rawValue) \(problem.message)")
+        }
+    }
+
+    func resolve(_ text: String, in section: Section, at number: Int) throws(ConfigError) -> Key {
+        let lowered = text.lowercased()
+        if let key = section.keys.first(where: { $0.rawValue.lowercased() == lowered }) { return key }
+        if let key = Key.allCases.first(where: { $0.rawValue.lowercased() == lowered }) {
+            let home: Section = section == .interface ? .peer : .interface
+            throw error(number, "\(key.rawValue) belongs in [\(home.rawValue)], not in [\(section.rawValue)]")
+        }
+        if let wgQuick = Self.wgQuickOnly.first(where: { $0.lowercased() == lowered }) {
+            throw error(number, "\(wgQuick) is a wg-quick setting that vpnd does not support; remove the line")
+        }
+        var message = "unknown key \"\(text)\" in [\(section.rawValue)]"
+        if let guess = Self.closest(to: text, among: section.keys.map(\.rawValue)) {
+            message += " (did you mean \"\(guess)\"?)"
+        }
+        throw error(number, message)
+    }
+
+    func apply(_ key: Key, _ value: String, to draft: inout InterfaceDraft, at number: Int) throws(ValueProblem) {
+        switch key {
+        case .privateKey:
+            var bytes = try ConfigValues.keyBytes(value, secret: true)
+            draft.privateKey = .key(SecretKey(bytes)!)
+            bytes.withUnsafeMutableBytes { secureZero($0) }
+        case .privateKeyFile:
+            draft.privateKey = .file(value)
+        case .address:
+            for item in try Self.list(value) { draft.addresses.append(try ConfigValues.prefix(item)) }
+        case .listenPort:
+            draft.listenPort = try ConfigValues.port(value)
+        case .mtu:
+            draft.mtu = try ConfigValues.mtu(value)
+        case .mode:
+            draft.mode = try ConfigValues.mode(value)
+        case .transport:
+            draft.transport = try ConfigValues.transport(value)
+        case .name:
+            draft.name = try ConfigValues.interfaceName(value)
+        case .bridge:
+            draft.bridge = try ConfigValues.interfaceName(value)
+        case .user:
+            draft.user = try ConfigValues.userName(value)
+        case .publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive:
+            preconditionFailure("\(key) is not an [Interface] key")
+        }
+    }
+
+    func apply(_ key: Key, _ value: String, to draft: inout PeerDraft, at number: Int) throws(ValueProblem) {
+        switch key {
+        case .publicKey:
+            draft.publicKey = Bytes32(try ConfigValues.keyBytes(value, secret: false))
+        case .presharedKey:
+            var bytes = try ConfigValues.keyBytes(value, secret: true)
+            draft.presharedKey = .key(SecretKey(bytes)!)
+            bytes.withUnsafeMutableBytes { secureZero($0) }
+        case .presharedKeyFile:
+            draft.presharedKey = .file(value)
+        case .allowedIPs:
+            for item in try Self.list(value) {
+                draft.allowedIPs.append((try ConfigValues.prefix(item).masked, number))
+            }
+        case .endpoint:
+            draft.endpoint = try EndpointSpec.parse(value)
+        case .persistentKeepalive:
+            draft.persistentKeepalive = try ConfigValues.keepalive(value)
+        case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user:
+            preconditionFailure("\(key) is not a [Peer] key")
+        }
+    }
+
+    /// The trimmed items of a comma-separated list; an empty item is an error.
+    static func list(_ value: String) throws(ValueProblem) -> [String] {
+        var items: [String] = []
+        for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmedItem = trimmed(item)
+            guard !trimmedItem.isEmpty else { throw ValueProblem("has an empty entry in \"\(value)\" (check the commas)") }
+            items.append(String(trimmedItem))
+        }
+        return items
+    }
+
+    /// Checks that span sections, then builds the model.
+    func finish() throws(ConfigError) -> Config {
+        guard let draft = interface else {
+            throw error(0, "no [Interface] section; the file must have one, with PrivateKey or PrivateKeyFile")
+        }
+        guard let privateKey = draft.privateKey else {
+            throw error(0, "[Interface] needs PrivateKey or PrivateKeyFile")
+        }
+        if draft.bridge != nil && draft.mode != .tap {
+            throw error(draft.seen[.bridge]!, "Bridge is only valid with Mode = tap")
+        }
+        if draft.mtu < Config.minimumIPv6MTU, let v6 = draft.addresses.first(where: { !$0.address.isIPv4 }) {
+            throw error(
+                draft.seen[.mtu] ?? 0,
+                "MTU \(draft.mtu) is below \(Config.minimumIPv6MTU), the minimum for IPv6, and Address \(v6) is IPv6")
+        }
+        guard !peers.isEmpty else {
+            throw error(0, "no [Peer] section; add one for the remote host, with its PublicKey")
+        }
+        if draft.mode == .tap && peers.count > 1 {
+            throw error(peers[1].line, "tap mode allows exactly one [Peer] (the first is at line \(peers[0].line))")
+        }
+        var built: [Config.Peer] = []
+        var routed: [IPPrefix: Int] = [:]
+        for (index, peer) in peers.enumerated() {
+            guard let publicKey = peer.publicKey else { throw error(peer.line, "[Peer] has no PublicKey") }
+            if let twin = peers[..<index].first(where: { $0.publicKey == publicKey }) {
+                throw error(peer.seen[.publicKey]!, "this PublicKey is already used by the [Peer] at line \(twin.line)")
+            }
+            var allowed: [IPPrefix] = []
+            for (prefix, line) in peer.allowedIPs {
+                if let owner = routed[prefix], owner != peer.line {
+                    throw error(line, "AllowedIPs \(prefix) is already routed to the [Peer] at line \(owner)")
+                }
+                routed[prefix] = peer.line
+                if !allowed.contains(prefix) { allowed.append(prefix) }
+            }
+            built.append(
+                Config.Peer(
+                    publicKey: publicKey, presharedKey: peer.presharedKey, allowedIPs: allowed,
+                    endpoint: peer.endpoint, persistentKeepalive: peer.persistentKeepalive, line: peer.line))
+        }
+        let interfaceModel = Config.Interface(
+            privateKey: privateKey, addresses: draft.addresses, listenPort: draft.listenPort, mtu: draft.mtu,
+            mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user)
+        return Config(fileName: fileName, interface: interfaceModel, peers: built)
+    }
+
+    // MARK: - Suggestions
+
+    /// The candidate nearest to `text` (case-insensitive edit distance) if near enough to be a
+    /// likely typo, or one that contains `text` (4 characters or more) as a part.
+    static func closest(to text: String, among candidates: [String]) -> String? {
+        let lowered = text.lowercased()
+        var best: (name: String, distance: Int)? = nil
+        for candidate in candidates {
+            let distance = editDistance(lowered, candidate.lowercased())
+            if best == nil || distance < best!.distance { best = (candidate, distance) }
+        }
+        if let best, best.distance <= max(1, min(3, best.name.count / 3)) { return best.name }
+        if lowered.count >= 4, let part = candidates.first(where: { $0.lowercased().contains(lowered) }) { return part }
+        return nil
+    }
+
+    /// Levenshtein distance between two strings, by characters.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+                current[j] = min(substitution, previous[j] + 1, current[j - 1] + 1)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}

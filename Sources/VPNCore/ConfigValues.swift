@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+/// Value checks shared by the file parser and the command-line overrides.
+///
+/// Each returns the typed value or throws a ``ValueProblem`` whose message is a predicate
+/// (`"70000" is not a port number (1-65535)`); the caller puts the key or the flag in front.
+enum ConfigValues {
+    /// A decimal number of at most `maxDigits` digits, no sign, no leading zeros; nil otherwise.
+    static func decimal(_ text: String, maxDigits: Int = 9) -> Int? {
+        let utf8 = Array(text.utf8)
+        guard !utf8.isEmpty, utf8.count <= maxDigits, utf8.count == 1 || utf8[0] != UInt8(ascii: "0") else { return nil }
+        var value = 0
+        for c in utf8 {
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// A port, 1...65535.
+    static func port(_ text: String) throws(ValueProblem) -> UInt16 {
+        guard let value = decimal(text), (1...65535).contains(value) else {
+            throw ValueProblem("\"\(text)\" is not a port number (1-65535)")
+        }
+        return UInt16(value)
+    }
+
+    /// An MTU, ``Config/minimumMTU``...65535.
+    static func mtu(_ text: String) throws(ValueProblem) -> Int {
+        guard let value = decimal(text), (Config.minimumMTU...65535).contains(value) else {
+            throw ValueProblem("\"\(text)\" is not a number between \(Config.minimumMTU) and 65535")
+        }
+        return value
+    }
+
+    /// `tun` or `tap`, any case.
+    static func mode(_ text: String) throws(ValueProblem) -> Config.Mode {
+        guard let mode = Config.Mode(rawValue: text.lowercased()) else {
+            throw ValueProblem("\"\(text)\" is not tun or tap")
+        }
+        return mode
+    }
+
+    /// `udp` or `tcp`, any case.
+    static func transport(_ text: String) throws(ValueProblem) -> Config.Transport {
+        guard let transport = Config.Transport(rawValue: text.lowercased()) else {
+            throw ValueProblem("\"\(text)\" is not udp or tcp")
+        }
+        return transport
+    }
+
+    /// A Linux interface name: 1 to 15 of letters, digits, "_", "." and "-", not "." or "..".
+    static func interfaceName(_ text: String) throws(ValueProblem) -> String {
+        let utf8 = Array(text.utf8)
+        guard utf8.count <= Config.maximumNameLength else {
+            throw ValueProblem("\"\(text)\" is too long (\(utf8.count) characters; Linux allows \(Config.maximumNameLength))")
+        }
+        let allowed = utf8.allSatisfy { c in
+            (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+        }
+        guard allowed, text != ".", text != ".." else {
+            throw ValueProblem("\"\(text)\" is not an interface name (letters, digits, \"_\", \".\" and \"-\")")
+        }
+        return text
+    }
+
+    /// A user name or numeric id: letters, digits, "_", "." and "-", at most 32 characters.
+    static func userName(_ text: String) throws(ValueProblem) -> String {
+        let utf8 = Array(text.utf8)
+        let allowed = utf8.allSatisfy { c in
+            (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+        }
+        guard allowed, utf8.count <= 32, utf8.first != UInt8(ascii: "-") else {
+            throw ValueProblem("\"\(text)\" is not a user name")
+        }
+        return text
+    }
+
+    /// Seconds 0...65535 or `off`; nil means off.
+    static func keepalive(_ text: String) throws(ValueProblem) -> UInt16? {
+        if text.lowercased() == "off" { return nil }
+        guard let value = decimal(text), value <= 65535 else {
+            throw ValueProblem("\"\(text)\" is not a number of seconds (0-65535) or \"off\"")
+        }
+        return value == 0 ? nil : UInt16(value)
+    }
+
+    /// An address with an optional prefix length, host bits kept; bare means /32 or /128.
+    static func prefix(_ text: String) throws(ValueProblem) -> IPPrefix {
+        if let prefix = IPPrefix(text) { return prefix }
+        let quoted = "\"\(text)\""
+        if text.utf8.contains(UInt8(ascii: "%")) {
+            throw ValueProblem("\(quoted) has an IPv6 zone (%...), which is not allowed here")
+        }
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(parts[0]) else {
+            throw ValueProblem("\(quoted) does not start with a valid IPv4 or IPv6 address")
+        }
+        let family = address.isIPv4 ? "IPv4" : "IPv6"
+        throw ValueProblem("\(quoted) has a bad prefix length (0-\(address.bitWidth) for \(family))")
+    }
+
+    /// The base64 text of a 32-byte key, as `wg genkey` prints it. The text never appears in
+    /// the message when `secret` is true.
+    static func keyBytes(_ text: String, secret: Bool) throws(ValueProblem) -> [UInt8] {
+        guard let bytes = Base64Key.decode(text) else {
+            let subject = secret ? "the value (not shown)" : "\"\(text)\""
+            throw ValueProblem("\(subject) is not a base64 key of 32 bytes (44 characters, as `wg genkey` prints)")
+        }
+        return bytes
+    }
+}
+
+/// Strict padded base64 of exactly 32 bytes (44 characters, one "=", zero trailing bits).
+///
+/// Temporary: to be replaced by VPNCrypto's `KeyEncoding` once it lands.
+enum Base64Key {
+    static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 44, utf8[43] == UInt8(ascii: "=") else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(33)
+        var accumulator: UInt32 = 0
+        var bits = 0
+        for c in utf8[0..<43] {
+            guard let sextet = value(c) else { return nil }
+            accumulator = accumulator << 6 | UInt32(sextet)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+                accumulator &= (1 << UInt32(bits)) - 1
+            }
+        }
+        guard out.count == 32, accumulator == 0 else { return nil }
+        return out
+    }
+
+    private static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return c - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): return 62
+        case UInt8(ascii: "/"): return 63
+        default: return nil
+        }
+    }
+}
