@@ -17,13 +17,13 @@ public final class Netlink {
 
     /// Opens the socket. The corresponding C call is `socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)`.
     public init() throws(IOError) {
-        switch Syscall.retrying({ socket(AF_NETLINK, Int32(SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue), NL.route) }) {
+        switch Syscall.retrying({ socket(AF_NETLINK, Int32(SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue), RouteNetlink.route) }) {
         case .success(let value): fd = value
         case .failure(let errno): throw .system("socket(AF_NETLINK)", subject: "NETLINK_ROUTE", errno: errno)
         }
         // Best effort: short acks, the kernel's own error text, and no endless wait.
-        _ = Syscall.setOption(fd, NL.solNetlink, NL.capAck, 1)
-        _ = Syscall.setOption(fd, NL.solNetlink, NL.extAck, 1)
+        _ = Syscall.setOption(fd, RouteNetlink.solNetlink, RouteNetlink.capAck, 1)
+        _ = Syscall.setOption(fd, RouteNetlink.solNetlink, RouteNetlink.extAck, 1)
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         receiveBuffer = .allocate(byteCount: 1 << 16, alignment: 8)
@@ -51,17 +51,17 @@ public final class Netlink {
     /// Brings interface `name` up (or down).
     public func setLink(_ name: String, up: Bool) throws(IOError) {
         let index = try Netlink.interfaceIndex(named: name)
-        var message = NetlinkMessage(type: NL.newLink, flags: NL.request | NL.ack)
-        message.appendLinkHeader(index: index, flags: up ? NL.iffUp : 0, change: NL.iffUp)
+        var message = NetlinkMessage(type: RouteNetlink.newLink, flags: RouteNetlink.request | RouteNetlink.ack)
+        message.appendLinkHeader(index: index, flags: up ? RouteNetlink.iffUp : 0, change: RouteNetlink.iffUp)
         try acknowledge(&message, subject: "\(name) \(up ? "up" : "down")", device: name)
     }
 
     /// Sets the MTU of interface `name`.
     public func setMTU(_ mtu: Int, on name: String) throws(IOError) {
         let index = try Netlink.interfaceIndex(named: name)
-        var message = NetlinkMessage(type: NL.newLink, flags: NL.request | NL.ack)
+        var message = NetlinkMessage(type: RouteNetlink.newLink, flags: RouteNetlink.request | RouteNetlink.ack)
         message.appendLinkHeader(index: index, flags: 0, change: 0)
-        message.appendAttribute(NL.iflaMTU, UInt32(clamping: mtu))
+        message.appendAttribute(RouteNetlink.iflaMTU, UInt32(clamping: mtu))
         try acknowledge(&message, subject: "mtu \(mtu) on \(name)", device: name)
     }
 
@@ -69,16 +69,16 @@ public final class Netlink {
     public func setMaster(of name: String, to bridge: String?) throws(IOError) {
         let index = try Netlink.interfaceIndex(named: name)
         let master = try bridge.map { name throws(IOError) in try Netlink.interfaceIndex(named: name) } ?? 0
-        var message = NetlinkMessage(type: NL.newLink, flags: NL.request | NL.ack)
+        var message = NetlinkMessage(type: RouteNetlink.newLink, flags: RouteNetlink.request | RouteNetlink.ack)
         message.appendLinkHeader(index: index, flags: 0, change: 0)
-        message.appendAttribute(NL.iflaMaster, UInt32(bitPattern: master))
+        message.appendAttribute(RouteNetlink.iflaMaster, UInt32(bitPattern: master))
         try acknowledge(&message, subject: "master \(bridge ?? "none") of \(name)", device: name)
     }
 
     /// Deletes interface `name` (for cleanup; a tun/tap also goes when its descriptor closes).
     public func deleteLink(_ name: String) throws(IOError) {
         let index = try Netlink.interfaceIndex(named: name)
-        var message = NetlinkMessage(type: NL.delLink, flags: NL.request | NL.ack)
+        var message = NetlinkMessage(type: RouteNetlink.delLink, flags: RouteNetlink.request | RouteNetlink.ack)
         message.appendLinkHeader(index: index, flags: 0, change: 0)
         try acknowledge(&message, subject: name, device: name)
     }
@@ -86,10 +86,10 @@ public final class Netlink {
     /// What the kernel reports about interface `name`.
     public func link(_ name: String) throws(IOError) -> LinkInfo {
         let index = try Netlink.interfaceIndex(named: name)
-        var message = NetlinkMessage(type: NL.getLink, flags: NL.request | NL.ack)
+        var message = NetlinkMessage(type: RouteNetlink.getLink, flags: RouteNetlink.request | RouteNetlink.ack)
         message.appendLinkHeader(index: index, flags: 0, change: 0)
         let replies = try transact(&message, subject: name, device: name)
-        for reply in replies where reply.type == NL.newLink {
+        for reply in replies where reply.type == RouteNetlink.newLink {
             if let info = LinkInfo(payload: reply.payload) { return info }
         }
         throw .invalid("netlink RTM_GETLINK", subject: name, reason: "no answer from the kernel")
@@ -99,12 +99,12 @@ public final class Netlink {
 
     /// Adds `address` (with its prefix length) to interface `name`.
     public func addAddress(_ address: NetlinkPrefix, on name: String) throws(IOError) {
-        try changeAddress(NL.newAddr, address, on: name, flags: NL.request | NL.ack | NL.create | NL.exclusive)
+        try changeAddress(RouteNetlink.newAddr, address, on: name, flags: RouteNetlink.request | RouteNetlink.ack | RouteNetlink.create | RouteNetlink.exclusive)
     }
 
     /// Removes `address` from interface `name`.
     public func deleteAddress(_ address: NetlinkPrefix, on name: String) throws(IOError) {
-        try changeAddress(NL.delAddr, address, on: name, flags: NL.request | NL.ack)
+        try changeAddress(RouteNetlink.delAddr, address, on: name, flags: RouteNetlink.request | RouteNetlink.ack)
     }
 
     private func changeAddress(_ type: UInt16, _ address: NetlinkPrefix, on name: String, flags: UInt16)
@@ -114,23 +114,23 @@ public final class Netlink {
         var message = NetlinkMessage(type: type, flags: flags)
         message.append(bytes: [address.family, UInt8(address.length), 0, 0])  // ifaddrmsg: family, prefix, flags, scope
         message.append(UInt32(bitPattern: index))
-        message.appendAttribute(NL.ifaLocal, address.bytes)
-        message.appendAttribute(NL.ifaAddress, address.bytes)
+        message.appendAttribute(RouteNetlink.ifaLocal, address.bytes)
+        message.appendAttribute(RouteNetlink.ifaAddress, address.bytes)
         try acknowledge(&message, subject: "\(address) on \(name)", device: name)
     }
 
     /// The addresses configured on interface `name`, IPv4 and IPv6.
     public func addresses(on name: String) throws(IOError) -> [NetlinkPrefix] {
         let index = try Netlink.interfaceIndex(named: name)
-        var message = NetlinkMessage(type: NL.getAddr, flags: NL.request | NL.dump)
+        var message = NetlinkMessage(type: RouteNetlink.getAddr, flags: RouteNetlink.request | RouteNetlink.dump)
         message.append(bytes: [0, 0, 0, 0])
         message.append(UInt32(0))
         var result: [NetlinkPrefix] = []
-        for reply in try transact(&message, subject: "addresses of \(name)", device: name) where reply.type == NL.newAddr {
+        for reply in try transact(&message, subject: "addresses of \(name)", device: name) where reply.type == RouteNetlink.newAddr {
             let p = reply.payload
             guard p.count >= 8, p.load32(at: 4) == UInt32(bitPattern: index) else { continue }
             let attributes = NetlinkAttributes(p, from: 8)
-            if let bytes = attributes[NL.ifaLocal] ?? attributes[NL.ifaAddress],
+            if let bytes = attributes[RouteNetlink.ifaLocal] ?? attributes[RouteNetlink.ifaAddress],
                 let prefix = NetlinkPrefix(bytes: bytes, length: Int(p[1]))
             {
                 result.append(prefix)
@@ -144,21 +144,21 @@ public final class Netlink {
     /// Routes `destination` (host bits cleared) through interface `name`, in `table`, marked with
     /// protocol `routeProtocol` (4 = static).
     public func addRoute(
-        to destination: NetlinkPrefix, device name: String, metric: UInt32? = nil, table: UInt32 = NL.mainTable,
-        routeProtocol: UInt8 = NL.protocolStatic
+        to destination: NetlinkPrefix, device name: String, metric: UInt32? = nil, table: UInt32 = RouteNetlink.mainTable,
+        routeProtocol: UInt8 = RouteNetlink.protocolStatic
     ) throws(IOError) {
         try changeRoute(
-            NL.newRoute, destination, device: name, metric: metric, table: table, routeProtocol: routeProtocol,
-            flags: NL.request | NL.ack | NL.create | NL.exclusive)
+            RouteNetlink.newRoute, destination, device: name, metric: metric, table: table, routeProtocol: routeProtocol,
+            flags: RouteNetlink.request | RouteNetlink.ack | RouteNetlink.create | RouteNetlink.exclusive)
     }
 
     /// Deletes the route to `destination` through interface `name` in `table`.
-    public func deleteRoute(to destination: NetlinkPrefix, device name: String, table: UInt32 = NL.mainTable)
+    public func deleteRoute(to destination: NetlinkPrefix, device name: String, table: UInt32 = RouteNetlink.mainTable)
         throws(IOError)
     {
         try changeRoute(
-            NL.delRoute, destination, device: name, metric: nil, table: table, routeProtocol: 0,
-            flags: NL.request | NL.ack)
+            RouteNetlink.delRoute, destination, device: name, metric: nil, table: table, routeProtocol: 0,
+            flags: RouteNetlink.request | RouteNetlink.ack)
     }
 
     private func changeRoute(
@@ -169,36 +169,36 @@ public final class Netlink {
         let network = destination.network
         var message = NetlinkMessage(type: type, flags: flags)
         // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type; flags.
-        let scope: UInt8 = type == NL.delRoute ? NL.scopeNowhere : (network.isIPv4 ? NL.scopeLink : NL.scopeUniverse)
+        let scope: UInt8 = type == RouteNetlink.delRoute ? RouteNetlink.scopeNowhere : (network.isIPv4 ? RouteNetlink.scopeLink : RouteNetlink.scopeUniverse)
         message.append(bytes: [
             network.family, UInt8(network.length), 0, 0, table < 256 ? UInt8(table) : 0,  // RT_TABLE_UNSPEC: RTA_TABLE holds it
-            routeProtocol, scope, NL.routeUnicast,
+            routeProtocol, scope, RouteNetlink.routeUnicast,
         ])
         message.append(UInt32(0))
-        message.appendAttribute(NL.rtaTable, table)
-        if network.length > 0 { message.appendAttribute(NL.rtaDst, network.bytes) }
-        message.appendAttribute(NL.rtaOIF, UInt32(bitPattern: index))
-        if let metric { message.appendAttribute(NL.rtaPriority, metric) }
+        message.appendAttribute(RouteNetlink.rtaTable, table)
+        if network.length > 0 { message.appendAttribute(RouteNetlink.rtaDst, network.bytes) }
+        message.appendAttribute(RouteNetlink.rtaOIF, UInt32(bitPattern: index))
+        if let metric { message.appendAttribute(RouteNetlink.rtaPriority, metric) }
         try acknowledge(&message, subject: "\(network) dev \(name)", device: name)
     }
 
     /// The destinations of the routes through interface `name` in `table`.
-    public func routes(device name: String, table: UInt32 = NL.mainTable) throws(IOError) -> [NetlinkPrefix] {
+    public func routes(device name: String, table: UInt32 = RouteNetlink.mainTable) throws(IOError) -> [NetlinkPrefix] {
         let index = try Netlink.interfaceIndex(named: name)
         var result: [NetlinkPrefix] = []
         for family in [UInt8(AF_INET), UInt8(AF_INET6)] {
-            var message = NetlinkMessage(type: NL.getRoute, flags: NL.request | NL.dump)
+            var message = NetlinkMessage(type: RouteNetlink.getRoute, flags: RouteNetlink.request | RouteNetlink.dump)
             message.append(bytes: [family, 0, 0, 0, 0, 0, 0, 0])
             message.append(UInt32(0))
-            for reply in try transact(&message, subject: "routes of \(name)", device: name) where reply.type == NL.newRoute {
+            for reply in try transact(&message, subject: "routes of \(name)", device: name) where reply.type == RouteNetlink.newRoute {
                 let p = reply.payload
                 guard p.count >= 12 else { continue }
                 let attributes = NetlinkAttributes(p, from: 12)
-                let routeTable = attributes[NL.rtaTable].map { $0.load32(at: 0) } ?? UInt32(p[4])
-                guard routeTable == table, attributes[NL.rtaOIF]?.load32(at: 0) == UInt32(bitPattern: index) else {
+                let routeTable = attributes[RouteNetlink.rtaTable].map { $0.load32(at: 0) } ?? UInt32(p[4])
+                guard routeTable == table, attributes[RouteNetlink.rtaOIF]?.load32(at: 0) == UInt32(bitPattern: index) else {
                     continue
                 }
-                let bytes = attributes[NL.rtaDst] ?? [UInt8](repeating: 0, count: p[0] == UInt8(AF_INET) ? 4 : 16)
+                let bytes = attributes[RouteNetlink.rtaDst] ?? [UInt8](repeating: 0, count: p[0] == UInt8(AF_INET) ? 4 : 16)
                 if let prefix = NetlinkPrefix(bytes: bytes, length: Int(p[1])) { result.append(prefix) }
             }
         }
@@ -220,7 +220,7 @@ public final class Netlink {
         sequence &+= 1
         let seq = sequence
         message.finish(sequence: seq)
-        let operation = "netlink \(NL.name(of: message.type))"
+        let operation = "netlink \(RouteNetlink.name(of: message.type))"
         let sent = message.bytes.withUnsafeBytes { raw in
             Syscall.retrying { Glibc.send(fd, raw.baseAddress, raw.count, 0) }
         }
@@ -248,16 +248,16 @@ public final class Netlink {
                 guard replySequence == seq else { continue }
                 let payload = Array(header[16..<length])
                 switch type {
-                case NL.error:
+                case RouteNetlink.error:
                     let code = payload.count >= 4 ? Int32(bitPattern: payload.load32(at: 0)) : -EPROTO
                     if code == 0 { return replies }
                     let errno = Errno(rawValue: -code)
-                    var hint = NL.hint(for: message.type, errno: errno, device: device)
-                    if let text = NL.extendedAckMessage(payload, flags: flags), !text.isEmpty {
+                    var hint = RouteNetlink.hint(for: message.type, errno: errno, device: device)
+                    if let text = RouteNetlink.extendedAckMessage(payload, flags: flags), !text.isEmpty {
                         hint = hint.isEmpty ? "kernel says: \(text)" : "\(hint) (kernel says: \(text))"
                     }
                     throw .system(operation, subject: subject, errno: errno, hint: hint)
-                case NL.done:
+                case RouteNetlink.done:
                     let code = payload.count >= 4 ? Int32(bitPattern: payload.load32(at: 0)) : 0
                     if code < 0 {
                         throw .system(operation, subject: subject, errno: Errno(rawValue: -code))
@@ -288,10 +288,10 @@ public struct LinkInfo: Sendable, Hashable {
         guard p.count >= 16 else { return nil }
         let attributes = NetlinkAttributes(p, from: 16)
         index = Int32(bitPattern: p.load32(at: 4))
-        isUp = p.load32(at: 8) & NL.iffUp != 0
-        name = attributes[NL.iflaName].map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } ?? ""
-        mtu = Int(attributes[NL.iflaMTU]?.load32(at: 0) ?? 0)
-        masterIndex = Int32(bitPattern: attributes[NL.iflaMaster]?.load32(at: 0) ?? 0)
+        isUp = p.load32(at: 8) & RouteNetlink.iffUp != 0
+        name = attributes[RouteNetlink.iflaName].map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } ?? ""
+        mtu = Int(attributes[RouteNetlink.iflaMTU]?.load32(at: 0) ?? 0)
+        masterIndex = Int32(bitPattern: attributes[RouteNetlink.iflaMaster]?.load32(at: 0) ?? 0)
     }
 }
 
@@ -363,8 +363,8 @@ struct NetlinkAttributes {
     subscript(type: UInt16) -> [UInt8]? { table[type] }
 }
 
-/// rtnetlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h).
-public enum NL {
+/// rtnetlink constants and names (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h).
+public enum RouteNetlink {
     static let route: Int32 = 0  // NETLINK_ROUTE
     static let solNetlink: Int32 = 270
     static let capAck: Int32 = 10  // NETLINK_CAP_ACK

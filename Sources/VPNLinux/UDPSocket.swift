@@ -119,7 +119,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     public func receive(
         into buffers: UnsafeMutableBufferPointer<PacketBuffer>, sources: UnsafeMutableBufferPointer<Endpoint>
     ) throws(IOError) -> Int {
-        let count = min(buffers.count, sources.count, batchCapacity)
+        let count = min(min(buffers.count, sources.count), batchCapacity)
         if count == 0 { return 0 }
         let s = receiveScratch
         for i in 0..<count {
@@ -148,7 +148,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     public func send(
         _ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>
     ) throws(IOError) -> Int {
-        let count = min(buffers.count, destinations.count, batchCapacity)
+        let count = min(min(buffers.count, destinations.count), batchCapacity)
         if count == 0 { return 0 }
         let s = sendScratch
         for i in 0..<count {
