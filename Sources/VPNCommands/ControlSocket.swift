@@ -22,6 +22,12 @@ final class ControlSocket: @unchecked Sendable {
     // The listening fd is written in init and closed in stop(); the accept thread only reads it.
     static let defaultDirectory = "/run/vpnd"
 
+    /// The control-socket directory: `$VPND_RUN_DIR`, else /run/vpnd.
+    static var directory: String {
+        if let dir = ProcessInfo.processInfo.environment["VPND_RUN_DIR"], !dir.isEmpty { return dir }
+        return defaultDirectory
+    }
+
     let path: String
     private let fd: Int32
     private let info: DaemonInfo
@@ -212,7 +218,7 @@ enum StatusFormatter {
             }
             return entry
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .prettyPrinted]) else {
+        guard let data = try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
             return "{}\n"
         }
         return String(decoding: data, as: UTF8.self) + "\n"

@@ -17,7 +17,7 @@ public struct VPNDCommand: ParsableCommand {
             its routes are removed.
 
             Generate keys with vpnd-keygen (`vpnd-keygen generate server`). Inspect a running tunnel \
-            with `vpnd show`.
+            with `vpnd show`. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
             """,
         subcommands: [ShowCommand.self])
 
@@ -48,9 +48,6 @@ public struct VPNDCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Override the interface Name.", valueName: "name"))
     var name: String?
 
-    @Option(name: .long, help: ArgumentHelp("Directory for the control socket.", valueName: "dir"))
-    var runDirectory: String = ControlSocket.defaultDirectory
-
     @Flag(name: [.short, .long], help: "Log debug details (handshakes, drops).")
     var verbose = false
 
@@ -59,7 +56,7 @@ public struct VPNDCommand: ParsableCommand {
 
     public init() {}
 
-    public func validate() throws {
+    func validateRole() throws {
         if server == client {
             throw ValidationError("say which end this is: --server or --client")
         }
@@ -68,11 +65,12 @@ public struct VPNDCommand: ParsableCommand {
     }
 
     public func run() throws {
+        try validateRole()
         let overrides = ConfigOverrides(
             listenPort: listenPort, endpoint: endpoint, mode: mode, transport: transport, mtu: mtu, name: name)
         let options = DaemonOptions(
             role: server ? .server : .client, configPath: config!, overrides: overrides,
-            logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: runDirectory)
+            logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: ControlSocket.directory)
         let status = DaemonRunner.run(options)
         if status != 0 { throw ExitCode(status) }
     }

@@ -8,7 +8,7 @@ struct ShowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
         abstract: "Show running tunnels: keys, endpoints, latest handshake, traffic and drops.",
-        discussion: "Asks each running vpnd over its control socket (DIR/NAME.sock, root only).")
+        discussion: "Asks each running vpnd over its control socket, /run/vpnd/NAME.sock (or $VPND_RUN_DIR/NAME.sock); root only.")
 
     @Argument(help: "The interface to show (default: every running vpnd).")
     var interface: String?
@@ -16,10 +16,8 @@ struct ShowCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON for scripts.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Directory of the control sockets.", valueName: "dir"))
-    var runDirectory: String = ControlSocket.defaultDirectory
-
     func run() throws {
+        let runDirectory = ControlSocket.directory
         var names: [String]
         if let interface {
             names = [interface]

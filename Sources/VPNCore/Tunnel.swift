@@ -209,6 +209,11 @@ public final class Tunnel {
         case .next:
             peer.slots.next = keypair
             if let retired = peer.slots.confirmNext() { indexTable[retired] = nil }
+            let firstSession = peer.latestHandshake == nil
+            peer.latestHandshake = now
+            peer.reportedGiveUp = false
+            peer.timers.handshakeCompleted(now: now)
+            note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (peer initiated), session established")
             flushStaged(peer, now: now)
         }
         if peer.endpoint != source {
