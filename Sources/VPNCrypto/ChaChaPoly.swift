@@ -11,6 +11,9 @@ public enum ChaChaPoly {
     /// Size of the Poly1305 tag in bytes.
     public static let tagByteCount = 16
 
+    /// Size of the IETF nonce in bytes (RFC 8439 section 2.8).
+    public static let nonceByteCount = 12
+
     /// Encrypts `message` in place and writes the 16-byte tag to `tag`.
     ///
     /// - Parameters:
@@ -24,42 +27,80 @@ public enum ChaChaPoly {
         _ message: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer, key: SecretKey, counter: UInt64,
         authenticating associatedData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) {
-        var nonce: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: counter).littleEndian,
-                                                UInt32(truncatingIfNeeded: counter >> 32).littleEndian)
+        var nonce = wireGuardNonce(counter: counter)
         withUnsafeBytes(of: &nonce) { nonceBytes in
-            key.withUnsafeBytes { keyBytes in
-                // An empty message (a keepalive) may have no base address; libsodium reads none of it then.
-                let text = (message.baseAddress ?? tag).assumingMemoryBound(to: UInt8.self)
-                _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                    text, tag.assumingMemoryBound(to: UInt8.self), nil, text, UInt64(message.count),
-                    associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(associatedData.count),
-                    nil,
-                    nonceBytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            }
+            seal(message, tag: tag, key: key, nonce: nonceBytes, authenticating: associatedData)
         }
     }
 
     /// Verifies `tag` and, only if it matches, decrypts `message` in place.
     ///
-    /// - Returns: true when the tag was valid; on false the contents of `message` are undefined.
+    /// - Returns: true when the tag was valid; on false `message` is zeroed (libsodium clears it).
     @inlinable
     public static func open(
         _ message: UnsafeMutableRawBufferPointer, tag: UnsafeRawPointer, key: SecretKey, counter: UInt64,
         authenticating associatedData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) -> Bool {
-        var nonce: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: counter).littleEndian,
-                                                UInt32(truncatingIfNeeded: counter >> 32).littleEndian)
+        var nonce = wireGuardNonce(counter: counter)
         return withUnsafeBytes(of: &nonce) { nonceBytes in
-            key.withUnsafeBytes { keyBytes -> Bool in
-                let text = (message.baseAddress ?? UnsafeMutableRawPointer(mutating: tag)).assumingMemoryBound(to: UInt8.self)
-                return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                    text, nil, text, UInt64(message.count),
-                    tag.assumingMemoryBound(to: UInt8.self),
-                    associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(associatedData.count),
-                    nonceBytes.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                    keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
-            }
+            open(message, tag: tag, key: key, nonce: nonceBytes, authenticating: associatedData)
+        }
+    }
+
+    /// WireGuard's nonce for `counter`: 32 zero bits, then the counter as 64-bit little endian.
+    @inlinable
+    static func wireGuardNonce(counter: UInt64) -> (UInt32, UInt32, UInt32) {
+        (0, UInt32(truncatingIfNeeded: counter).littleEndian, UInt32(truncatingIfNeeded: counter >> 32).littleEndian)
+    }
+
+    /// Encrypts `message` in place under a full 12-byte IETF nonce and writes the tag to `tag`.
+    ///
+    /// The general form of ``seal(_:tag:key:counter:authenticating:)``, which WireGuard's counter
+    /// nonce delegates to; used directly for RFC 8439's test vectors.
+    ///
+    /// - Parameters:
+    ///   - message: plaintext, replaced by ciphertext of the same length.
+    ///   - tag: 16 writable bytes.
+    ///   - key: the 32-byte key.
+    ///   - nonce: exactly 12 bytes; never reuse one under the same key.
+    ///   - associatedData: authenticated, not encrypted.
+    @inlinable
+    public static func seal(
+        _ message: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer, key: SecretKey,
+        nonce: UnsafeRawBufferPointer,
+        authenticating associatedData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) {
+        precondition(nonce.count == nonceByteCount, "ChaChaPoly nonce must be 12 bytes")
+        key.withUnsafeBytes { keyBytes in
+            // An empty message (a keepalive) may have no base address; libsodium reads none of it then.
+            let text = (message.baseAddress ?? tag).assumingMemoryBound(to: UInt8.self)
+            _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                text, tag.assumingMemoryBound(to: UInt8.self), nil, text, UInt64(message.count),
+                associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(associatedData.count),
+                nil,
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// Verifies `tag` under a full 12-byte IETF nonce and, only if it matches, decrypts `message` in place.
+    ///
+    /// - Returns: true when the tag was valid; on false `message` is zeroed (libsodium clears it).
+    @inlinable
+    public static func open(
+        _ message: UnsafeMutableRawBufferPointer, tag: UnsafeRawPointer, key: SecretKey,
+        nonce: UnsafeRawBufferPointer,
+        authenticating associatedData: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) -> Bool {
+        precondition(nonce.count == nonceByteCount, "ChaChaPoly nonce must be 12 bytes")
+        return key.withUnsafeBytes { keyBytes -> Bool in
+            let text = (message.baseAddress ?? UnsafeMutableRawPointer(mutating: tag)).assumingMemoryBound(to: UInt8.self)
+            return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                text, nil, text, UInt64(message.count),
+                tag.assumingMemoryBound(to: UInt8.self),
+                associatedData.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(associatedData.count),
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
         }
     }
 
@@ -77,13 +118,16 @@ public enum ChaChaPoly {
     }
 
     /// Opens `ciphertext` (ciphertext then 16-byte tag) into `output` (ciphertext length − 16).
-    /// - Returns: true when the tag was valid; on false `output` is zeroed.
+    /// - Returns: true when the tag was valid; false, with `output` zeroed, when it was not or when
+    ///   `ciphertext` is too short to hold a tag or does not fit `output`.
     public static func open(
         _ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, key: SecretKey,
         counter: UInt64, authenticating associatedData: UnsafeRawBufferPointer
     ) -> Bool {
-        precondition(ciphertext.count >= tagByteCount && output.count == ciphertext.count - tagByteCount,
-                     "ChaChaPoly output must be ciphertext - 16 bytes")
+        guard ciphertext.count >= tagByteCount, output.count == ciphertext.count - tagByteCount else {
+            secureZero(output)
+            return false
+        }
         if output.count > 0 { output.baseAddress!.copyMemory(from: ciphertext.baseAddress!, byteCount: output.count) }
         let ok = open(output, tag: ciphertext.baseAddress! + output.count, key: key, counter: counter,
                       authenticating: associatedData)

@@ -7,7 +7,9 @@ import VPNBasics
 /// The bytes live in their own allocation, are zeroed with `sodium_memzero` when the last
 /// reference goes, compare in constant time, and print as `<redacted>`. Immutable once built:
 /// derivations make new keys. Allocated per handshake, never per packet.
-public final class SecretKey: @unchecked Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public final class SecretKey: @unchecked Sendable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     // The one @unchecked Sendable of VPNCrypto: `storage` is written only in init and zeroed in
     // deinit, when no other reference can exist, so shared reads are race-free.
     @usableFromInline let storage: UnsafeMutableRawPointer
@@ -67,8 +69,12 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible, Cust
     /// The bytes as an array: only for writing a key file or a test; the caller must clear it.
     public func exposedBytes() -> [UInt8] { withUnsafeBytes { Array($0) } }
 
+    /// Always `<redacted>`: the bytes never reach a log line or an interpolated string.
     public var description: String { "<redacted>" }
+    /// Always `<redacted>`.
     public var debugDescription: String { "<redacted>" }
+    /// No children, so `dump` and other reflection show `<redacted>` too.
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .class) }
 }
 
 /// Constant-time comparison of two equally long byte ranges.
