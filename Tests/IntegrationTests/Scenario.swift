@@ -61,7 +61,7 @@ enum Scenario {
         }
         let seconds = String(format: "%.1f", outcome.seconds)
         if outcome.timedOut || outcome.status != 0 {
-            let why = outcome.timedOut ? "timed out after \(timeLimit)" : "exited with status \(outcome.status)"
+            let why = outcome.timedOut ? "exceeded its time limit of \(timeLimit)" : "exited with status \(outcome.status)"
             Issue.record(
                 """
                 scenario \(name) \(why) after \(seconds) s; full output: \(outcome.logPath)
@@ -91,44 +91,83 @@ enum Scenario {
     /// Runs bash on the script with output to a log file, enforcing the time limit.
     static func execute(script: URL, name: String, timeLimit: Duration) async throws -> Outcome {
         let logPath = NSTemporaryDirectory() + "vpnd-itest-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: logPath])
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        defer { try? log.close() }
-
         var environment = ProcessInfo.processInfo.environment
         environment["VPND_BIN_DIR"] = binDirectory
         environment["VPND_REPO"] = repositoryRoot.path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path]
-        process.currentDirectoryURL = repositoryRoot
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
+        let pid = try spawn(
+            arguments: ["/bin/bash", script.path], environment: environment, logPath: logPath)
 
         let clock = ContinuousClock()
         let start = clock.now
-        try process.run()
         var timedOut = false
         var terminatedAt: ContinuousClock.Instant?
-        while process.isRunning {
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped == -1 && errno != EINTR) { break }
             let now = clock.now
             if terminatedAt == nil, now - start > timeLimit {
                 timedOut = true
                 terminatedAt = now
-                process.terminate()  // SIGTERM: the script's trap kills its processes and deletes its namespaces
+                kill(-pid, SIGTERM)  // its process group: the script exits through its trap, which kills
+                // what is left in its namespaces and deletes them
             } else if let sent = terminatedAt, now - sent > .seconds(30) {
-                kill(process.processIdentifier, SIGKILL)
+                kill(-pid, SIGKILL)  // its whole process group; namespaces may be left behind
             }
             try? await Task.sleep(for: .milliseconds(50))
         }
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(output unreadable: \(logPath))"
-        return Outcome(
-            status: process.terminationStatus, timedOut: timedOut, seconds: seconds, output: output, logPath: logPath)
+        // Exit status, or 128 + signal like a shell reports it.
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Outcome(status: code, timedOut: timedOut, seconds: seconds, output: output, logPath: logPath)
+    }
+
+    /// Starts a process in its own process group with stdout and stderr to `logPath`.
+    ///
+    /// Not Foundation's `Process`: its children inherit the test runner's blocked signal mask
+    /// (SIGTERM and SIGINT among them), so neither the script's traps nor its helpers' `kill -TERM`
+    /// would work. This resets the mask and every signal disposition.
+    static func spawn(arguments: [String], environment: [String: String], logPath: String)
+        throws -> pid_t
+    {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        sigfillset(&signals)
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw SpawnError(message: "posix_spawn \(arguments[0]): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// Why a scenario could not be started.
+    struct SpawnError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
     }
 }
