@@ -6,6 +6,7 @@ VPND_PACKAGES=(
     wireguard-tools wireguard-go         # keygen compatibility and interoperability tests
     iproute2 iputils-ping iperf3 nftables  # namespaces, ping, throughput, loss injection
     procps psmisc
+    python3                              # integration harness: transfer checks, impair.py relay
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
