@@ -56,8 +56,17 @@ enum DaemonRunner {
             return 1
         }
 
+        // Wait for a signal; meanwhile, once a second, remember where the peers are.
         var received: Int32 = 0
-        sigwait(&signals, &received)
+        var interval = timespec(tv_sec: 1, tv_nsec: 0)
+        while true {
+            let signal = sigtimedwait(&signals, nil, &interval)
+            if signal > 0 {
+                received = signal
+                break
+            }
+            if let endpoints = running.control.takeChangedEndpoints() { running.memory.save(endpoints) }
+        }
         logger.info("received \(received == SIGINT ? "SIGINT" : received == SIGTERM ? "SIGTERM" : "SIGHUP"), shutting down")
         running.stop()
         logger.info("stopped; interface \(running.interfaceName) removed")
@@ -67,6 +76,8 @@ enum DaemonRunner {
     /// Everything up to a running data plane; throws before touching any interface on a config error.
     static func start(_ options: DaemonOptions, logger: Logger) throws -> RunningDaemon {
         let config = try loadConfig(options)
+        let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
+        let remembered = memory.load()
         let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path
         let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
         var peers: [PeerConfiguration] = []
@@ -77,7 +88,8 @@ enum DaemonRunner {
             peers.append(
                 PeerConfiguration(
                     publicKey: peer.publicKey, presharedKey: psk, allowedIPs: peer.allowedIPs, endpoint: endpoint,
-                    persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0))))
+                    persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0)),
+                    rememberedEndpoint: endpoint == nil ? remembered[peer.publicKey] : nil))
         }
         let mode: HandshakeIdentity.Mode = config.interface.mode == .tap ? .tap : .tun
         var timers = TimerSettings.wireGuard
@@ -140,7 +152,7 @@ enum DaemonRunner {
         for (i, peer) in peers.enumerated() {
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
             logger.info(
-                "peer \(i + 1): \(KeyEncoding.encode(peer.publicKey)) endpoint \(peer.endpoint.map { "\($0)" } ?? "(waits for the peer)") allowed IPs \(allowed.isEmpty ? "(none)" : allowed)"
+                "peer \(i + 1): \(KeyEncoding.encode(peer.publicKey)) endpoint \(peer.endpoint.map { "\($0)" } ?? peer.rememberedEndpoint.map { "\($0) (remembered)" } ?? "(waits for the peer)") allowed IPs \(allowed.isEmpty ? "(none)" : allowed)"
             )
         }
 
@@ -152,7 +164,7 @@ enum DaemonRunner {
             clock: BootClock(), logger: logger)
         return RunningDaemon(
             dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
-            logger: logger)
+            memory: memory, logger: logger)
     }
 
     static func transportDescription(_ config: Config, transport: any Transport) -> String {
@@ -209,7 +221,8 @@ struct SystemTimestamps: TimestampSource {
 /// A started daemon: its data-plane thread, control socket and interface.
 final class RunningDaemon: @unchecked Sendable {
     // Touched only by the main thread, except `dataPlane`, which only its own thread runs.
-    private let control: DataPlaneControl
+    let control: DataPlaneControl
+    let memory: EndpointMemory
     private let controlSocket: ControlSocket
     private let device: TunDevice
     private let netlink: Netlink
@@ -220,8 +233,9 @@ final class RunningDaemon: @unchecked Sendable {
     var interfaceName: String { device.name }
 
     init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
-         netlink: Netlink, logger: Logger) {
+         netlink: Netlink, memory: EndpointMemory, logger: Logger) {
         self.control = control
+        self.memory = memory
         self.controlSocket = controlSocket
         self.device = device
         self.netlink = netlink
@@ -245,6 +259,7 @@ final class RunningDaemon: @unchecked Sendable {
     func stop() {
         control.requestStop()
         done.wait()
+        if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()
         do { try netlink.deleteLink(device.name) } catch {
             // A tun device vanishes when its fd closes anyway; only log if it is still there.

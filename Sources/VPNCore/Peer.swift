@@ -34,7 +34,7 @@ final class Peer {
         self.configuration = configuration
         handshakeInfo = PeerHandshakeInfo(publicKey: configuration.publicKey, presharedKey: configuration.presharedKey)
         self.timers = PeerTimers(settings: timers, persistentKeepalive: configuration.persistentKeepalive)
-        endpoint = configuration.endpoint
+        endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
         staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
         drops = [UInt64](repeating: 0, count: DropReason.allCases.count)

@@ -154,10 +154,7 @@ extension Tunnel {
             remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
         for retired in peer.slots.installResponded(keypair) { indexTable[retired] = nil }
         indexTable[localIndex] = peer.number
-        if peer.endpoint != source {
-            if peer.endpoint != nil { note(.info, "peer \(shortKey(peer)) endpoint changed to \(source)") }
-            peer.endpoint = source
-        }
+        updateEndpoint(peer, source)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         peer.timers.sessionDerived(now: now)
@@ -191,10 +188,7 @@ extension Tunnel {
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
         for retired in peer.slots.installInitiated(keypair) { indexTable[retired] = nil }
-        if peer.endpoint != source {
-            if peer.endpoint != nil { note(.info, "peer \(shortKey(peer)) endpoint changed to \(source)") }
-            peer.endpoint = source
-        }
+        updateEndpoint(peer, source)
         let firstSession = peer.latestHandshake == nil
         peer.latestHandshake = now
         peer.reportedGiveUp = false

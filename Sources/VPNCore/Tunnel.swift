@@ -98,6 +98,19 @@ public final class Tunnel {
         if events.count < 256 { events.append(TunnelEvent(level: level, message: message)) }
     }
 
+    /// Roaming: the peer's endpoint follows the source of its latest authenticated message.
+    @inline(__always)
+    func updateEndpoint(_ peer: Peer, _ source: Endpoint) {
+        guard peer.endpoint != source else { return }
+        let previous = peer.endpoint
+        peer.endpoint = source
+        guard events.count < 256 else { return }
+        events.append(TunnelEvent(
+            level: previous == nil ? .debug : .info,
+            message: previous == nil ? "peer \(shortKey(peer)) is at \(source)" : "peer \(shortKey(peer)) endpoint changed to \(source)",
+            endpointChange: (peer.configuration.publicKey, source)))
+    }
+
     /// Counts a drop that the data plane saw outside the core (a device write that failed).
     public func countDrop(_ reason: DropReason) {
         unattributedDrops[Int(reason.rawValue)] &+= 1
@@ -216,10 +229,7 @@ public final class Tunnel {
             note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (peer initiated), session established")
             flushStaged(peer, now: now)
         }
-        if peer.endpoint != source {
-            if peer.endpoint != nil { note(.info, "peer \(shortKey(peer)) endpoint changed to \(source)") }
-            peer.endpoint = source
-        }
+        updateEndpoint(peer, source)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         if keypair.isInitiator,
@@ -264,7 +274,9 @@ public final class Tunnel {
                 peer.pendingInitiation = nil
                 if !peer.reportedGiveUp {
                     peer.reportedGiveUp = true
-                    note(.warning, "peer \(shortKey(peer)): \(peer.timers.handshakeGaveUpMessage)")
+                    // A remembered (not configured) endpoint going quiet is a client gone offline, not a mistake.
+                    let configured = peer.configuration.endpoint != nil
+                    note(configured ? .warning : .debug, "peer \(shortKey(peer)): \(peer.timers.handshakeGaveUpMessage)")
                 }
             }
             if actions.contains(.sendHandshakeInitiation) {

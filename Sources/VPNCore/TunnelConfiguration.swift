@@ -48,16 +48,21 @@ public struct PeerConfiguration: Sendable {
     public var endpoint: Endpoint?
     /// PersistentKeepalive interval, zero for off.
     public var persistentKeepalive: Duration
+    /// Where the peer was last heard from by an earlier run of this interface (the daemon keeps
+    /// it across restarts), used when ``endpoint`` is nil: a restarted server re-establishes
+    /// sessions with its clients at once instead of waiting for them to notice.
+    public var rememberedEndpoint: Endpoint?
 
     public init(
         publicKey: Bytes32, presharedKey: SecretKey? = nil, allowedIPs: [IPPrefix] = [], endpoint: Endpoint? = nil,
-        persistentKeepalive: Duration = .zero
+        persistentKeepalive: Duration = .zero, rememberedEndpoint: Endpoint? = nil
     ) {
         self.publicKey = publicKey
         self.presharedKey = presharedKey
         self.allowedIPs = allowedIPs
         self.endpoint = endpoint
         self.persistentKeepalive = persistentKeepalive
+        self.rememberedEndpoint = rememberedEndpoint
     }
 }
 
@@ -105,4 +110,13 @@ public struct TunnelEvent: Sendable {
     public enum Level: Sendable { case debug, info, warning }
     public var level: Level
     public var message: String
+    /// Set when a peer's endpoint changed: its public key and new endpoint (for the daemon to
+    /// remember across restarts).
+    public var endpointChange: (publicKey: Bytes32, endpoint: Endpoint)?
+
+    public init(level: Level, message: String, endpointChange: (publicKey: Bytes32, endpoint: Endpoint)? = nil) {
+        self.level = level
+        self.message = message
+        self.endpointChange = endpointChange
+    }
 }

@@ -219,6 +219,7 @@ public final class DataPlane {
 
     private func reportEvents() {
         while let event = tunnel.nextEvent() {
+            if let change = event.endpointChange { control.noteEndpoint(change.publicKey, change.endpoint) }
             switch event.level {
             case .info: logger.info("\(event.message)")
             case .warning: logger.warning("\(event.message)")

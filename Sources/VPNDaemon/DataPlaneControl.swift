@@ -11,6 +11,7 @@ public final class DataPlaneControl: Sendable {
     private let stop = Atomic<Bool>(false)
     private let wantSnapshot = Atomic<Bool>(false)
     private let snapshot = Mutex<(generation: UInt64, status: TunnelStatus?)>((0, nil))
+    private let endpoints = Mutex<(changed: Bool, byKey: [Bytes32: Endpoint])>((false, [:]))
 
     public init(wakeup: any Wakeup) { self.wakeup = wakeup }
 
@@ -39,6 +40,23 @@ public final class DataPlaneControl: Sendable {
     /// The latest snapshot if it is newer than `generation`.
     public func snapshot(newerThan generation: UInt64) -> TunnelStatus? {
         snapshot.withLock { $0.generation > generation ? $0.status : nil }
+    }
+
+    func noteEndpoint(_ publicKey: Bytes32, _ endpoint: Endpoint) {
+        endpoints.withLock {
+            $0.byKey[publicKey] = endpoint
+            $0.changed = true
+        }
+    }
+
+    /// Every peer endpoint learnt so far, if any changed since the last call (for the daemon to
+    /// remember across restarts).
+    public func takeChangedEndpoints() -> [Bytes32: Endpoint]? {
+        endpoints.withLock { state in
+            guard state.changed else { return nil }
+            state.changed = false
+            return state.byKey
+        }
     }
 
     /// The latest snapshot, however old.
