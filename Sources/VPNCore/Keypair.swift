@@ -58,6 +58,17 @@ public struct KeypairSlots: Sendable {
         return nil
     }
 
+    /// Calls `body` with the keypair in `slot`, in place (no copy of its replay window).
+    /// The slot must be occupied.
+    @inlinable
+    public mutating func withKeypair<R>(_ slot: Slot, _ body: (inout Keypair) -> R) -> R {
+        switch slot {
+        case .current: return body(&current!)
+        case .previous: return body(&previous!)
+        case .next: return body(&next!)
+        }
+    }
+
     /// Installs a keypair made by a handshake we initiated: it is confirmed at once.
     /// Returns the local indexes that left the slots (to retire from the index table).
     ///

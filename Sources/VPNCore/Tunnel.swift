@@ -129,8 +129,8 @@ public final class Tunnel {
         let peer: Peer
         switch configuration.mode {
         case .tun:
-            guard let destination = InnerPacket.destinationAddress(of: UnsafeRawBufferPointer(packet.bytes)),
-                let number = routes.lookup(IPAddress(mapped: destination))
+            guard let destination = InnerPacket.destination(of: UnsafeRawBufferPointer(packet.bytes)),
+                let number = routes.lookup(destination)
             else { return drop(.noRoute, peer: nil) }
             peer = peers[Int(number)]
         case .tap:
@@ -139,18 +139,19 @@ public final class Tunnel {
         }
         guard let destination = peer.endpoint else { return drop(.noEndpoint, peer: peer) }
 
-        if var keypair = peer.slots.current,
-            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
+        if let current = peer.slots.current?.created,
+            let counter = peer.slots.current?.sendCounter,
+            peer.timers.keyUsableForSending(keyCreated: current, sendCounter: counter, now: now)
         {
-            let counter = keypair.sendCounter
-            keypair.sendCounter += 1
             let plaintextCount = packet.count
-            TransportData.seal(
-                &packet, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
-                padding: configuration.pads, mtu: configuration.mtu)
-            let rekey = peer.timers.shouldRekeyOnSend(
-                keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: keypair.sendCounter, now: now)
-            peer.slots.current = keypair
+            let rekey = peer.slots.withKeypair(.current) { keypair -> Bool in
+                keypair.sendCounter = counter + 1
+                TransportData.seal(
+                    &packet, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
+                    padding: configuration.pads, mtu: configuration.mtu)
+                return peer.timers.shouldRekeyOnSend(
+                    keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: counter + 1, now: now)
+            }
             peer.sentPackets &+= 1
             peer.sentBytes &+= UInt64(plaintextCount)
             peer.timers.dataSent(now: now, entropy: &entropy)
@@ -201,26 +202,21 @@ public final class Tunnel {
         guard let slot = peer.slots.slot(forLocalIndex: receiverIndex) else {
             return .drop(countUnattributed(.unknownReceiverIndex))
         }
-        var keypair: Keypair
-        switch slot {
-        case .current: keypair = peer.slots.current!
-        case .previous: keypair = peer.slots.previous!
-        case .next: keypair = peer.slots.next!
+        // In place: the keypair (with its 1 KiB replay window) is never copied per packet.
+        var created = Instant.zero
+        var isInitiator = false
+        let result = peer.slots.withKeypair(slot) { keypair -> TransportData.OpenResult in
+            created = keypair.created
+            isInitiator = keypair.isInitiator
+            guard peer.timers.keyUsableForReceiving(keyCreated: keypair.created, now: now) else {
+                return .drop(.keyExpired)
+            }
+            return TransportData.open(&datagram, key: keypair.receiveKey, replay: &keypair.replay)
         }
-        guard peer.timers.keyUsableForReceiving(keyCreated: keypair.created, now: now) else {
-            return drop(.keyExpired, peer: peer)
-        }
-        let result = TransportData.open(&datagram, key: keypair.receiveKey, replay: &keypair.replay)
-        guard case .ok = result else {
-            if case .drop(let reason) = result { return drop(reason, peer: peer) }
-            return drop(.authenticationFailed, peer: peer)
-        }
-        // Authenticated: store the advanced window, follow the peer's address (roaming).
-        switch slot {
-        case .current: peer.slots.current = keypair
-        case .previous: peer.slots.previous = keypair
-        case .next:
-            peer.slots.next = keypair
+        if case .drop(let reason) = result { return drop(reason, peer: peer) }
+        // Authenticated: follow the peer's address (roaming), confirm a responder session.
+        updateEndpoint(peer, source)
+        if slot == .next {
             if let retired = peer.slots.confirmNext() { indexTable[retired] = nil }
             let firstSession = peer.latestHandshake == nil
             peer.latestHandshake = now
@@ -229,12 +225,11 @@ public final class Tunnel {
             note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (peer initiated), session established")
             flushStaged(peer, now: now)
         }
-        updateEndpoint(peer, source)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        if keypair.isInitiator,
+        if isInitiator,
             slot == .current,
-            peer.timers.shouldRekeyOnReceive(keyCreated: keypair.created, isInitiator: true, now: now)
+            peer.timers.shouldRekeyOnReceive(keyCreated: created, isInitiator: true, now: now)
         {
             startHandshake(peer, now: now)
         }
@@ -246,8 +241,7 @@ public final class Tunnel {
         let inner = UnsafeRawBufferPointer(datagram.bytes)
         if configuration.mode == .tun {
             guard let length = InnerPacket.length(of: inner) else { return drop(.malformedInnerPacket, peer: peer) }
-            guard let sourceAddress = InnerPacket.sourceAddress(of: inner),
-                routes.lookup(IPAddress(mapped: sourceAddress)) == peer.number
+            guard let sourceAddress = InnerPacket.source(of: inner), routes.lookup(sourceAddress) == peer.number
             else { return drop(.sourceNotAllowed, peer: peer) }
             datagram.truncate(to: length)
         }
