@@ -56,6 +56,11 @@ let package = Package(
         // Fakes shared by all tests.
         .target(name: "VPNTesting", dependencies: ["VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
 
+        // One-core figures for the protocol core (printed, never asserted).
+        .executableTarget(
+            name: "vpnd-microbench", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
+            path: "Benchmarks/vpnd-microbench"),
+
         .testTarget(name: "VPNBasicsTests", dependencies: ["VPNBasics", "VPNTesting"], swiftSettings: strict),
         .testTarget(name: "VPNCryptoTests", dependencies: ["VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
         .testTarget(
