@@ -68,7 +68,11 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "VPNLinuxTests", dependencies: ["VPNLinux", "VPNBasics"], swiftSettings: strict),
         .testTarget(
-            name: "VPNDaemonTests", dependencies: ["VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
+            name: "VPNDaemonTests",
+            dependencies: [
+                "VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting", "VPNLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
         // Runs the built executables in network namespaces (root only; required under CI=true).
