@@ -191,9 +191,7 @@ struct ConfigParser {
     func apply(_ key: Key, _ value: String, to draft: inout InterfaceDraft, at number: Int) throws(ValueProblem) {
         switch key {
         case .privateKey:
-            var bytes = try ConfigValues.keyBytes(value, secret: true)
-            draft.privateKey = .key(SecretKey(bytes)!)
-            bytes.withUnsafeMutableBytes { secureZero($0) }
+            draft.privateKey = .key(try ConfigValues.secretKey(value))
         case .privateKeyFile:
             draft.privateKey = .file(value)
         case .address:
@@ -220,11 +218,9 @@ struct ConfigParser {
     func apply(_ key: Key, _ value: String, to draft: inout PeerDraft, at number: Int) throws(ValueProblem) {
         switch key {
         case .publicKey:
-            draft.publicKey = Bytes32(try ConfigValues.keyBytes(value, secret: false))
+            draft.publicKey = try ConfigValues.publicKey(value)
         case .presharedKey:
-            var bytes = try ConfigValues.keyBytes(value, secret: true)
-            draft.presharedKey = .key(SecretKey(bytes)!)
-            bytes.withUnsafeMutableBytes { secureZero($0) }
+            draft.presharedKey = .key(try ConfigValues.secretKey(value))
         case .presharedKeyFile:
             draft.presharedKey = .file(value)
         case .allowedIPs:

@@ -106,50 +106,23 @@ enum ConfigValues {
         throw ValueProblem("\(quoted) has a bad prefix length (0-\(address.bitWidth) for \(family))")
     }
 
-    /// The base64 text of a 32-byte key, as `wg genkey` prints it. The text never appears in
-    /// the message when `secret` is true.
-    static func keyBytes(_ text: String, secret: Bool) throws(ValueProblem) -> [UInt8] {
-        guard let bytes = Base64Key.decode(text) else {
-            let subject = secret ? "the value (not shown)" : "\"\(text)\""
-            throw ValueProblem("\(subject) is not a base64 key of 32 bytes (44 characters, as `wg genkey` prints)")
+    /// A private or pre-shared key in base64, as `wg genkey` prints it; the message never shows it.
+    static func secretKey(_ text: String) throws(ValueProblem) -> SecretKey {
+        do throws(CryptoError) {
+            return try KeyEncoding.decodeSecretKey(text)
+        } catch {
+            throw ValueProblem("the value (not shown) \(notAKey)")
         }
-        return bytes
-    }
-}
-
-/// Strict padded base64 of exactly 32 bytes (44 characters, one "=", zero trailing bits).
-///
-/// Temporary: to be replaced by VPNCrypto's `KeyEncoding` once it lands.
-enum Base64Key {
-    static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 44, utf8[43] == UInt8(ascii: "=") else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(33)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for c in utf8[0..<43] {
-            guard let sextet = value(c) else { return nil }
-            accumulator = accumulator << 6 | UInt32(sextet)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-                accumulator &= (1 << UInt32(bits)) - 1
-            }
-        }
-        guard out.count == 32, accumulator == 0 else { return nil }
-        return out
     }
 
-    private static func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return c - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): return c - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "+"): return 62
-        case UInt8(ascii: "/"): return 63
-        default: return nil
+    /// A public key in base64, as `wg pubkey` prints it.
+    static func publicKey(_ text: String) throws(ValueProblem) -> Bytes32 {
+        do throws(CryptoError) {
+            return try KeyEncoding.decodePublicKey(text)
+        } catch {
+            throw ValueProblem("\"\(text)\" \(notAKey)")
         }
     }
+
+    static let notAKey = "is not a base64 key of 32 bytes (44 characters, as `wg genkey` prints)"
 }
