@@ -90,6 +90,8 @@ final class StreamLink {
             while true {
                 switch deframer.nextFrame() {
                 case .frame(let bytes):
+                    // Over a stream there is no excuse for a malformed message: close.
+                    if case .invalid = Wire.classify(bytes) { return false }
                     scratch.reset(headroom: 0)
                     guard bytes.count <= scratch.tailroom else { return false }
                     scratch.append(contentsOf: bytes)
