@@ -59,6 +59,7 @@ enum DaemonRunner {
         // Wait for a signal; meanwhile, once a second, remember where the peers are.
         var received: Int32 = 0
         var interval = timespec(tv_sec: 1, tv_nsec: 0)
+        var ticks = 0
         while true {
             let signal = sigtimedwait(&signals, nil, &interval)
             if signal > 0 {
@@ -66,6 +67,10 @@ enum DaemonRunner {
                 break
             }
             if let endpoints = running.control.takeChangedEndpoints() { running.memory.save(endpoints) }
+            ticks += 1
+            if ticks % Int(HostNameRefresher.interval.components.seconds) == 0 {
+                running.hostNames.refresh(control: running.control, logger: logger)
+            }
         }
         logger.info("received \(received == SIGINT ? "SIGINT" : received == SIGTERM ? "SIGTERM" : "SIGHUP"), shutting down")
         running.stop()
@@ -156,6 +161,10 @@ enum DaemonRunner {
             )
         }
 
+        let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
+            if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
+            return nil
+        })
         let info = DaemonInfo(
             interfaceName: device.name, publicKey: publicKey, listenPort: transport.localPort,
             mode: config.interface.mode.rawValue, transport: config.interface.transport.rawValue)
@@ -164,7 +173,7 @@ enum DaemonRunner {
             clock: BootClock(), logger: logger)
         return RunningDaemon(
             dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
-            memory: memory, logger: logger)
+            memory: memory, hostNames: hostNames, logger: logger)
     }
 
     static func transportDescription(_ config: Config, transport: any Transport) -> String {
@@ -223,6 +232,7 @@ final class RunningDaemon: @unchecked Sendable {
     // Touched only by the main thread, except `dataPlane`, which only its own thread runs.
     let control: DataPlaneControl
     let memory: EndpointMemory
+    let hostNames: HostNameRefresher
     private let controlSocket: ControlSocket
     private let device: TunDevice
     private let netlink: Netlink
@@ -233,8 +243,9 @@ final class RunningDaemon: @unchecked Sendable {
     var interfaceName: String { device.name }
 
     init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
-         netlink: Netlink, memory: EndpointMemory, logger: Logger) {
+         netlink: Netlink, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
         self.control = control
+        self.hostNames = hostNames
         self.memory = memory
         self.controlSocket = controlSocket
         self.device = device

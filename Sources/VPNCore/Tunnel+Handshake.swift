@@ -73,6 +73,17 @@ extension Tunnel {
         }
     }
 
+    /// Points the peer with `publicKey` at `endpoint` (a re-resolved host name) and, if it has no
+    /// session, starts a handshake there. Returns false when no such peer exists.
+    @discardableResult
+    public func setEndpoint(publicKey: Bytes32, endpoint: Endpoint, now: Instant) -> Bool {
+        guard let number = peersByKey[publicKey] else { return false }
+        let peer = peers[number]
+        updateEndpoint(peer, endpoint)
+        if peer.slots.current == nil { startHandshake(peer, now: now) }
+        return true
+    }
+
     func newLocalIndex() -> UInt32 {
         HandshakeIdentity.newLocalIndex(using: &entropy) { indexTable[$0] != nil }
     }

@@ -229,6 +229,9 @@ public final class DataPlane {
     }
 
     private func serviceControl(now: Instant) {
+        for (publicKey, endpoint) in control.takeEndpointUpdates() {
+            tunnel.setEndpoint(publicKey: publicKey, endpoint: endpoint, now: now)
+        }
         if control.snapshotRequested {
             control.publish(tunnel.status(now: now))
         }

@@ -11,6 +11,7 @@ public final class DataPlaneControl: Sendable {
     private let stop = Atomic<Bool>(false)
     private let wantSnapshot = Atomic<Bool>(false)
     private let snapshot = Mutex<(generation: UInt64, status: TunnelStatus?)>((0, nil))
+    private let endpointUpdates = Mutex<[(Bytes32, Endpoint)]>([])
     private let endpoints = Mutex<(changed: Bool, byKey: [Bytes32: Endpoint])>((false, [:]))
 
     public init(wakeup: any Wakeup) { self.wakeup = wakeup }
@@ -40,6 +41,20 @@ public final class DataPlaneControl: Sendable {
     /// The latest snapshot if it is newer than `generation`.
     public func snapshot(newerThan generation: UInt64) -> TunnelStatus? {
         snapshot.withLock { $0.generation > generation ? $0.status : nil }
+    }
+
+    /// Asks the data plane to send to `endpoint` for the peer with `publicKey` (a host name that
+    /// resolved to a new address).
+    public func requestEndpoint(_ endpoint: Endpoint, forPeer publicKey: Bytes32) {
+        endpointUpdates.withLock { $0.append((publicKey, endpoint)) }
+        wakeup.signal()
+    }
+
+    func takeEndpointUpdates() -> [(Bytes32, Endpoint)] {
+        endpointUpdates.withLock { updates in
+            defer { updates.removeAll() }
+            return updates
+        }
     }
 
     func noteEndpoint(_ publicKey: Bytes32, _ endpoint: Endpoint) {
