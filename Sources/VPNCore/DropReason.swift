@@ -55,6 +55,12 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// The packet is larger than the tunnel's MTU allows.
     case packetTooBig
 
+    // Offloads (virtio-net header, segmentation)
+    /// A tun super-packet whose virtio-net header or IP/TCP/UDP headers are inconsistent or unsupported.
+    case malformedOffload
+    /// A tun super-packet splits into more segments than the caller's batch holds.
+    case offloadBatchTooSmall
+
     public var description: String {
         switch self {
         case .truncated: return "truncated"
@@ -79,6 +85,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .queueFull: return "queue-full"
         case .noEndpoint: return "no-endpoint"
         case .packetTooBig: return "packet-too-big"
+        case .malformedOffload: return "malformed-offload"
+        case .offloadBatchTooSmall: return "offload-batch-too-small"
         }
     }
 }
