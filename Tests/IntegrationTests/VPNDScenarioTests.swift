@@ -13,4 +13,7 @@ struct VPNDScenarioTests {
 
     @Test("vpnd <-> vpnd, tun over TCP: ping both ways, 100 MB each way")
     func tunTCP() async { await Scenario.run("tun-tcp", timeLimit: .seconds(300)) }
+
+    @Test("vpnd <-> vpnd, tap over UDP: one Ethernet segment (ARP, ethertype 0x88b5 frames), 100 MB each way")
+    func tapUDP() async { await Scenario.run("tap-udp", timeLimit: .seconds(300)) }
 }
