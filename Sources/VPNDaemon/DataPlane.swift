@@ -160,10 +160,8 @@ public final class DataPlane {
                     sendBuffers[pending] = buffers[i]
                     sendEndpoints[pending] = destination
                     pending += 1
-                case .staged:
-                    break
-                case .drop(let reason):
-                    noteDrop(reason)
+                case .staged, .drop:
+                    break  // a drop is already counted by the tunnel (per peer where one is known)
                 }
             }
             if pending > 0 {
@@ -182,14 +180,12 @@ public final class DataPlane {
         switch tunnel.decapsulate(&datagram, from: source, now: now) {
         case .deliver:
             do throws(IOError) {
-                if try !device.write(datagram) { noteDrop(.queueFull) }
+                if try !device.write(datagram) { tunnel.countDrop(.queueFull) }
             } catch {
                 dropLog.log(logger, now: now, "writing to \(device.name) failed: \(error)")
             }
-        case .consumed:
-            break
-        case .drop(let reason):
-            noteDrop(reason)
+        case .consumed, .drop:
+            break  // a drop is already counted by the tunnel (per peer where one is known)
         }
     }
 
@@ -210,11 +206,6 @@ public final class DataPlane {
                 UnsafeBufferPointer(rebasing: sendBuffers[0..<pending]),
                 to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<pending]))
         }
-    }
-
-    private func noteDrop(_ reason: DropReason) {
-        // Counted by the tunnel per peer where a peer is known; the log says what is unusual.
-        tunnel.countDrop(reason)
     }
 
     private func reportEvents() {
