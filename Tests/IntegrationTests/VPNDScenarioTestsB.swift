@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+import Testing
+
+/// vpnd scenarios with more than two ends, bridges, host names, wireguard-go interop and broken configs.
+///
+/// Serialized like ``ScenarioTests``: each scenario measures transfers on a shared 2-core machine.
+@Suite(
+    .serialized,
+    .enabled(if: Scenario.shouldRun, "integration tests need root and /dev/net/tun (with CI=true they fail instead)"))
+struct VPNDScenarioTestsB {
+    @Test("one server, two clients: AllowedIPs routing through the server, a forged inner source is dropped")
+    func multiClient() async { await Scenario.run("multi-client", timeLimit: .seconds(120)) }
+}
