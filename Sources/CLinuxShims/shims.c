@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/if_tun.h>
+#include <netinet/udp.h>
 
 // MARK: - Errors
 
@@ -98,17 +99,49 @@ int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name) {
     return 0;
 }
 
+static int tun_ioctl_int(int fd, unsigned long request, void *arg) {
+    int rc;
+    do {
+        rc = ioctl(fd, request, arg);
+    } while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : 0;
+}
+
+int vpnd_tun_get_features(int fd, unsigned *out) {
+    unsigned int features = 0;
+    int rc = tun_ioctl_int(fd, TUNGETFEATURES, &features);
+    *out = rc == 0 ? features : 0;
+    return rc;
+}
+
+int vpnd_tun_set_vnet_hdr_size(int fd, int size) { return tun_ioctl_int(fd, TUNSETVNETHDRSZ, &size); }
+
+int vpnd_tun_set_vnet_le(int fd, int on) { return tun_ioctl_int(fd, TUNSETVNETLE, &on); }
+
+int vpnd_tun_set_offload(int fd, unsigned flags) {
+    int rc;
+    do {
+        rc = ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags);  // the value itself, not a pointer
+    } while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -errno : 0;
+}
+
 // MARK: - Namespaces
 
 int vpnd_enter_network_namespace(int fd) { return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0; }
 
 // MARK: - UDP batches
 
+/// Control-message room per datagram: one UDP_SEGMENT (uint16_t) or UDP_GRO (int) message, with
+/// space to spare for one more the kernel might add.
+#define VPND_CONTROL_SIZE 64
+
 struct vpnd_mmsg {
     unsigned capacity;
     struct mmsghdr *messages;
     struct iovec *iovecs;
     struct sockaddr_storage *addresses;
+    char *control;  // capacity * VPND_CONTROL_SIZE, aligned for cmsghdr by calloc
 };
 
 vpnd_mmsg *vpnd_mmsg_create(unsigned capacity) {
@@ -119,7 +152,8 @@ vpnd_mmsg *vpnd_mmsg_create(unsigned capacity) {
     batch->messages = calloc(capacity, sizeof(struct mmsghdr));
     batch->iovecs = calloc(capacity, sizeof(struct iovec));
     batch->addresses = calloc(capacity, sizeof(struct sockaddr_storage));
-    if (!batch->messages || !batch->iovecs || !batch->addresses) {
+    batch->control = calloc(capacity, VPND_CONTROL_SIZE);
+    if (!batch->messages || !batch->iovecs || !batch->addresses || !batch->control) {
         vpnd_mmsg_destroy(batch);
         return NULL;
     }
@@ -136,6 +170,7 @@ void vpnd_mmsg_destroy(vpnd_mmsg *batch) {
     free(batch->messages);
     free(batch->iovecs);
     free(batch->addresses);
+    free(batch->control);
     free(batch);
 }
 
@@ -226,6 +261,121 @@ int vpnd_udp_send_batch(int fd, vpnd_mmsg *batch, int family, const void *const 
         }
         int err = sent < 0 ? errno : EAGAIN;
         if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+        if (is_per_destination_error(err)) {
+            (*out_dropped)++;
+            done++;
+            continue;
+        }
+        return done > 0 ? (int)done : -err;
+    }
+    return (int)done;
+}
+
+// MARK: - UDP GSO/GRO
+
+int vpnd_udp_probe_gso(int fd) {
+    int size = 0;
+    return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) < 0 ? -errno : 0;
+}
+
+int vpnd_udp_enable_gro(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) < 0 ? -errno : 0;
+}
+
+int vpnd_udp_recv_batch_gro(int fd, vpnd_mmsg *batch, void *const *bases, const size_t *capacities, unsigned count,
+                            size_t *out_lengths, vpnd_endpoint *out_sources, uint16_t *out_segment_sizes) {
+    if (count > batch->capacity) count = batch->capacity;
+    if (count == 0) return 0;
+    for (unsigned i = 0; i < count; i++) {
+        batch->iovecs[i].iov_base = bases[i];
+        batch->iovecs[i].iov_len = capacities[i];
+        struct msghdr *h = &batch->messages[i].msg_hdr;
+        h->msg_namelen = sizeof(struct sockaddr_storage);
+        h->msg_control = batch->control + (size_t)i * VPND_CONTROL_SIZE;
+        h->msg_controllen = VPND_CONTROL_SIZE;
+        h->msg_flags = 0;
+        batch->messages[i].msg_len = 0;
+    }
+    int received;
+    do {
+        received = recvmmsg(fd, batch->messages, count, MSG_DONTWAIT, NULL);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return -errno;
+    }
+    for (int i = 0; i < received; i++) {
+        struct msghdr *h = &batch->messages[i].msg_hdr;
+        out_lengths[i] = batch->messages[i].msg_len;
+        vpnd_sockaddr_to_endpoint(&batch->addresses[i], &out_sources[i]);
+        uint16_t segment = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                int value;
+                memcpy(&value, CMSG_DATA(c), sizeof(value));
+                if (value > 0 && value <= 0xFFFF) segment = (uint16_t)value;
+            }
+        }
+        out_segment_sizes[i] = segment;
+    }
+    return received;
+}
+
+int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *const *bases, const size_t *lengths,
+                            const uint16_t *segment_sizes, const vpnd_endpoint *destinations, unsigned count,
+                            unsigned *out_dropped, int *out_gso_error) {
+    if (count > batch->capacity) count = batch->capacity;
+    *out_dropped = 0;
+    *out_gso_error = 0;
+    unsigned done = 0;
+    while (done < count) {
+        unsigned run = 0;
+        while (done + run < count) {
+            unsigned i = done + run;
+            socklen_t len;
+            if (vpnd_endpoint_to_sockaddr(&destinations[i], family, &batch->addresses[run], &len) != 0) break;
+            batch->iovecs[run].iov_base = (void *)bases[i];
+            batch->iovecs[run].iov_len = lengths[i];
+            struct msghdr *h = &batch->messages[run].msg_hdr;
+            h->msg_namelen = len;
+            h->msg_flags = 0;
+            if (segment_sizes[i] != 0 && lengths[i] > segment_sizes[i]) {
+                char *control = batch->control + (size_t)run * VPND_CONTROL_SIZE;
+                memset(control, 0, CMSG_SPACE(sizeof(uint16_t)));
+                h->msg_control = control;
+                h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+                struct cmsghdr *c = CMSG_FIRSTHDR(h);
+                c->cmsg_level = SOL_UDP;
+                c->cmsg_type = UDP_SEGMENT;
+                c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t size = segment_sizes[i];
+                memcpy(CMSG_DATA(c), &size, sizeof(size));
+            } else {
+                h->msg_control = NULL;
+                h->msg_controllen = 0;
+            }
+            run++;
+        }
+        if (run == 0) {  // an IPv6 destination on an IPv4 socket
+            (*out_dropped)++;
+            done++;
+            continue;
+        }
+        int sent;
+        do {
+            sent = sendmmsg(fd, batch->messages, run, MSG_DONTWAIT);
+        } while (sent < 0 && errno == EINTR);
+        if (sent > 0) {
+            done += (unsigned)sent;
+            continue;
+        }
+        int err = sent < 0 ? errno : EAGAIN;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+        if ((err == EIO || err == EINVAL) && batch->messages[0].msg_hdr.msg_controllen != 0) {
+            *out_gso_error = err;
+            return (int)done;
+        }
         if (is_per_destination_error(err)) {
             (*out_dropped)++;
             done++;

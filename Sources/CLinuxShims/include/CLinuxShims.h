@@ -49,14 +49,40 @@ enum {
     VPND_IFF_TUN = 0x0001,
     VPND_IFF_TAP = 0x0002,
     VPND_IFF_NO_PI = 0x1000,
-    /// Reserved for the offload path (virtio-net header in front of every packet); unused yet.
+    /// A virtio-net header in front of every packet read or written (the offload path).
     VPND_IFF_VNET_HDR = 0x4000,
+};
+
+/// TUNSETOFFLOAD flags (linux/if_tun.h); USO4 and USO6 are only accepted together (Linux >= 6.2).
+enum {
+    VPND_TUN_F_CSUM = 0x01,
+    VPND_TUN_F_TSO4 = 0x02,
+    VPND_TUN_F_TSO6 = 0x04,
+    VPND_TUN_F_TSO_ECN = 0x08,
+    VPND_TUN_F_USO4 = 0x20,
+    VPND_TUN_F_USO6 = 0x40,
+    /// sizeof(struct virtio_net_hdr): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
+    VPND_VIRTIO_NET_HDR_LEN = 10,
 };
 
 /// Attaches the open /dev/net/tun `fd` to interface `name` (created if absent) with `flags`
 /// (VPND_IFF_*), and copies the kernel's chosen name into `out_name` (VPND_IFNAMSIZ bytes,
 /// NUL-terminated). Returns 0 or -errno. The corresponding C call is `ioctl(TUNSETIFF)`.
 int vpnd_tun_set_iff(int fd, const char *name, int flags, char *out_name);
+
+/// The IFF_* flags this kernel's tun driver supports, into `out`. Returns 0 or -errno.
+/// The corresponding C call is `ioctl(TUNGETFEATURES)`.
+int vpnd_tun_get_features(int fd, unsigned *out);
+/// Sets the virtio-net header length of a device opened with VPND_IFF_VNET_HDR. Returns 0 or -errno.
+/// The corresponding C call is `ioctl(TUNSETVNETHDRSZ)`.
+int vpnd_tun_set_vnet_hdr_size(int fd, int size);
+/// Makes the virtio-net header little-endian (the default on little-endian hosts anyway).
+/// Returns 0 or -errno. The corresponding C call is `ioctl(TUNSETVNETLE)`.
+int vpnd_tun_set_vnet_le(int fd, int on);
+/// Announces which offloads user space handles (VPND_TUN_F_*): the kernel then hands over
+/// super-packets and unchecksummed packets. Returns 0 or -errno (-EINVAL for a flag this kernel does
+/// not know). The corresponding C call is `ioctl(TUNSETOFFLOAD)`.
+int vpnd_tun_set_offload(int fd, unsigned flags);
 
 // MARK: - Namespaces
 
@@ -92,5 +118,42 @@ int vpnd_udp_recv_batch(int fd, vpnd_mmsg *batch, void *const *bases, const size
 /// the socket itself fails before anything was consumed. The corresponding C call is `sendmmsg(2)`.
 int vpnd_udp_send_batch(int fd, vpnd_mmsg *batch, int family, const void *const *bases, const size_t *lengths,
                         const vpnd_endpoint *destinations, unsigned count, unsigned *out_dropped);
+
+// MARK: - UDP segmentation offload (GSO) and receive coalescing (GRO)
+
+enum {
+    /// The most segments one UDP_SEGMENT send may carry (the kernel's UDP_MAX_SEGMENTS on every
+    /// kernel since 4.18; newer kernels allow 128).
+    VPND_UDP_MAX_SEGMENTS = 64,
+    /// The most payload bytes one UDP_SEGMENT send may carry (65535 - 20 - 8, the IPv4 limit).
+    VPND_UDP_GSO_MAX_BYTES = 65507,
+};
+
+/// Checks that the kernel knows UDP_SEGMENT by setting the socket's default segment size to 0
+/// (no segmentation). Returns 0 or -errno (-ENOPROTOOPT before Linux 4.18).
+/// The corresponding C call is `setsockopt(SOL_UDP, UDP_SEGMENT)`.
+int vpnd_udp_probe_gso(int fd);
+/// Turns on receive coalescing: the kernel may hand one buffer holding several datagrams of one
+/// flow, all of the same size but the last, with that size in a UDP_GRO control message.
+/// Returns 0 or -errno. The corresponding C call is `setsockopt(SOL_UDP, UDP_GRO, 1)`.
+int vpnd_udp_enable_gro(int fd);
+
+/// Like vpnd_udp_recv_batch, and also reads each message's UDP_GRO control message into
+/// `out_segment_sizes[i]` (0 when the buffer holds one plain datagram). Uses the batch's
+/// preallocated control buffers. The corresponding C call is `recvmmsg(2)`.
+int vpnd_udp_recv_batch_gro(int fd, vpnd_mmsg *batch, void *const *bases, const size_t *capacities, unsigned count,
+                            size_t *out_lengths, vpnd_endpoint *out_sources, uint16_t *out_segment_sizes);
+
+/// Sends message i (`bases[i]`, `lengths[i]` bytes) to `destinations[i]` with one sendmmsg; when
+/// `segment_sizes[i]` is non-zero and below the length, the message carries a UDP_SEGMENT control
+/// message and the kernel cuts it into datagrams of that size (the last one shorter).
+/// Returns how many messages were consumed, as vpnd_udp_send_batch does. When the kernel refuses a
+/// segmented message itself (EIO: the route's device cannot checksum; EINVAL: a segment is larger
+/// than the path MTU allows) it stops there, stores the errno in `*out_gso_error` (else 0) and
+/// returns the index of that message, so the caller can send it as single datagrams.
+/// The corresponding C call is `sendmmsg(2)` with `cmsg(SOL_UDP, UDP_SEGMENT)`.
+int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *const *bases, const size_t *lengths,
+                            const uint16_t *segment_sizes, const vpnd_endpoint *destinations, unsigned count,
+                            unsigned *out_dropped, int *out_gso_error);
 
 #endif
