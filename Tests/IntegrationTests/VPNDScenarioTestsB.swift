@@ -10,4 +10,10 @@ import Testing
 struct VPNDScenarioTestsB {
     @Test("one server, two clients: AllowedIPs routing through the server, a forged inner source is dropped")
     func multiClient() async { await Scenario.run("multi-client", timeLimit: .seconds(120)) }
+
+    @Test("tap with Bridge = br0: a third namespace on the server's bridge is on the client's Ethernet segment")
+    func tapBridge() async { await Scenario.run("tap-bridge", timeLimit: .seconds(120)) }
+
+    @Test("Endpoint as a host name from the namespace's /etc/hosts; an unresolvable name exits 1 with one line")
+    func hostNameEndpoint() async { await Scenario.run("hostname-endpoint", timeLimit: .seconds(90)) }
 }
