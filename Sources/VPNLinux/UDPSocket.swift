@@ -10,7 +10,14 @@ import VPNBasics
 /// and IPv4 destinations are sent to their mapped address. Bound to an IPv4 address it is an
 /// `AF_INET` socket and IPv6 destinations are dropped.
 ///
-/// The batch arrays are allocated once, here; ``receive(into:sources:)`` and ``send(_:to:)``
+/// Offloads (``LinuxOffloadOptions``, off by default): with `udpGSO` the socket can send a run of
+/// equal-sized datagrams as one super-datagram (``sendSegmented(_:segmentSize:to:)``, `UDP_SEGMENT`);
+/// with `udpGRO` the kernel hands over runs of datagrams coalesced into one buffer, read with
+/// ``receive(into:sources:segmentSizes:)`` (`UDP_GRO`). Each is probed here and reported by
+/// ``udpGSOActive``, ``udpGROActive`` and ``offloadSummary``; without GSO, segmented sends go out
+/// as single datagrams.
+///
+/// The batch arrays and control-message buffers are allocated once, here; receiving and sending
 /// allocate nothing. Thread-safety: ``receive(into:sources:)`` and ``send(_:to:)`` each have their
 /// own arrays, so one thread may receive while another sends; each of them must stay on one thread
 /// at a time.
@@ -27,8 +34,14 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     /// The most datagrams one ``receive(into:sources:)`` or ``send(_:to:)`` call handles.
     public let batchCapacity: Int
 
-    private let receiveScratch: Scratch
-    private let sendScratch: Scratch
+    /// Whether the kernel coalesces received datagrams (`UDP_GRO` accepted); then read with
+    /// ``receive(into:sources:segmentSizes:)``.
+    public let udpGROActive: Bool
+    /// Why GSO or GRO was asked for and is not active; empty otherwise.
+    let offloadRefusal: String
+
+    let receiveScratch: Scratch
+    let sendScratch: Scratch
 
     public var pollHandle: PollHandle { PollHandle(rawValue: fileDescriptor) }
 
@@ -39,8 +52,13 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     ///     dual-stack, an IPv4 address makes an IPv4-only socket.
     ///   - batchCapacity: the most datagrams per call.
     ///   - bufferSize: the requested `SO_RCVBUF`/`SO_SNDBUF` (forced past `rmem_max` when allowed).
+    ///   - offloads: `udpGSO` and `udpGRO` are probed and used when the kernel accepts them (the
+    ///     default asks for neither); `tunVnetHeader` is ignored here.
     /// - Throws: ``IOError``, e.g. "bind 0.0.0.0:51820: address already in use (EADDRINUSE); ...".
-    public init(bindingTo endpoint: Endpoint, batchCapacity: Int = 64, bufferSize: Int = 7 << 20) throws(IOError) {
+    public init(
+        bindingTo endpoint: Endpoint, batchCapacity: Int = 64, bufferSize: Int = 7 << 20,
+        offloads: LinuxOffloadOptions = .disabled
+    ) throws(IOError) {
         precondition(batchCapacity > 0 && batchCapacity <= 1024, "UDPSocket batchCapacity must be 1...1024")
         let family = endpoint.socketFamily
         let fd: Int32
@@ -81,12 +99,32 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
         self.batchCapacity = batchCapacity
         self.receiveScratch = Scratch(capacity: batchCapacity)
         self.sendScratch = Scratch(capacity: batchCapacity)
+        var refusals: [String] = []
+        if offloads.udpGSO {
+            let rc = vpnd_udp_probe_gso(fd)
+            if rc == 0 {
+                sendScratch.gsoEnabled = true
+            } else {
+                refusals.append("gso refused: setsockopt(UDP_SEGMENT): \(IOError.reason(-rc))")
+            }
+        }
+        if offloads.udpGRO {
+            let rc = vpnd_udp_enable_gro(fd)
+            udpGROActive = rc == 0
+            if rc != 0 { refusals.append("gro refused: setsockopt(UDP_GRO): \(IOError.reason(-rc))") }
+        } else {
+            udpGROActive = false
+        }
+        offloadRefusal = refusals.joined(separator: "; ")
     }
 
     /// Opens a dual-stack socket on `port` of every address (`[::]:port`); 0 picks a free port.
-    public convenience init(port: UInt16, batchCapacity: Int = 64, bufferSize: Int = 7 << 20) throws(IOError) {
+    public convenience init(
+        port: UInt16, batchCapacity: Int = 64, bufferSize: Int = 7 << 20, offloads: LinuxOffloadOptions = .disabled
+    ) throws(IOError) {
         try self.init(
-            bindingTo: Endpoint(address: (0, 0), port: port), batchCapacity: batchCapacity, bufferSize: bufferSize)
+            bindingTo: Endpoint(address: (0, 0), port: port), batchCapacity: batchCapacity, bufferSize: bufferSize,
+            offloads: offloads)
     }
 
     deinit { Syscall.close(fileDescriptor) }
@@ -115,10 +153,14 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     /// buffers' tails and their senders into `sources`. Returns how many; 0 when none is waiting.
     /// A datagram longer than its buffer's tailroom is cut short. Allocates nothing.
     ///
+    /// On a socket with ``udpGROActive`` use ``receive(into:sources:segmentSizes:)`` instead (a
+    /// precondition): a coalesced buffer cannot be split without its segment size.
+    ///
     /// The corresponding C call is `recvmmsg(2)`.
     public func receive(
         into buffers: UnsafeMutableBufferPointer<PacketBuffer>, sources: UnsafeMutableBufferPointer<Endpoint>
     ) throws(IOError) -> Int {
+        precondition(!udpGROActive, "UDPSocket with GRO: receive with receive(into:sources:segmentSizes:)")
         let count = min(min(buffers.count, sources.count), batchCapacity)
         if count == 0 { return 0 }
         let s = receiveScratch
@@ -170,7 +212,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
 }
 
 /// Arrays for one direction of a ``UDPSocket``, allocated once.
-private final class Scratch {
+final class Scratch {
     let capacity: Int
     let batch: OpaquePointer
     let bases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -178,6 +220,18 @@ private final class Scratch {
     let outLengths: UnsafeMutablePointer<Int>
     let endpoints: UnsafeMutablePointer<vpnd_endpoint>
     var dropped: UInt64 = 0
+    /// Per message: the UDP_SEGMENT size to send with, or the UDP_GRO size received (0: none).
+    let segmentSizes: UnsafeMutablePointer<UInt16>
+    /// One segmented message cut into single datagrams, when GSO is off or refused.
+    let splitBases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    let splitLengths: UnsafeMutablePointer<Int>
+    let splitEndpoints: UnsafeMutablePointer<vpnd_endpoint>
+    /// Sending side: whether segmented sends go to the kernel whole.
+    var gsoEnabled = false
+    /// Sending side: why GSO was turned off after start-up; empty while it is on.
+    var gsoDisabledReason = ""
+    /// Sending side: segmented messages the kernel refused whole and that went out as singles.
+    var gsoFallbacks: UInt64 = 0
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -191,6 +245,15 @@ private final class Scratch {
         outLengths.initialize(repeating: 0, count: capacity)
         endpoints = .allocate(capacity: capacity)
         endpoints.initialize(repeating: vpnd_endpoint(), count: capacity)
+        segmentSizes = .allocate(capacity: capacity)
+        segmentSizes.initialize(repeating: 0, count: capacity)
+        let segments = Int(VPND_UDP_MAX_SEGMENTS)
+        splitBases = .allocate(capacity: segments)
+        splitBases.initialize(repeating: nil, count: segments)
+        splitLengths = .allocate(capacity: segments)
+        splitLengths.initialize(repeating: 0, count: segments)
+        splitEndpoints = .allocate(capacity: segments)
+        splitEndpoints.initialize(repeating: vpnd_endpoint(), count: segments)
     }
 
     /// `bases` as the `const void *const *` that sending takes.
@@ -204,5 +267,9 @@ private final class Scratch {
         lengths.deallocate()
         outLengths.deallocate()
         endpoints.deallocate()
+        segmentSizes.deallocate()
+        splitBases.deallocate()
+        splitLengths.deallocate()
+        splitEndpoints.deallocate()
     }
 }
