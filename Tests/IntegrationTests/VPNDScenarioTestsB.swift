@@ -16,4 +16,10 @@ struct VPNDScenarioTestsB {
 
     @Test("Endpoint as a host name from the namespace's /etc/hosts; an unresolvable name exits 1 with one line")
     func hostNameEndpoint() async { await Scenario.run("hostname-endpoint", timeLimit: .seconds(90)) }
+
+    @Test("interop: vpnd client <-> wireguard-go server, ping and 100 MB each way")
+    func interopWireGuardServer() async { await Scenario.run("interop-wg-server", timeLimit: .seconds(240)) }
+
+    @Test("interop: wireguard-go client <-> vpnd server, ping and 100 MB each way")
+    func interopWireGuardClient() async { await Scenario.run("interop-wg-client", timeLimit: .seconds(240)) }
 }
