@@ -52,6 +52,16 @@ extension Tunnel {
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         note(.debug, "peer \(shortKey(peer)): sending handshake initiation\(isRetry ? " (retry)" : "")")
+        if isRetry && peer.timers.handshakeAttempts == 2 && peer.latestHandshake == nil
+            && peer.configuration.endpoint != nil
+        {
+            // The first retry towards a configured peer that never answered. A wrong PublicKey for the
+            // peer fails mac1 there, which is dropped without a word, so hint now, long before the
+            // give-up warning (info: a peer that is merely not up yet is no mistake).
+            let waited = PeerTimers.seconds(peer.timers.settings.rekeyTimeout)
+            note(.info,
+                "peer \(shortKey(peer)): no valid handshake response after \(waited) s, still trying: check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport")
+        }
     }
 
     /// Forgets every session and starts new handshakes (a TCP transport reconnected: the server
