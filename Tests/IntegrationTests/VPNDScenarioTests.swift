@@ -16,4 +16,16 @@ struct VPNDScenarioTests {
 
     @Test("vpnd <-> vpnd, tap over UDP: one Ethernet segment (ARP, ethertype 0x88b5 frames), 100 MB each way")
     func tapUDP() async { await Scenario.run("tap-udp", timeLimit: .seconds(300)) }
+
+    @Test("wrong server key, wrong PSK, tun against tap: no tunnel, both daemons stay up, the logs give a hint")
+    func wrongKeys() async { await Scenario.run("wrong-keys", timeLimit: .seconds(120)) }
+
+    @Test("rekeying every 3 s (test timers) during a 60 MB transfer: intact, recent handshake, >= 3 handshakes")
+    func rekey() async { await Scenario.run("rekey", timeLimit: .seconds(180)) }
+
+    @Test("kill -9 and restart of the server: the client's tunnel carries traffic within 10 s, UDP and TCP")
+    func restart() async { await Scenario.run("restart", timeLimit: .seconds(180)) }
+
+    @Test("vpnd show and show --json list the peer, a recent handshake and counters; a missing interface exits 1")
+    func show() async { await Scenario.run("show", timeLimit: .seconds(90)) }
 }
