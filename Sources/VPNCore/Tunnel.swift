@@ -258,6 +258,9 @@ public final class Tunnel {
             guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
             let actions = peer.timers.tick(now: now)
             if actions.contains(.zeroKeys) {
+                // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
+                // partial handshake and the packets still waiting for one all go.
+                peer.staged.removeAll()
                 for index in peer.slots.clear() { indexTable[index] = nil }
                 if let pending = peer.pendingInitiation { indexTable[pending.localIndex] = nil }
                 peer.pendingInitiation = nil
