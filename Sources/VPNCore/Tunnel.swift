@@ -301,6 +301,7 @@ public final class Tunnel {
         guard queued else { return peer.count(.queueFull) }
         keypair.sendCounter += 1
         peer.slots.current = keypair
+        peer.sentPackets &+= 1  // as the receiver counts it: a packet of no bytes
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
     }
