@@ -372,7 +372,7 @@ int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *co
         }
         int err = sent < 0 ? errno : EAGAIN;
         if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
-        if ((err == EIO || err == EINVAL) && batch->messages[0].msg_hdr.msg_controllen != 0) {
+        if ((err == EIO || err == EINVAL || err == EMSGSIZE) && batch->messages[0].msg_hdr.msg_controllen != 0) {
             *out_gso_error = err;
             return (int)done;
         }

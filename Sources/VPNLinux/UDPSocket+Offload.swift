@@ -40,9 +40,9 @@ extension UDPSocket {
     /// `destination`, with one syscall when ``udpGSOActive``.
     ///
     /// The bytes of `buffer` are the datagrams back to back. Without GSO (or when the kernel refuses
-    /// this send whole: `EIO`, the route's device cannot checksum; `EINVAL`, a segment exceeds the
-    /// path MTU) they go out as single datagrams with `sendmmsg`; an `EIO` turns GSO off for good,
-    /// as it will not work on that route.
+    /// this send whole: `EMSGSIZE`, or `EINVAL` before Linux 6.x, when a segment exceeds the route's
+    /// MTU; `EIO` on kernels that need checksum offload on the route's device) they go out as single
+    /// datagrams with `sendmmsg`, which the kernel may fragment. An `EIO` turns GSO off for good.
     ///
     /// - Returns: true when consumed: sent, or dropped because the kernel refused the destination
     ///   (counted in ``droppedOnSend``); false when the socket would block and nothing was sent.

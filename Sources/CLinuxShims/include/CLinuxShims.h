@@ -148,8 +148,8 @@ int vpnd_udp_recv_batch_gro(int fd, vpnd_mmsg *batch, void *const *bases, const 
 /// `segment_sizes[i]` is non-zero and below the length, the message carries a UDP_SEGMENT control
 /// message and the kernel cuts it into datagrams of that size (the last one shorter).
 /// Returns how many messages were consumed, as vpnd_udp_send_batch does. When the kernel refuses a
-/// segmented message itself (EIO: the route's device cannot checksum; EINVAL: a segment is larger
-/// than the path MTU allows) it stops there, stores the errno in `*out_gso_error` (else 0) and
+/// segmented message itself (EIO: no checksum offload on the route, on older kernels; EMSGSIZE, or
+/// EINVAL on older kernels: a segment is larger than the route's MTU allows) it stops there, stores the errno in `*out_gso_error` (else 0) and
 /// returns the index of that message, so the caller can send it as single datagrams.
 /// The corresponding C call is `sendmmsg(2)` with `cmsg(SOL_UDP, UDP_SEGMENT)`.
 int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *const *bases, const size_t *lengths,
