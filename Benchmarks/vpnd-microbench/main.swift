@@ -176,3 +176,4 @@ func benchmarkTransport() {
 print("vpnd-microbench (figures, not assertions)")
 benchmarkHandshakes()
 benchmarkTransport()
+benchmarkOffload()
