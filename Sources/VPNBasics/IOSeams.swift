@@ -147,3 +147,24 @@ public protocol StreamListener: Pollable {
     /// Accepts one pending connection; nil when none is waiting.
     func accept() throws(IOError) -> (any StreamConnection)?
 }
+
+/// A UDP socket that can also send runs of equal-sized datagrams in one call (UDP GSO) and
+/// receive runs that the kernel coalesced (UDP GRO).
+public protocol SegmentedDatagramSocket: DatagramSocket {
+    /// True when segmented sends go out as one GSO send (else they are split into datagrams).
+    var udpGSOActive: Bool { get }
+    /// True when receives may return several datagrams coalesced in one buffer.
+    var udpGROActive: Bool { get }
+    /// Sends `buffers[i]`, datagrams of `segmentSizes[i]` bytes back to back (the last may be
+    /// shorter), to `destinations[i]`. Returns how many buffers were consumed.
+    func sendSegmented(
+        _ buffers: UnsafeBufferPointer<PacketBuffer>, segmentSizes: UnsafeBufferPointer<Int>,
+        to destinations: UnsafeBufferPointer<Endpoint>
+    ) throws(IOError) -> Int
+    /// Receives buffers, each one datagram or a coalesced run: `segmentSizes[i]` is the size of
+    /// each datagram in `buffers[i]` (the last may be shorter). Returns how many were filled.
+    func receive(
+        into buffers: UnsafeMutableBufferPointer<PacketBuffer>, sources: UnsafeMutableBufferPointer<Endpoint>,
+        segmentSizes: UnsafeMutableBufferPointer<Int>
+    ) throws(IOError) -> Int
+}
