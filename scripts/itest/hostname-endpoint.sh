@@ -16,7 +16,7 @@ ETC_NETNS_PARENT_NEW=0
 [ -d /etc/netns ] || ETC_NETNS_PARENT_NEW=1
 # netns.sh's trap deletes the namespaces; this one also removes the /etc/netns entry (and /etc/netns
 # itself if this run created it and it is empty), keeping the exit status that ns_cleanup reports.
-trap 'rc=$?; set +e; rm -rf "$ETC_NETNS"; [ "$ETC_NETNS_PARENT_NEW" = 0 ] || rmdir /etc/netns 2>/dev/null; (exit $rc); ns_cleanup' EXIT
+trap 'rc=$?; set +e; trap "" INT TERM; rm -rf "$ETC_NETNS"; [ "$ETC_NETNS_PARENT_NEW" = 0 ] || rmdir /etc/netns 2>/dev/null; (exit $rc); ns_cleanup' EXIT
 
 ns_pair srv cli
 [ ! -e "$ETC_NETNS" ] || fail "$ETC_NETNS already exists"
