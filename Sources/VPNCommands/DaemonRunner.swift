@@ -15,6 +15,8 @@ struct DaemonOptions {
     var overrides: ConfigOverrides
     var logLevel: Logger.Level
     var runDirectory: String
+    /// Kernel offloads to try (each falls back by itself when the kernel refuses it).
+    var offloads: LinuxOffloadOptions = .enabled
 }
 
 /// A start-up failure: one line for the user, exit status 1.
@@ -113,7 +115,7 @@ enum DaemonRunner {
         let maxMessage = TransportData.messageSize(forPacketLength: config.interface.mtu + 14, mtu: config.interface.mtu + 14)
         switch config.interface.transport {
         case .udp:
-            let socket = try UDPSocket(bindingTo: bindEndpoint)
+            let socket = try UDPSocket(bindingTo: bindEndpoint, offloads: options.offloads)
             transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
         case .tcp:
             if options.role == .server {
@@ -129,7 +131,9 @@ enum DaemonRunner {
         }
 
         // The interface.
-        let device = try TunDevice(name: config.interface.name, mode: mode == .tap ? .tap : .tun)
+        // Super-packets (TSO/USO in, coalesced TCP out) are for tun: tap frames stay whole.
+        let tunOffloads: TunOffloads = mode == .tun ? options.offloads.tunOffloads : []
+        let device = try TunDevice(name: config.interface.name, mode: mode == .tap ? .tap : .tun, offloads: tunOffloads)
         let netlink = try Netlink()
         do {
             try InterfaceSetup.configure(
@@ -147,13 +151,16 @@ enum DaemonRunner {
             configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps())
         let dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
-            logger: logger)
+            logger: logger, offloads: DataPlaneOffloads(deviceVirtioHeader: device.virtioHeaderLength > 0))
 
         let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
         let portText = transportDescription(config, transport: transport)
         logger.info(
             "interface \(device.name) up: mode \(config.interface.mode.rawValue), transport \(config.interface.transport.rawValue) \(portText), MTU \(config.interface.mtu), public key \(publicKey)"
         )
+        var offloadText = device.activeOffloads.isEmpty ? "tun offloads: none" : device.offloadSummary
+        if let udp = transport as? UDPTransport { offloadText += "; " + udp.offloadSummary }
+        logger.info("\(offloadText)")
         for (i, peer) in peers.enumerated() {
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
             logger.info(

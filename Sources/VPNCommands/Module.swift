@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VPNCore
+import VPNLinux
 
 /// `vpnd`: run a tunnel end (`--server` or `--client`), or inspect one (`vpnd show`).
 public struct VPNDCommand: ParsableCommand {
@@ -48,6 +49,18 @@ public struct VPNDCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Override the interface Name.", valueName: "name"))
     var name: String?
 
+    @Flag(name: .long, help: "Use no kernel offload (for comparison or a kernel that misbehaves).")
+    var noOffload = false
+
+    @Flag(name: .long, help: "Read and write plain packets on the tun (no TSO/USO super-packets, no coalescing).")
+    var noTunOffload = false
+
+    @Flag(name: .long, help: "Send one UDP datagram per packet (no UDP GSO).")
+    var noGso = false
+
+    @Flag(name: .long, help: "Receive one UDP datagram per packet (no UDP GRO).")
+    var noGro = false
+
     @Flag(name: [.short, .long], help: "Log debug details (handshakes, drops).")
     var verbose = false
 
@@ -70,7 +83,10 @@ public struct VPNDCommand: ParsableCommand {
             listenPort: listenPort, endpoint: endpoint, mode: mode, transport: transport, mtu: mtu, name: name)
         let options = DaemonOptions(
             role: server ? .server : .client, configPath: config!, overrides: overrides,
-            logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: ControlSocket.directory)
+            logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: ControlSocket.directory,
+            offloads: LinuxOffloadOptions(
+                tunVnetHeader: !(noOffload || noTunOffload), udpGSO: !(noOffload || noGso),
+                udpGRO: !(noOffload || noGro)))
         let status = DaemonRunner.run(options)
         if status != 0 { throw ExitCode(status) }
     }

@@ -9,7 +9,12 @@ import VPNCore
 //   poller.wait(until: tunnel.nextDeadline)
 //   now = clock.now()
 //   tun readable  -> read a batch -> tunnel.encapsulate each -> transport.send(batch)
-//   net readable  -> receive a batch -> tunnel.decapsulate each -> device.write(delivered)
+//                    (with a virtio-net header: split each 64 KiB super-packet into MTU-sized
+//                    segments laid out back to back, seal each in place, one UDP GSO send each)
+//   net readable  -> receive a batch (with UDP GRO: runs of datagrams, cut into views)
+//                    -> tunnel.decapsulate each in place -> pending writes; at the end of the
+//                    batch -> device.write each (with a virtio-net header: TCP segments of a
+//                    flow coalesced into super-packets first)
 //   deadline due  -> tunnel.tick(now)
 //   outbox        -> transport.send(handshakes, keepalives, flushed staged packets)
 //   wakeup        -> control requests (status snapshot, stop)
@@ -43,6 +48,12 @@ public final class DataPlane {
 
     private let dropLog: RateLimitedLog
 
+    /// Offload state; nil when the device frames carry no virtio-net header.
+    private let offload: OffloadBuffers?
+    /// Delivered packets waiting for the end of the receive batch (views into receive buffers).
+    private let pendingWrites: UnsafeMutableBufferPointer<PacketBuffer>
+    private var pendingCount = 0
+
     static let deviceToken: UInt64 = 1
     static let wakeupToken: UInt64 = 2
     /// Tokens from this value up belong to the transport.
@@ -51,7 +62,8 @@ public final class DataPlane {
     /// Builds the loop; registers the device, the transport and the control wakeup with `poller`.
     public init(
         tunnel: Tunnel, device: any PacketDevice, transport: any Transport, poller: any Poller,
-        clock: any Clock, control: DataPlaneControl, logger: Logger, batchSize: Int = 64
+        clock: any Clock, control: DataPlaneControl, logger: Logger, batchSize: Int = 64,
+        offloads: DataPlaneOffloads = DataPlaneOffloads()
     ) throws(IOError) {
         self.tunnel = tunnel
         self.device = device
@@ -78,6 +90,10 @@ public final class DataPlane {
         sendEndpoints.initialize(repeating: .none)
         events.initialize(repeating: PollEvent(token: 0, events: []))
         dropLog = RateLimitedLog(interval: .seconds(10))
+        offload = offloads.deviceVirtioHeader
+            ? OffloadBuffers(mtu: tunnel.configuration.mtu, headroom: headroom) : nil
+        pendingWrites = .allocate(capacity: OffloadBuffers.maximumPendingWrites)
+        pendingWrites.initialize(repeating: slab.buffer(0, headroom: 0))
         try poller.register(device.pollHandle, token: Self.deviceToken, events: .readable)
         try poller.register(control.wakeup.pollHandle, token: Self.wakeupToken, events: .readable)
         try transport.register(with: poller, tokenBase: Self.transportTokenBase)
@@ -89,6 +105,7 @@ public final class DataPlane {
         sendBuffers.deallocate()
         sendEndpoints.deallocate()
         events.deallocate()
+        pendingWrites.deallocate()
     }
 
     /// Runs until ``DataPlaneControl/requestStop()``; returns the error that stopped it, if any.
@@ -130,9 +147,13 @@ public final class DataPlane {
                 control.wakeup.drain()
                 serviceControl(now: now)
             default:
-                try transport.handle(event, now: now, tunnel: tunnel) { (datagram: inout PacketBuffer, source: Endpoint) in
-                    deliver(&datagram, from: source, now: now)
-                }
+                try transport.handle(
+                    event, now: now, tunnel: tunnel,
+                    deliver: { (datagram: inout PacketBuffer, source: Endpoint) in
+                        deliver(&datagram, from: source, now: now)
+                    },
+                    endOfBatch: { writePending(now: now) })
+                writePending(now: now)
             }
             try flushOutbox()
         }
@@ -148,6 +169,10 @@ public final class DataPlane {
     // MARK: - Tun → network
 
     private func readDevice(now: Instant) throws(IOError) {
+        if let offload {
+            try readSuperPackets(now: now, offload: offload)
+            return
+        }
         // Bounded so that a busy tun cannot starve the network side.
         for _ in 0..<8 {
             for i in 0..<batchSize { buffers[i].reset(headroom: headroom) }
@@ -174,19 +199,142 @@ public final class DataPlane {
         }
     }
 
+    // MARK: - Tun → network with offloads
+
+    /// Tun → network with a virtio-net header: read super-packets, split each into a region at a
+    /// fixed stride, seal the segments in place, and send each region with UDP GSO (runs of at
+    /// most 64 datagrams), or as single datagrams when a segment went elsewhere or was staged,
+    /// or the transport cannot send segmented runs (TCP).
+    private func readSuperPackets(now: Instant, offload: OffloadBuffers) throws(IOError) {
+        let segmented = transport.supportsSegmentedSend
+        for _ in 0..<4 {
+            for i in 0..<OffloadBuffers.reads { offload.reads[i].reset(headroom: 0) }
+            let count = try device.read(into: offload.reads)
+            if count == 0 { return }
+            var gsoCount = 0
+            var singles = 0
+            for r in 0..<count {
+                let frame = UnsafeRawBufferPointer(offload.reads[r].bytes)
+                guard let header = VirtioNetHeader(parsing: frame) else {
+                    tunnel.countDrop(.malformedOffload)
+                    continue
+                }
+                let packet = UnsafeRawBufferPointer(rebasing: frame[VirtioNetHeader.size...])
+                guard let stride = offload.stride(for: packet, header: header) else {
+                    tunnel.countDrop(.malformedOffload)
+                    continue
+                }
+                let region = offload.region(r)
+                for i in 0..<OffloadBuffers.segmentsPerRead {
+                    offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
+                }
+                let produced: Int
+                switch GSOSplitter.split(packet, header: header, into: offload.segments) {
+                case .segments(let n): produced = n
+                case .drop(let reason):
+                    tunnel.countDrop(reason)
+                    continue
+                }
+                // Seal each segment where it lies; check that they stay one contiguous run.
+                var destination: Endpoint? = nil
+                var contiguous = segmented && produced > 1
+                for i in 0..<produced {
+                    offload.segmentSent[i] = false
+                    switch tunnel.encapsulate(&offload.segments[i], now: now) {
+                    case .send(let endpoint):
+                        offload.segmentSent[i] = true
+                        offload.segmentDestinations[i] = endpoint
+                        if let destination, destination != endpoint { contiguous = false }
+                        destination = endpoint
+                        if offload.segments[i].bytes.baseAddress != region + i * stride
+                            || (i < produced - 1 && offload.segments[i].count != stride)
+                        {
+                            contiguous = false
+                        }
+                    case .staged, .drop:
+                        contiguous = false
+                    }
+                }
+                if contiguous, let destination {
+                    // A GSO send carries at most 64 datagrams and 65,507 bytes (one UDP datagram's limit).
+                    let perSend = min(OffloadBuffers.segmentsPerSend, OffloadBuffers.maximumSegmentedBytes / stride)
+                    var first = 0
+                    while first < produced {
+                        let last = min(first + perSend, produced) - 1
+                        let length = (last - first) * stride + offload.segments[last].count
+                        var run = PacketBuffer(base: region + first * stride, capacity: length, headroom: 0)
+                        run.didWrite(length)
+                        offload.gsoBuffers[gsoCount] = run
+                        offload.gsoSizes[gsoCount] = stride
+                        offload.gsoDestinations[gsoCount] = destination
+                        gsoCount += 1
+                        first = last + 1
+                    }
+                    continue
+                }
+                for i in 0..<produced where offload.segmentSent[i] {
+                    if singles == batchSize {
+                        try sendPending(singles)
+                        singles = 0
+                    }
+                    sendBuffers[singles] = offload.segments[i]
+                    sendEndpoints[singles] = offload.segmentDestinations[i]
+                    singles += 1
+                }
+            }
+            if singles > 0 { try sendPending(singles) }
+            if gsoCount > 0 {
+                try transport.sendSegmented(
+                    UnsafeBufferPointer(rebasing: offload.gsoBuffers[0..<gsoCount]),
+                    segmentSizes: UnsafeBufferPointer(rebasing: offload.gsoSizes[0..<gsoCount]),
+                    to: UnsafeBufferPointer(rebasing: offload.gsoDestinations[0..<gsoCount]))
+            }
+            try flushOutbox()
+            if count < OffloadBuffers.reads { return }
+        }
+    }
+
+    private func sendPending(_ count: Int) throws(IOError) {
+        try transport.send(
+            UnsafeBufferPointer(rebasing: sendBuffers[0..<count]),
+            to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<count]))
+    }
+
     // MARK: - Network → tun
 
     private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) {
         switch tunnel.decapsulate(&datagram, from: source, now: now) {
         case .deliver:
-            do throws(IOError) {
-                if try !device.write(datagram) { tunnel.countDrop(.queueFull) }
-            } catch {
-                dropLog.log(logger, now: now, "writing to \(device.name) failed: \(error)")
+            if offload == nil {
+                write(datagram, now: now)
+                return
             }
+            // Held until the end of the batch, where TCP segments of a flow are coalesced.
+            if pendingCount == OffloadBuffers.maximumPendingWrites { writePending(now: now) }
+            pendingWrites[pendingCount] = datagram
+            pendingCount += 1
         case .consumed, .drop:
             break  // a drop is already counted by the tunnel (per peer where one is known)
         }
+    }
+
+    private func write(_ packet: PacketBuffer, now: Instant) {
+        do throws(IOError) {
+            if try !device.write(packet) { tunnel.countDrop(.queueFull) }
+        } catch {
+            dropLog.log(logger, now: now, "writing to \(device.name) failed: \(error)")
+        }
+    }
+
+    /// Writes the packets held back during a receive batch: coalesced when the device takes
+    /// virtio-net super-packets.
+    private func writePending(now: Instant) {
+        guard pendingCount > 0, let offload else { return }
+        let packets = UnsafeMutableBufferPointer(rebasing: pendingWrites[0..<pendingCount])
+        pendingCount = 0
+        offload.resetSuperBuffers()
+        let result = offload.coalescer.coalesce(packets, superBuffers: offload.superBuffers, into: offload.results)
+        for i in 0..<result.writeCount { write(offload.results[i], now: now) }
     }
 
     // MARK: - Outbox, events, control

@@ -53,7 +53,8 @@ public class TCPTransportBase {
     func linkConnected(_ link: StreamLink) {}
 
     func handleLink(
-        _ link: StreamLink, event: PollEvent, deliver: (inout PacketBuffer, Endpoint) -> Void
+        _ link: StreamLink, event: PollEvent, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        endOfBatch: () -> Void
     ) {
         do throws(IOError) {
             if link.connecting {
@@ -69,7 +70,12 @@ public class TCPTransportBase {
                 }
             }
             if event.events.contains(.readable) || event.events.contains(.hangup) {
-                if try !link.receive(into: &scratch, from: link.remote, deliver: deliver) {
+                // One scratch buffer serves every frame: each delivery ends its own batch.
+                let delivered = try link.receive(into: &scratch, from: link.remote) { buffer, source in
+                    deliver(&buffer, source)
+                    endOfBatch()
+                }
+                if !delivered {
                     remove(link, why: link.deframer.isInvalid ? "invalid frame (closing this connection only)" : "closed by peer")
                 }
             }
@@ -124,7 +130,8 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
     }
 
     public func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        endOfBatch: () -> Void
     ) throws(IOError) {
         if event.token == tokenBase {
             while let connection = try listener.accept() {
@@ -139,7 +146,7 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
             return
         }
         guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, deliver: deliver)
+        handleLink(link, event: event, deliver: deliver, endOfBatch: endOfBatch)
     }
 
     public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {}
@@ -176,11 +183,12 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
     }
 
     public func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        endOfBatch: () -> Void
     ) throws(IOError) {
         lastNow = now
         guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, deliver: deliver)
+        handleLink(link, event: event, deliver: deliver, endOfBatch: endOfBatch)
     }
 
     public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
