@@ -24,7 +24,9 @@ final class StreamLink {
         remote = connection.remoteEndpoint
         self.token = token
         self.connecting = connecting
-        deframer = TCPDeframer(capacity: 2 * (maxFrame + TCPFramer.headerSize), maximumFrameLength: maxFrame)
+        // Room for many messages per read(2): the stream is drained in large gulps.
+        deframer = TCPDeframer(
+            capacity: max(StreamLink.receiveBufferSize, 2 * (maxFrame + TCPFramer.headerSize)), maximumFrameLength: maxFrame)
         sendQueue = .allocate(byteCount: sendQueueSize, alignment: 16)
     }
 
@@ -32,34 +34,26 @@ final class StreamLink {
 
     var hasQueuedBytes: Bool { queuedEnd > queuedStart }
 
-    /// Sends one framed message: straight to the socket when nothing waits, else behind the
-    /// queue. Returns false when the message had to be dropped (queue full).
-    func send(_ message: UnsafeRawBufferPointer) throws(IOError) -> Bool {
-        var offset = 0
-        if !hasQueuedBytes && !connecting {
-            offset = try connection.write(message)
-            if offset == message.count { return true }
-        }
-        let rest = message.count - offset
-        if queuedEnd + rest > sendQueue.count {
-            // Compact, then give up if it still does not fit.
+    /// Bytes read from the stream per read(2), at most.
+    static let receiveBufferSize = 256 * 1024
+
+    /// Queues one framed message without writing it (the caller flushes once per batch, so a
+    /// batch costs one write). Returns false when the queue is full and the message dropped.
+    func enqueue(_ message: UnsafeRawBufferPointer) -> Bool {
+        if queuedEnd + message.count > sendQueue.count {
             let pending = queuedEnd - queuedStart
             if pending > 0 && queuedStart > 0 {
                 sendQueue.baseAddress!.copyMemory(from: sendQueue.baseAddress! + queuedStart, byteCount: pending)
             }
             queuedStart = 0
             queuedEnd = pending
-            if queuedEnd + rest > sendQueue.count {
-                if offset > 0 {
-                    // Part of the message is on the wire: the stream would be corrupt without the rest.
-                    throw IOError(operation: "send", subject: "\(remote)", errno: 0, reason: "send queue overflow mid-message")
-                }
+            if queuedEnd + message.count > sendQueue.count {
                 droppedMessages &+= 1
                 return false
             }
         }
-        (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress! + offset, byteCount: rest)
-        queuedEnd += rest
+        (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
+        queuedEnd += message.count
         return true
     }
 
@@ -76,11 +70,15 @@ final class StreamLink {
         return true
     }
 
-    /// Reads what the socket has and hands every complete message to `deliver` via `scratch`.
-    /// Returns false when the connection ended or sent something invalid (close it).
-    func receive(into scratch: inout PacketBuffer, from: Endpoint, deliver: (inout PacketBuffer, Endpoint) -> Void)
-        throws(IOError) -> Bool
-    {
+    /// Reads what the socket has and hands every complete message to `deliver`, copied into the
+    /// next buffer of `pool`; `endOfBatch` is called before a pool buffer is reused and after
+    /// each read. Returns false when the connection ended or sent something invalid (close it).
+    func receive(
+        into pool: UnsafeMutableBufferPointer<PacketBuffer>, from: Endpoint,
+        deliver: (inout PacketBuffer, Endpoint) -> Void, endOfBatch: () -> Void
+    ) throws(IOError) -> Bool {
+        var used = 0
+        defer { if used > 0 { endOfBatch() } }
         for _ in 0..<16 {
             let space = deframer.writableSpace
             guard space.count > 0 else { return false }
@@ -92,10 +90,15 @@ final class StreamLink {
                 case .frame(let bytes):
                     // Over a stream there is no excuse for a malformed message: close.
                     if case .invalid = Wire.classify(bytes) { return false }
-                    scratch.reset(headroom: 0)
-                    guard bytes.count <= scratch.tailroom else { return false }
-                    scratch.append(contentsOf: bytes)
-                    deliver(&scratch, from)
+                    if used == pool.count {
+                        endOfBatch()
+                        used = 0
+                    }
+                    pool[used].reset(headroom: 0)
+                    guard bytes.count <= pool[used].tailroom else { return false }
+                    pool[used].append(contentsOf: bytes)
+                    deliver(&pool[used], from)
+                    used += 1
                     continue
                 case .needMoreData:
                     break
@@ -104,6 +107,11 @@ final class StreamLink {
                 }
                 break
             }
+            if used > 0 {
+                endOfBatch()
+                used = 0
+            }
+            if count < space.count { return true }
         }
         return true
     }

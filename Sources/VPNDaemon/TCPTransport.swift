@@ -14,7 +14,7 @@ public class TCPTransportBase {
     var linksByToken: [UInt64: StreamLink] = [:]
     var linksByRemote: [Endpoint: StreamLink] = [:]
     private let scratchSlab: PacketSlab
-    private var scratch: PacketBuffer
+    private let scratch: UnsafeMutableBufferPointer<PacketBuffer>
     /// Messages dropped because no connection leads to their destination or its queue was full.
     public private(set) var sendDrops: UInt64 = 0
 
@@ -23,9 +23,17 @@ public class TCPTransportBase {
     init(maxFrame: Int, logger: Logger) {
         self.maxFrame = maxFrame
         self.logger = logger
-        scratchSlab = PacketSlab(slotSize: maxFrame + 64, slotCount: 1)
-        scratch = scratchSlab.buffer(0, headroom: 0)
+        scratchSlab = PacketSlab(slotSize: maxFrame + 64, slotCount: Self.receivePoolSize)
+        scratch = .allocate(capacity: Self.receivePoolSize)
+        for i in 0..<Self.receivePoolSize {
+            (scratch.baseAddress! + i).initialize(to: scratchSlab.buffer(i, headroom: 0))
+        }
     }
+
+    deinit { scratch.deallocate() }
+
+    /// Received messages held at once, for coalescing before the tun write.
+    static let receivePoolSize = 64
 
     func add(_ connection: any StreamConnection, connecting: Bool) throws(IOError) -> StreamLink {
         let token = tokenBase + nextToken
@@ -70,11 +78,8 @@ public class TCPTransportBase {
                 }
             }
             if event.events.contains(.readable) || event.events.contains(.hangup) {
-                // One scratch buffer serves every frame: each delivery ends its own batch.
-                let delivered = try link.receive(into: &scratch, from: link.remote) { buffer, source in
-                    deliver(&buffer, source)
-                    endOfBatch()
-                }
+                let delivered = try link.receive(
+                    into: scratch, from: link.remote, deliver: deliver, endOfBatch: endOfBatch)
                 if !delivered {
                     remove(link, why: link.deframer.isInvalid ? "invalid frame (closing this connection only)" : "closed by peer")
                 }
@@ -94,9 +99,12 @@ public class TCPTransportBase {
             }
             var buffer = buffers[i]
             TCPFramer.prependHeader(to: &buffer)
+            if !link.enqueue(UnsafeRawBufferPointer(buffer.bytes)) { sendDrops &+= 1 }
+        }
+        // One write per connection for the whole batch.
+        for link in linksByToken.values where link.hasQueuedBytes && !link.connecting && !link.watchingWritable {
             do throws(IOError) {
-                if try !link.send(UnsafeRawBufferPointer(buffer.bytes)) { sendDrops &+= 1 }
-                if link.hasQueuedBytes && !link.watchingWritable {
+                if try !link.flush() {
                     link.watchingWritable = true
                     try poller?.modify(link.connection.pollHandle, token: link.token, events: [.readable, .writable])
                 }
