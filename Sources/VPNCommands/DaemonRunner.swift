@@ -37,6 +37,7 @@ enum DaemonRunner {
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
         sigaddset(&signals, SIGHUP)
+        sigaddset(&signals, SIGUSR1)  // internal: a peer endpoint changed, remember it now
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
@@ -64,7 +65,7 @@ enum DaemonRunner {
         var ticks = 0
         while true {
             let signal = sigtimedwait(&signals, nil, &interval)
-            if signal > 0 {
+            if signal > 0 && signal != SIGUSR1 {
                 received = signal
                 break
             }
@@ -146,7 +147,7 @@ enum DaemonRunner {
 
         let poller = try EpollPoller()
         let wakeup = try EventFDWakeup()
-        let control = DataPlaneControl(wakeup: wakeup)
+        let control = DataPlaneControl(wakeup: wakeup, endpointsChanged: { kill(getpid(), SIGUSR1) })
         let tunnel = Tunnel(
             configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps())
         let dataPlane = try DataPlane(

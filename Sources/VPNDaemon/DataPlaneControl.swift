@@ -14,7 +14,15 @@ public final class DataPlaneControl: Sendable {
     private let endpointUpdates = Mutex<[(Bytes32, Endpoint)]>([])
     private let endpoints = Mutex<(changed: Bool, byKey: [Bytes32: Endpoint])>((false, [:]))
 
-    public init(wakeup: any Wakeup) { self.wakeup = wakeup }
+    private let endpointsChanged: (@Sendable () -> Void)?
+
+    /// A control handle waking the data plane through `wakeup`; `endpointsChanged` is called
+    /// (on the data-plane thread) when a peer's endpoint changes, so the control plane can
+    /// remember it at once.
+    public init(wakeup: any Wakeup, endpointsChanged: (@Sendable () -> Void)? = nil) {
+        self.wakeup = wakeup
+        self.endpointsChanged = endpointsChanged
+    }
 
     /// Asks the data plane to return from ``DataPlane/run()``.
     public func requestStop() {
@@ -62,6 +70,7 @@ public final class DataPlaneControl: Sendable {
             $0.byKey[publicKey] = endpoint
             $0.changed = true
         }
+        endpointsChanged?()
     }
 
     /// Every peer endpoint learnt so far, if any changed since the last call (for the daemon to

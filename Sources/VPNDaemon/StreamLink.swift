@@ -17,6 +17,9 @@ final class StreamLink {
     private var queuedEnd = 0
     var connecting: Bool
     var watchingWritable = false
+    /// When the connection last delivered a message (or was accepted): the least recently
+    /// active connection is the one evicted when the server is full.
+    var lastActivity: Instant = .zero
     var droppedMessages: UInt64 = 0
 
     init(connection: any StreamConnection, token: UInt64, maxFrame: Int, connecting: Bool, sendQueueSize: Int = 1 << 20) {
@@ -70,32 +73,42 @@ final class StreamLink {
         return true
     }
 
+    /// What reading the stream found.
+    enum ReceiveOutcome {
+        /// Still open.
+        case open
+        /// The peer closed the stream.
+        case closed
+        /// A bad length or a malformed message: close this connection.
+        case invalid
+    }
+
     /// Reads what the socket has and hands every complete message to `deliver`, copied into the
     /// next buffer of `pool`; `endOfBatch` is called before a pool buffer is reused and after
-    /// each read. Returns false when the connection ended or sent something invalid (close it).
+    /// each read.
     func receive(
         into pool: UnsafeMutableBufferPointer<PacketBuffer>, from: Endpoint,
         deliver: (inout PacketBuffer, Endpoint) -> Void, endOfBatch: () -> Void
-    ) throws(IOError) -> Bool {
+    ) throws(IOError) -> ReceiveOutcome {
         var used = 0
         defer { if used > 0 { endOfBatch() } }
         for _ in 0..<16 {
             let space = deframer.writableSpace
-            guard space.count > 0 else { return false }
-            guard let count = try connection.read(into: space) else { return true }
-            if count == 0 { return false }
+            guard space.count > 0 else { return .invalid }
+            guard let count = try connection.read(into: space) else { return .open }
+            if count == 0 { return .closed }
             deframer.didWrite(count)
             while true {
                 switch deframer.nextFrame() {
                 case .frame(let bytes):
                     // Over a stream there is no excuse for a malformed message: close.
-                    if case .invalid = Wire.classify(bytes) { return false }
+                    if case .invalid = Wire.classify(bytes) { return .invalid }
                     if used == pool.count {
                         endOfBatch()
                         used = 0
                     }
                     pool[used].reset(headroom: 0)
-                    guard bytes.count <= pool[used].tailroom else { return false }
+                    guard bytes.count <= pool[used].tailroom else { return .invalid }
                     pool[used].append(contentsOf: bytes)
                     deliver(&pool[used], from)
                     used += 1
@@ -103,7 +116,7 @@ final class StreamLink {
                 case .needMoreData:
                     break
                 case .invalid:
-                    return false
+                    return .invalid
                 }
                 break
             }
@@ -111,9 +124,9 @@ final class StreamLink {
                 endOfBatch()
                 used = 0
             }
-            if count < space.count { return true }
+            if count < space.count { return .open }
         }
-        return true
+        return .open
     }
 }
 

@@ -13,6 +13,8 @@ public class TCPTransportBase {
     var nextToken: UInt64 = 1
     var linksByToken: [UInt64: StreamLink] = [:]
     var linksByRemote: [Endpoint: StreamLink] = [:]
+    /// The time of the event being handled (transports learn it in handle and tick).
+    var lastNow: Instant = .zero
     private let scratchSlab: PacketSlab
     private let scratch: UnsafeMutableBufferPointer<PacketBuffer>
     /// Messages dropped because no connection leads to their destination or its queue was full.
@@ -39,6 +41,7 @@ public class TCPTransportBase {
         let token = tokenBase + nextToken
         nextToken += 1
         let link = StreamLink(connection: connection, token: token, maxFrame: maxFrame, connecting: connecting)
+        link.lastActivity = lastNow
         linksByToken[token] = link
         linksByRemote[link.remote] = link
         let events: PollEvents = connecting ? [.readable, .writable] : .readable
@@ -78,10 +81,17 @@ public class TCPTransportBase {
                 }
             }
             if event.events.contains(.readable) || event.events.contains(.hangup) {
-                let delivered = try link.receive(
-                    into: scratch, from: link.remote, deliver: deliver, endOfBatch: endOfBatch)
-                if !delivered {
-                    remove(link, why: link.deframer.isInvalid ? "invalid frame (closing this connection only)" : "closed by peer")
+                let outcome = try link.receive(
+                    into: scratch, from: link.remote,
+                    deliver: { buffer, source in
+                        link.lastActivity = lastNow
+                        deliver(&buffer, source)
+                    },
+                    endOfBatch: endOfBatch)
+                switch outcome {
+                case .open: break
+                case .closed: remove(link, why: "closed by peer")
+                case .invalid: remove(link, why: "invalid frame or message (closing this connection only)")
                 }
             }
         } catch {
@@ -128,8 +138,10 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
         super.init(maxFrame: maxFrame, logger: logger)
     }
 
-    public var nextDeadline: Instant? { nil }
+    public var nextDeadline: Instant? { acceptResumeAt }
     public var localPort: UInt16? { listener.localEndpoint.port }
+    private var acceptResumeAt: Instant?
+    private var acceptWarnedAt: Instant?
 
     public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
         self.poller = poller
@@ -141,12 +153,31 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
         _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
         endOfBatch: () -> Void
     ) throws(IOError) {
+        lastNow = now
         if event.token == tokenBase {
-            while let connection = try listener.accept() {
-                if linksByToken.count >= maximumConnections {
-                    logger.warning("TCP: refusing \(connection.remoteEndpoint): \(maximumConnections) connections open")
-                    connection.close()
-                    continue
+            while true {
+                let accepted: (any StreamConnection)?
+                do throws(IOError) {
+                    accepted = try listener.accept()
+                } catch {
+                    // Out of descriptors or buffers: the tunnel keeps running; stop accepting
+                    // for a second instead of spinning on a listener that stays readable.
+                    if acceptWarnedAt.map({ now - $0 >= .seconds(10) }) ?? true {
+                        logger.warning("TCP: accepting connections failed: \(error); pausing accepts for 1 s")
+                        acceptWarnedAt = now
+                    }
+                    poller?.unregister(listener.pollHandle)
+                    acceptResumeAt = now + .seconds(1)
+                    return
+                }
+                guard let connection = accepted else { break }
+                if linksByToken.count >= maximumConnections,
+                    let idlest = linksByToken.values.min(by: { $0.lastActivity < $1.lastActivity })
+                {
+                    // Full: the connection that has been quiet longest makes room, so silent
+                    // connections can never lock a real client out (it redials if it was one).
+                    logger.debug("TCP: \(maximumConnections) connections open; closing the idlest, \(idlest.remote)")
+                    remove(idlest, why: "evicted for a new connection")
                 }
                 logger.debug("TCP: accepted \(connection.remoteEndpoint)")
                 _ = try add(connection, connecting: false)
@@ -157,7 +188,13 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
         handleLink(link, event: event, deliver: deliver, endOfBatch: endOfBatch)
     }
 
-    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {}
+    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
+        lastNow = now
+        if let resume = acceptResumeAt, resume <= now {
+            acceptResumeAt = nil
+            try poller?.register(listener.pollHandle, token: tokenBase, events: .readable)
+        }
+    }
 
     override func linkClosed(_ link: StreamLink, why: String) {
         logger.debug("TCP: connection from \(link.remote) closed: \(why)")
@@ -241,5 +278,4 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         backoff = min(backoff * 2, Self.maximumBackoff)
     }
 
-    private var lastNow: Instant = .zero
 }
