@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <netinet/udp.h>
 
@@ -384,4 +388,37 @@ int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *co
         return done > 0 ? (int)done : -err;
     }
     return (int)done;
+}
+
+// MARK: - Privileges
+
+int vpnd_set_no_new_privs(void) {
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int vpnd_capabilities(uint64_t *effective, uint64_t *permitted) {
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &header, data) != 0) return -errno;
+    *effective = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+    *permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    return 0;
+}
+
+int vpnd_set_all_gids(uint32_t gid) {
+    return setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) == 0 ? 0 : -errno;
+}
+
+int vpnd_set_all_uids(uint32_t uid) {
+    return setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) == 0 ? 0 : -errno;
+}
+
+void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]) {
+    uid_t r = 0, e = 0, s = 0;
+    gid_t gr = 0, ge = 0, gs = 0;
+    getresuid(&r, &e, &s);
+    getresgid(&gr, &ge, &gs);
+    uids[0] = r; uids[1] = e; uids[2] = s;
+    gids[0] = gr; gids[1] = ge; gids[2] = gs;
 }

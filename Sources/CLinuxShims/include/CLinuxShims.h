@@ -156,4 +156,22 @@ int vpnd_udp_send_gso_batch(int fd, vpnd_mmsg *batch, int family, const void *co
                             const uint16_t *segment_sizes, const vpnd_endpoint *destinations, unsigned count,
                             unsigned *out_dropped, int *out_gso_error);
 
+// MARK: - Privileges
+
+/// Sets the no_new_privs bit: no later execve can gain privileges (setuid bits, file capabilities).
+/// Returns 0 or -errno. The corresponding C call is `prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)`.
+int vpnd_set_no_new_privs(void);
+/// Reads the calling thread's effective and permitted capability sets (64 bits each).
+/// Returns 0 or -errno. The corresponding C call is the raw `capget(2)` syscall (version 3).
+int vpnd_capabilities(uint64_t *effective, uint64_t *permitted);
+/// Sets the real, effective and saved group id to `gid`. Returns 0 or -errno.
+/// The corresponding C call is `setresgid(2)` (GNU).
+int vpnd_set_all_gids(uint32_t gid);
+/// Sets the real, effective and saved user id to `uid`. Returns 0 or -errno.
+/// The corresponding C call is `setresuid(2)` (GNU).
+int vpnd_set_all_uids(uint32_t uid);
+/// Reads real, effective and saved user ids into `uids[0..2]` and group ids into `gids[0..2]`.
+/// The corresponding C calls are `getresuid(2)` and `getresgid(2)` (GNU).
+void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]);
+
 #endif
