@@ -17,6 +17,8 @@ struct DaemonOptions {
     var runDirectory: String
     /// Kernel offloads to try (each falls back by itself when the kernel refuses it).
     var offloads: LinuxOffloadOptions = .enabled
+    /// `--user`: overrides the config's `User`.
+    var user: String? = nil
 }
 
 /// A start-up failure: one line for the user, exit status 1.
@@ -84,6 +86,8 @@ enum DaemonRunner {
     /// Everything up to a running data plane; throws before touching any interface on a config error.
     static func start(_ options: DaemonOptions, logger: Logger) throws -> RunningDaemon {
         let config = try loadConfig(options)
+        // An unknown user stops start-up here, before any interface exists.
+        let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let remembered = memory.load()
         let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path
@@ -179,9 +183,21 @@ enum DaemonRunner {
         let controlSocket = try ControlSocket(
             directory: options.runDirectory, interfaceName: device.name, info: info, control: control,
             clock: BootClock(), logger: logger)
-        return RunningDaemon(
+        // Everything privileged is done (tun, netlink, bind, run directory); no thread reads the
+        // network yet. After this the daemon cannot delete its interface through netlink: the
+        // kernel removes it (and its addresses and routes) when the tun descriptor closes at exit.
+        if let account {
+            do { try PrivilegeSetup.drop(to: account, runDirectory: options.runDirectory, logger: logger) } catch {
+                unlink(controlSocket.path)
+                try? netlink.deleteLink(device.name)
+                throw error
+            }
+        }
+        let running = RunningDaemon(
             dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
             memory: memory, hostNames: hostNames, logger: logger)
+        running.unprivileged = account.map { $0.uid != 0 } ?? false
+        return running
     }
 
     static func transportDescription(_ config: Config, transport: any Transport) -> String {
@@ -248,6 +264,8 @@ final class RunningDaemon: @unchecked Sendable {
     private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
     private(set) var failed = false
+    /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
+    var unprivileged = false
     var interfaceName: String { device.name }
 
     init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
@@ -280,6 +298,10 @@ final class RunningDaemon: @unchecked Sendable {
         done.wait()
         if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()
+        if unprivileged {
+            logger.debug("\(device.name) goes away when vpnd exits and its tun descriptor closes (privileges were dropped)")
+            return
+        }
         do { try netlink.deleteLink(device.name) } catch {
             // A tun device vanishes when its fd closes anyway; only log if it is still there.
             logger.debug("removing \(device.name): \(error)")

@@ -61,6 +61,9 @@ public struct VPNDCommand: ParsableCommand {
     @Flag(name: .long, help: "Receive one UDP datagram per packet (no UDP GRO).")
     var noGro = false
 
+    @Option(name: .long, help: ArgumentHelp("Switch to this user (name or id) after set-up; overrides User.", valueName: "name"))
+    var user: String?
+
     @Flag(name: [.short, .long], help: "Log debug details (handshakes, drops).")
     var verbose = false
 
@@ -86,7 +89,8 @@ public struct VPNDCommand: ParsableCommand {
             logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: ControlSocket.directory,
             offloads: LinuxOffloadOptions(
                 tunVnetHeader: !(noOffload || noTunOffload), udpGSO: !(noOffload || noGso),
-                udpGRO: !(noOffload || noGro)))
+                udpGRO: !(noOffload || noGro)),
+            user: user)
         let status = DaemonRunner.run(options)
         if status != 0 { throw ExitCode(status) }
     }
