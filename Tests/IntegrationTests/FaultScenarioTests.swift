@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+import Testing
+
+/// Faults and hostile input: an impaired path, a small underlay MTU, roaming, TCP resets, a server
+/// that is down for a minute, floods of garbage, replays, initiation floods and TCP garbage.
+///
+/// Serialized like ``ScenarioTests``: each scenario measures transfers on a shared 2-core machine.
+@Suite(
+    .serialized,
+    .enabled(if: Scenario.shouldRun, "integration tests need root and /dev/net/tun (with CI=true they fail instead)"))
+struct FaultScenarioTests {
+    @Test("through impair.py (10% loss, 5% reordering, 1% duplication, 20 ms): 10 MB each way intact, offloads on and off")
+    func impaired() async { await Scenario.run("impaired", timeLimit: .seconds(240)) }
+}
