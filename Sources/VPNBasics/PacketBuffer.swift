@@ -107,6 +107,7 @@ public struct PacketBuffer {
 }
 
 /// Memory for a fixed number of packet slots, allocated once and freed when the slab is dropped.
+/// A slot's contents are undefined until written.
 ///
 /// Not thread-safe: each data-plane thread owns its own slab.
 public final class PacketSlab {
@@ -122,8 +123,9 @@ public final class PacketSlab {
         let aligned = (slotSize + 63) & ~63
         self.slotSize = aligned
         self.slotCount = slotCount
+        // Not zeroed: a slot's bytes are written (by a read or a copy) before they are read, and
+        // pages of a large slab that are never used then cost no resident memory.
         self.memory = UnsafeMutableRawPointer.allocate(byteCount: aligned * slotCount, alignment: 64)
-        self.memory.initializeMemory(as: UInt8.self, repeating: 0, count: aligned * slotCount)
     }
 
     deinit { memory.deallocate() }
