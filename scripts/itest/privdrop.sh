@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Privilege drop: the server runs with `--user nobody`, the client with `User = <nobody's uid>` in its
+# config. Both switch to nobody after set-up: /proc/PID/status shows every uid and gid as nobody's,
+# no capability (CapEff/CapPrm/CapBnd-independent: effective and permitted are 0) and NoNewPrivs 1.
+# The tunnel still works (ping, 10 MB each way), `vpnd show` as root still works, and SIGTERM
+# ends both with status 0: the interface, its addresses and its routes are gone (the kernel removes
+# a tun when its descriptor closes, no netlink needed), the control socket is removed and the
+# endpoint memory is written by nobody. Errors: an unknown user stops start-up with one line before
+# any interface exists; a run directory nobody cannot write stops start-up and leaves no interface.
+#
+#   a: vpnd --server --user nobody, 10.9.0.1/24, routes 10.77.0.0/24 (an extra AllowedIPs prefix)
+#   b: vpnd --client (User = 65534), 10.9.0.2/24, endpoint 198.18.0.1:51820
+source "$(dirname "$0")/../lib/netns.sh"
+source "$VPND_REPO/scripts/lib/vpnd.sh"
+
+nobody_uid="$(id -u nobody)" || fail "this host has no user nobody"
+nobody_gid="$(id -g nobody)"
+
+ns_pair a b
+vpnd_keypair server
+vpnd_keypair client
+vpnd_config server --key server --peer client --address 10.9.0.1/24 --port 51820 \
+    --allowed 10.9.0.2/32,10.77.0.0/24 --ifname vpn0
+vpnd_config client --key client --peer server --address 10.9.0.2/24 --allowed 10.9.0.0/24 \
+    --endpoint "$UNDERLAY_A:51820" --ifname vpn0
+sed -i "/^\[Interface\]/a User = $nobody_uid" "$(vpnd_conf_file client)"
+# nobody must reach its run directory: the work directory is 0700 (root) from mktemp.
+chmod 711 "$VPND_ITEST_DIR"
+# Run directories as vpnd creates them (0700, root): vpnd hands them to nobody before switching.
+mkdir -m 700 "$(vpnd_run_dir server)" "$(vpnd_run_dir client)"
+
+# 1. An unknown user: one line, exit 1, before any interface exists.
+set +e
+out="$(in_ns a --timeout 10 env VPND_RUN_DIR="$(vpnd_run_dir server)" "$VPND" --server \
+    --config "$(vpnd_conf_file server)" --name vpn9 --user vpnd-no-such-user 2>&1)"
+rc=$?
+set -e
+echo "    $out"
+[ "$rc" = 1 ] || fail "an unknown user: exit status $rc, expected 1"
+[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "an unknown user: expected one line, got: $out"
+grep -q "user vpnd-no-such-user: no such user in the password database; create it" <<<"$out" \
+    || fail "an unknown user: unexpected message: $out"
+in_ns a --timeout 5 ip link show vpn9 >/dev/null 2>&1 && fail "an unknown user left interface vpn9 behind"
+
+# 2. A run directory nobody cannot write (shared, 0755, root's): exit 1, no interface left.
+mkdir -m 755 "$VPND_ITEST_DIR/run-shared"
+set +e
+out="$(in_ns a --timeout 10 env VPND_RUN_DIR="$VPND_ITEST_DIR/run-shared" "$VPND" --server \
+    --config "$(vpnd_conf_file server)" --name vpn8 --listen-port 51899 --user nobody 2>&1)"
+rc=$?
+set -e
+printf '%s\n' "$out" | sed 's/^/    /'
+[ "$rc" = 1 ] || fail "an unwritable run directory: exit status $rc, expected 1"
+grep -q "the run directory $VPND_ITEST_DIR/run-shared is not writable or not reachable by it" <<<"$out" \
+    || fail "an unwritable run directory: unexpected message: $out"
+in_ns a --timeout 5 ip link show vpn8 >/dev/null 2>&1 && fail "an unwritable run directory left interface vpn8 behind"
+
+# 3. The real run.
+vpnd_start a server vpn0 --server -v --user nobody --config "$(vpnd_conf_file server)"
+server_pid=$VPND_PID
+vpnd_start b client vpn0 --client -v --config "$(vpnd_conf_file client)"
+client_pid=$VPND_PID
+
+check_status() {
+    local what="$1" pid="$2" status
+    status="$(cat "/proc/$pid/status")"
+    grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs):' <<<"$status" | sed "s/^/    $what: /"
+    grep -Eq "^Uid:\s+$nobody_uid\s+$nobody_uid\s+$nobody_uid\s+$nobody_uid$" <<<"$status" || fail "$what: Uid is not nobody's everywhere"
+    grep -Eq "^Gid:\s+$nobody_gid\s+$nobody_gid\s+$nobody_gid\s+$nobody_gid$" <<<"$status" || fail "$what: Gid is not nobody's everywhere"
+    grep -Eq '^Groups:.*\b0\b' <<<"$status" && fail "$what: still in group 0"
+    grep -Eq '^CapEff:\s+0000000000000000$' <<<"$status" || fail "$what: effective capabilities remain"
+    grep -Eq '^CapPrm:\s+0000000000000000$' <<<"$status" || fail "$what: permitted capabilities remain"
+    grep -Eq '^CapAmb:\s+0000000000000000$' <<<"$status" || fail "$what: ambient capabilities remain"
+    grep -Eq '^NoNewPrivs:\s+1$' <<<"$status" || fail "$what: NoNewPrivs is not set"
+    return 0
+}
+check_status server "$server_pid"
+check_status client "$client_pid"
+grep -q "switched to user nobody (uid $nobody_uid, gid $nobody_gid); capabilities: none" "$(vpnd_log_file server)" \
+    || fail "the server log does not report the switch"
+grep -q "switched to user $nobody_uid (uid $nobody_uid, gid $nobody_gid); capabilities: none" "$(vpnd_log_file client)" \
+    || fail "the client log does not report the switch (User = $nobody_uid)"
+[ "$(stat -c %u "$(vpnd_run_dir server)")" = "$nobody_uid" ] || fail "the server's run directory was not handed to nobody"
+[ "$(stat -c %U:%a "$(vpnd_run_dir server)/vpn0.sock")" = "root:600" ] || fail "the control socket is not root's, mode 600"
+
+ping_ok b 10.9.0.1 10
+ping_ok a 10.9.0.2 10
+transfer_check b a 10.9.0.1 10M 60
+transfer_check a b 10.9.0.2 10M 60 5202
+vpnd_show server vpn0 | sed 's/^/    /'
+vpnd_show server vpn0 | grep -qx "peer: $(vpnd_pub client)" || fail "vpnd show (root) against the unprivileged server failed"
+vpnd_show client vpn0 --json | grep -q '"has_session" : true' || fail "vpnd show --json (root) against the unprivileged client failed"
+in_ns a --timeout 5 ip route show 10.77.0.0/24 | grep -q "dev vpn0" || fail "the route to 10.77.0.0/24 is missing"
+
+# 4. SIGTERM: clean exit, interface and routes gone, socket removed, endpoints written by nobody.
+for side in server client; do
+    pid_var="${side}_pid"
+    pid="${!pid_var}"
+    kill -TERM "$pid"
+    rc=0
+    timeout 10 tail --pid="$pid" -f /dev/null || fail "vpnd $side did not exit within 10 s of SIGTERM"
+    wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || fail "vpnd $side exited with status $rc after SIGTERM"
+    grep -q "stopped; interface vpn0 removed" "$(vpnd_log_file "$side")" || fail "vpnd $side: no clean-stop line"
+    [ -e "$(vpnd_run_dir "$side")/vpn0.sock" ] && fail "vpnd $side left its control socket behind"
+done
+in_ns a --timeout 5 ip link show vpn0 >/dev/null 2>&1 && fail "the server's vpn0 is still there after exit"
+in_ns b --timeout 5 ip link show vpn0 >/dev/null 2>&1 && fail "the client's vpn0 is still there after exit"
+[ -z "$(in_ns a --timeout 5 ip route show 10.77.0.0/24)" ] || fail "the route to 10.77.0.0/24 outlived the server"
+[ -z "$(in_ns a --timeout 5 ip addr show to 10.9.0.1/24)" ] || fail "the server's address outlived it"
+endpoints="$(vpnd_run_dir server)/vpn0.endpoints"
+[ -f "$endpoints" ] || fail "the server (as nobody) did not write its endpoint memory"
+[ "$(stat -c %u:%a "$endpoints")" = "$nobody_uid:600" ] || fail "the endpoint memory is not nobody's, mode 600: $(stat -c %U:%a "$endpoints")"
+grep -Fq "$(vpnd_pub client) $UNDERLAY_B:" "$endpoints" || fail "the endpoint memory does not hold the client: $(cat "$endpoints")"
+grep -E ' (error|warning) ' "$(vpnd_log_file server)" "$(vpnd_log_file client)" && fail "error or warning lines in the logs"
+log "privdrop passed"
