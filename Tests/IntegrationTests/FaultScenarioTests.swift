@@ -11,4 +11,7 @@ import Testing
 struct FaultScenarioTests {
     @Test("through impair.py (10% loss, 5% reordering, 1% duplication, 20 ms): 10 MB each way intact, offloads on and off")
     func impaired() async { await Scenario.run("impaired", timeLimit: .seconds(240)) }
+
+    @Test("1280-byte underlay: MTU 1220 unfragmented; the default 1420 fragments and still works; path MTU discovery")
+    func underlayMTU1280() async { await Scenario.run("underlay-mtu-1280", timeLimit: .seconds(240)) }
 }
