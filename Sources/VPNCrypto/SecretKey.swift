@@ -13,6 +13,8 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible, Cust
     // The one @unchecked Sendable of VPNCrypto: `storage` is written only in init and zeroed in
     // deinit, when no other reference can exist, so shared reads are race-free.
     @usableFromInline let storage: UnsafeMutableRawPointer
+    /// Test hook: sees the bytes in `deinit` after they are zeroed and before they are freed.
+    let zeroingProbe: ((UnsafeRawBufferPointer) -> Void)?
 
     /// Size of every secret key in bytes.
     public static let byteCount = 32
@@ -22,6 +24,17 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible, Cust
         precondition(bytes.count == Self.byteCount, "SecretKey needs exactly 32 bytes")
         storage = UnsafeMutableRawPointer.allocate(byteCount: Self.byteCount, alignment: 16)
         storage.copyMemory(from: bytes.baseAddress!, byteCount: Self.byteCount)
+        zeroingProbe = nil
+    }
+
+    /// Tests only: a key whose `deinit` calls `probe` with its bytes once they are zeroed, while
+    /// the allocation is still valid.
+    init(copying bytes: [UInt8], zeroingProbe probe: @escaping (UnsafeRawBufferPointer) -> Void) {
+        precondition(bytes.count == Self.byteCount, "SecretKey needs exactly 32 bytes")
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: Self.byteCount, alignment: 16)
+        bytes.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: Self.byteCount) }
+        storage = memory
+        zeroingProbe = probe
     }
 
     /// Fills a new key by calling `body` with its 32 writable bytes.
@@ -29,6 +42,7 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible, Cust
         storage = UnsafeMutableRawPointer.allocate(byteCount: Self.byteCount, alignment: 16)
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: Self.byteCount)
         body(UnsafeMutableRawBufferPointer(start: storage, count: Self.byteCount))
+        zeroingProbe = nil
     }
 
     /// Thirty-two random bytes from `entropy`.
@@ -47,6 +61,7 @@ public final class SecretKey: @unchecked Sendable, CustomStringConvertible, Cust
 
     deinit {
         sodium_memzero(storage, Self.byteCount)
+        zeroingProbe?(UnsafeRawBufferPointer(start: storage, count: Self.byteCount))
         storage.deallocate()
     }
 
