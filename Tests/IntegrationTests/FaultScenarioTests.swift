@@ -14,4 +14,7 @@ struct FaultScenarioTests {
 
     @Test("1280-byte underlay: MTU 1220 unfragmented; the default 1420 fragments and still works; path MTU discovery")
     func underlayMTU1280() async { await Scenario.run("underlay-mtu-1280", timeLimit: .seconds(240)) }
+
+    @Test("roaming: the client's underlay address changes mid-transfer; the server follows, transfers intact")
+    func roaming() async { await Scenario.run("roaming", timeLimit: .seconds(180)) }
 }
