@@ -17,4 +17,7 @@ struct FaultScenarioTests {
 
     @Test("roaming: the client's underlay address changes mid-transfer; the server follows, transfers intact")
     func roaming() async { await Scenario.run("roaming", timeLimit: .seconds(180)) }
+
+    @Test("TCP transport: the outer connection reset mid-transfer (client side, then server side); vpnd redials, transfers intact")
+    func tcpReset() async { await Scenario.run("tcp-reset", timeLimit: .seconds(150)) }
 }
