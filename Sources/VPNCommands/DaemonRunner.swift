@@ -88,6 +88,7 @@ enum DaemonRunner {
         let config = try loadConfig(options)
         // An unknown user stops start-up here, before any interface exists.
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
+        try ConfigFileSecrecy.check(config, path: options.configPath)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let remembered = memory.load()
         let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path

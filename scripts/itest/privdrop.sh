@@ -6,7 +6,8 @@
 # The tunnel still works (ping, 10 MB each way), `vpnd show` as root still works, and SIGTERM
 # ends both with status 0: the interface, its addresses and its routes are gone (the kernel removes
 # a tun when its descriptor closes, no netlink needed), the control socket is removed and the
-# endpoint memory is written by nobody. Errors: an unknown user stops start-up with one line before
+# endpoint memory is written by nobody. Errors: a config with an inline private key that others can
+# read is refused like a key file; an unknown user stops start-up with one line before
 # any interface exists; a run directory nobody cannot write stops start-up and leaves no interface.
 #
 #   a: vpnd --server --user nobody, 10.9.0.1/24, routes 10.77.0.0/24 (an extra AllowedIPs prefix)
@@ -29,6 +30,22 @@ sed -i "/^\[Interface\]/a User = $nobody_uid" "$(vpnd_conf_file client)"
 chmod 711 "$VPND_ITEST_DIR"
 # Run directories as vpnd creates them (0700, root): vpnd hands them to nobody before switching.
 mkdir -m 700 "$(vpnd_run_dir server)" "$(vpnd_run_dir client)"
+
+# 0. A config that holds the private key inline is a key file: readable by others, it is refused.
+inline="$VPND_ITEST_DIR/inline.conf"
+{ echo "[Interface]"; echo "PrivateKey = $(cat "$(vpnd_key_file server)")"; echo "ListenPort = 51898"; echo "Name = vpn7"
+  echo "[Peer]"; echo "PublicKey = $(vpnd_pub client)"; } >"$inline"
+chmod 644 "$inline"
+set +e
+out="$(in_ns a --timeout 10 env VPND_RUN_DIR="$(vpnd_run_dir server)" "$VPND" --server --config "$inline" 2>&1)"
+rc=$?
+set -e
+echo "    $out"
+[ "$rc" = 1 ] || fail "an inline key in a 0644 config: exit status $rc, expected 1"
+grep -q "inline.conf holds a PrivateKey and is readable by group or others (mode 0644); run: chmod 600 " <<<"$out" \
+    || fail "an inline key in a 0644 config: unexpected message: $out"
+grep -qF "$(cat "$(vpnd_key_file server)")" <<<"$out" && fail "the refusal repeats the private key"
+in_ns a --timeout 5 ip link show vpn7 >/dev/null 2>&1 && fail "a refused config left interface vpn7 behind"
 
 # 1. An unknown user: one line, exit 1, before any interface exists.
 set +e
