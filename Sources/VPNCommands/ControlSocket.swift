@@ -113,15 +113,7 @@ final class ControlSocket: @unchecked Sendable {
         var request = [UInt8](repeating: 0, count: 64)
         let count = read(client, &request, request.count)
         let line = count > 0 ? String(decoding: request[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
-        let generation = control.requestSnapshot()
-        var status: TunnelStatus? = nil
-        for _ in 0..<200 {
-            if let fresh = control.snapshot(newerThan: generation) {
-                status = fresh
-                break
-            }
-            usleep(5000)
-        }
+        let status = freshSnapshot(control, withinMilliseconds: 1000)
         let reply: String
         if let status {
             reply = line == "json" ? StatusFormatter.json(info: info, status: status)
@@ -245,4 +237,15 @@ enum StatusFormatter {
         }
         return unit == 0 ? "\(count) B" : String(format: "%.2f %@", value, units[unit])
     }
+}
+
+/// Asks the data plane for a status snapshot and waits up to `milliseconds` for it (control
+/// threads only: it sleeps).
+func freshSnapshot(_ control: DataPlaneControl, withinMilliseconds milliseconds: Int) -> TunnelStatus? {
+    let generation = control.requestSnapshot()
+    for _ in 0..<max(1, milliseconds / 5) {
+        if let fresh = control.snapshot(newerThan: generation) { return fresh }
+        usleep(5000)
+    }
+    return nil
 }

@@ -47,6 +47,3 @@ enum EndpointResolver {
         }
     }
 }
-
-/// Sleeps the calling (control) thread.
-func usleepMilliseconds(_ milliseconds: UInt32) { usleep(milliseconds * 1000) }

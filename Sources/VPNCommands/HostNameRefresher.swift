@@ -16,16 +16,7 @@ struct HostNameRefresher {
 
     func refresh(control: DataPlaneControl, logger: Logger) {
         guard !peers.isEmpty else { return }
-        let generation = control.requestSnapshot()
-        var status: TunnelStatus? = nil
-        for _ in 0..<100 {
-            if let fresh = control.snapshot(newerThan: generation) {
-                status = fresh
-                break
-            }
-            usleepMilliseconds(10)
-        }
-        guard let status else { return }
+        guard let status = freshSnapshot(control, withinMilliseconds: 1000) else { return }
         for peer in peers {
             guard let current = status.peers.first(where: { $0.publicKey == peer.publicKey }), !current.hasSession
             else { continue }
