@@ -20,4 +20,11 @@ struct FaultScenarioTests {
 
     @Test("TCP transport: the outer connection reset mid-transfer (client side, then server side); vpnd redials, transfers intact")
     func tcpReset() async { await Scenario.run("tcp-reset", timeLimit: .seconds(150)) }
+
+    /// Long: the outage alone is 60 s.
+    @Test("server down for 60 s (SIGTERM, restart with no endpoint memory): the client recovers by itself within 15 s")
+    func serverDown() async { await Scenario.run("server-down", timeLimit: .seconds(180)) }
+
+    @Test("replayed data messages (captured and injected byte for byte): never delivered twice, counted as replayed")
+    func replay() async { await Scenario.run("replay", timeLimit: .seconds(120)) }
 }

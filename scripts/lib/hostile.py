@@ -211,11 +211,12 @@ def fix_udp_checksum(frame):
 
 
 def cmd_replay(args):
-    ETH_P_IP = 0x0800
+    ETH_P_ALL = 0x0003  # outgoing frames reach only ETH_P_ALL taps
     PACKET_OUTGOING = 4
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
-    sock.bind((args.iface, ETH_P_IP))
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((args.iface, ETH_P_ALL))
     sock.setblocking(False)
+    print(f"replay: listening on {args.iface}", flush=True)
     start = time.monotonic()
     end = start + args.seconds
     captured = []        # (frame, due time of the later replay)
