@@ -90,6 +90,8 @@ check_status() {
     grep -Eq '^CapPrm:\s+0000000000000000$' <<<"$status" || fail "$what: permitted capabilities remain"
     grep -Eq '^CapAmb:\s+0000000000000000$' <<<"$status" || fail "$what: ambient capabilities remain"
     grep -Eq '^NoNewPrivs:\s+1$' <<<"$status" || fail "$what: NoNewPrivs is not set"
+    # A process whose credentials changed is non-dumpable: its /proc files belong to root, not nobody.
+    [ "$(stat -c %U "/proc/$pid/status")" = root ] || fail "$what: still dumpable (core dumps, ptrace by nobody)"
     return 0
 }
 check_status server "$server_pid"
