@@ -6,12 +6,13 @@ import VPNTesting
 
 /// A coalescer with input, super and result buffers, for tests.
 final class OffloadCoalesceRig {
-    let coalescer = TCPCoalescer(capacity: 128)
+    let coalescer: TCPCoalescer
     let inputs = OffloadBatch(count: 128, slotSize: 2048)
     let supers: OffloadBatch
     let results: UnsafeMutableBufferPointer<PacketBuffer>
 
-    init(superCount: Int = 8, superSlot: Int = 65_536 + 64) {
+    init(superCount: Int = 8, superSlot: Int = 65_536 + 64, linkHeaderLength: Int = 0) {
+        coalescer = TCPCoalescer(capacity: 128, linkHeaderLength: linkHeaderLength)
         supers = OffloadBatch(count: superCount, slotSize: superSlot)
         results = .allocate(capacity: 128)
         results.initialize(repeating: inputs.buffers[0])
@@ -19,7 +20,7 @@ final class OffloadCoalesceRig {
 
     deinit { results.deallocate() }
 
-    /// Coalesces `packets`; returns each write as (header, IP packet) and the super buffers used.
+    /// Coalesces `packets`; returns each write as (header, IP packet or frame) and the super buffers used.
     func run(_ packets: [[UInt8]]) -> (writes: [(header: VirtioNetHeader, packet: [UInt8])], superUsed: Int) {
         inputs.load(packets)
         supers.reset()

@@ -11,6 +11,11 @@ public enum SegmentResult: Equatable, Sendable {
 
 /// Segmentation of tun super-packets (TSO/USO) into MTU-sized packets, done in user space.
 ///
+/// tun devices hand over IP packets (`linkHeaderLength` 0); tap devices hand over Ethernet frames
+/// (`linkHeaderLength` 14), where each segment becomes the frame's Ethernet header (802.1Q and
+/// 802.1ad tags included) followed by one IP segment. Ethernet frames that are not IPv4/IPv6 can
+/// only come as `GSO_NONE` and are copied as they are.
+///
 /// A tun opened with `IFF_VNET_HDR` and `TUNSETOFFLOAD` returns up to 64 KiB of one TCP stream or
 /// UDP socket per read, behind a ``VirtioNetHeader``. `split` copies the IP and L4 headers in front
 /// of each `gsoSize` slice of the payload and makes every segment a valid packet on its own: IPv4
@@ -28,15 +33,44 @@ public enum GSOSplitter {
     ///   - read: the ``VirtioNetHeader`` followed by the IP packet.
     ///   - batch: buffers to append one packet each to, in order.
     /// - Returns: ``SegmentResult/segments(_:)`` with the number of buffers filled, or a drop.
+    ///   - linkHeaderLength: 0 for IP packets (tun), 14 for Ethernet frames (tap).
     @inlinable
     public static func split(
-        virtioPacket read: UnsafeRawBufferPointer, into batch: UnsafeMutableBufferPointer<PacketBuffer>
+        virtioPacket read: UnsafeRawBufferPointer, linkHeaderLength: Int = 0,
+        into batch: UnsafeMutableBufferPointer<PacketBuffer>
     ) -> SegmentResult {
         guard let header = VirtioNetHeader(parsing: read) else { return .drop(.malformedOffload) }
-        return split(UnsafeRawBufferPointer(rebasing: read[VirtioNetHeader.size...]), header: header, into: batch)
+        return split(
+            UnsafeRawBufferPointer(rebasing: read[VirtioNetHeader.size...]), header: header,
+            linkHeaderLength: linkHeaderLength, into: batch)
     }
 
-    /// Splits `packet` (an IP packet without the virtio-net header) as `header` describes.
+    /// Where the IP header starts in a frame: 0 for IP packets; for Ethernet frames 14, plus 4 for
+    /// each 802.1Q/802.1ad tag (at most two). nil when an Ethernet frame is too short or does not
+    /// carry IPv4/IPv6. `linkHeaderLength` must be 0 or 14.
+    @inlinable
+    public static func networkOffset(_ frame: UnsafeRawBufferPointer, linkHeaderLength: Int) -> Int? {
+        precondition(linkHeaderLength == 0 || linkHeaderLength == EthernetHeader.size,
+            "linkHeaderLength is 0 (IP packets) or 14 (Ethernet frames)")
+        if linkHeaderLength == 0 { return 0 }
+        guard let base = frame.baseAddress else { return nil }
+        var offset = EthernetHeader.size
+        for _ in 0..<3 {
+            guard frame.count >= offset else { return nil }
+            switch base.loadBE16(at: offset - 2) {
+            case EthernetHeader.typeIPv4, EthernetHeader.typeIPv6:
+                return offset
+            case EthernetHeader.typeVLAN, EthernetHeader.typeQinQ:
+                offset += 4
+            default:
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Splits `packet` (an IP packet or Ethernet frame, without the virtio-net header) as `header`
+    /// describes.
     ///
     /// Each segment is appended behind whatever the buffer already holds (normally nothing, with
     /// headroom reserved for the transport header). All checks happen before the first write, so a
@@ -44,17 +78,25 @@ public enum GSOSplitter {
     ///
     /// - Returns: ``SegmentResult/segments(_:)``, or a drop: `malformedOffload` for an unknown or
     ///   mismatched GSO type, an IP version other than 4 or 6, IPv6 extension headers, a fragment,
-    ///   a zero `gsoSize` or headers beyond the packet; `offloadBatchTooSmall` when the segments
-    ///   outnumber the batch; `packetTooBig` when a segment does not fit its buffer's tailroom.
+    ///   a zero `gsoSize`, headers beyond the packet, or (Ethernet) a super-packet that is not
+    ///   IPv4/IPv6 or whose ethertype does not match its IP version; `offloadBatchTooSmall` when
+    ///   the segments outnumber the batch; `packetTooBig` when a segment does not fit its buffer's
+    ///   tailroom.
     public static func split(
-        _ packet: UnsafeRawBufferPointer, header: VirtioNetHeader, into batch: UnsafeMutableBufferPointer<PacketBuffer>
+        _ packet: UnsafeRawBufferPointer, header: VirtioNetHeader, linkHeaderLength: Int = 0,
+        into batch: UnsafeMutableBufferPointer<PacketBuffer>
     ) -> SegmentResult {
-        guard let input = packet.baseAddress, packet.count > 0 else { return .drop(.malformedOffload) }
-        let total = packet.count
+        guard let frame = packet.baseAddress, packet.count > 0 else { return .drop(.malformedOffload) }
         let kind = header.gsoKind
         if kind == VirtioNetHeader.gsoNone {
-            return copySingle(input, count: total, header: header, into: batch)
+            // csum_start counts from the start of the frame, link header included.
+            return copySingle(frame, count: packet.count, header: header, into: batch)
         }
+        guard let link = networkOffset(packet, linkHeaderLength: linkHeaderLength), packet.count > link else {
+            return .drop(.malformedOffload)
+        }
+        let input = frame + link
+        let total = packet.count - link
 
         // IP header.
         let version = input.load(as: UInt8.self) &>> 4
@@ -64,6 +106,9 @@ public enum GSOSplitter {
         switch version {
         case 4:
             guard total >= 20 else { return .drop(.malformedOffload) }
+            guard link == 0 || frame.loadBE16(at: link - 2) == EthernetHeader.typeIPv4 else {
+                return .drop(.malformedOffload)
+            }
             ipHeaderLength = Int(input.load(as: UInt8.self) & 0x0F) * 4
             guard ipHeaderLength >= 20, ipHeaderLength <= total else { return .drop(.malformedOffload) }
             // More-fragments set or a fragment offset: a fragment cannot be a super-packet.
@@ -72,6 +117,9 @@ public enum GSOSplitter {
             isV6 = false
         case 6:
             guard total >= 40 else { return .drop(.malformedOffload) }
+            guard link == 0 || frame.loadBE16(at: link - 2) == EthernetHeader.typeIPv6 else {
+                return .drop(.malformedOffload)
+            }
             ipHeaderLength = 40
             transportProtocol = input.load(fromByteOffset: 6, as: UInt8.self)
             isV6 = true
@@ -116,7 +164,7 @@ public enum GSOSplitter {
         var remaining = payloadLength
         for index in 0..<segmentCount {
             let slice = min(gsoSize, remaining)
-            guard batch[index].tailroom >= headersLength + slice else { return .drop(.packetTooBig) }
+            guard batch[index].tailroom >= link + headersLength + slice else { return .drop(.packetTooBig) }
             remaining -= slice
         }
 
@@ -133,7 +181,9 @@ public enum GSOSplitter {
         for index in 0..<segmentCount {
             let slice = min(gsoSize, total - payloadOffset)
             let segmentLength = headersLength + slice
-            let out = batch[index].append(segmentLength).baseAddress!
+            let start = batch[index].append(link + segmentLength).baseAddress!
+            if link > 0 { start.copyMemory(from: frame, byteCount: link) }
+            let out = start + link
             out.copyMemory(from: input, byteCount: headersLength)
             if slice > 0 { (out + headersLength).copyMemory(from: input + payloadOffset, byteCount: slice) }
             payloadOffset += slice
@@ -187,6 +237,20 @@ public enum GSOSplitter {
         }
         return .segments(1)
     }
+}
+
+/// Ethernet II header constants.
+public enum EthernetHeader {
+    /// Destination MAC, source MAC, ethertype.
+    public static let size = 14
+    /// Ethertype IPv4.
+    public static let typeIPv4: UInt16 = 0x0800
+    /// Ethertype IPv6.
+    public static let typeIPv6: UInt16 = 0x86DD
+    /// Ethertype of an 802.1Q VLAN tag (4 bytes: TCI, then the inner ethertype).
+    public static let typeVLAN: UInt16 = 0x8100
+    /// Ethertype of an 802.1ad (QinQ) service tag.
+    public static let typeQinQ: UInt16 = 0x88A8
 }
 
 /// TCP header flag bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR), in byte 13 of the header.

@@ -19,6 +19,12 @@ public struct CoalesceResult: Equatable, Sendable {
 /// Receive-side TCP coalescing in user space (GRO): merges consecutive segments of one TCP flow
 /// into a super-packet that the tun accepts behind a ``VirtioNetHeader``.
 ///
+/// tun devices take IP packets (`linkHeaderLength` 0), tap devices Ethernet frames
+/// (`linkHeaderLength` 14): there only untagged IPv4/IPv6 frames merge, and two frames belong to
+/// one flow only if their Ethernet headers are equal too; the merged frame keeps that header, and
+/// `csum_start` and `hdr_len` count from the start of the frame (as Linux's
+/// `virtio_net_hdr_to_skb` reads them). Other frames are written alone.
+///
 /// Flow, per batch of decrypted packets in arrival order:
 /// 1. Each packet is either merged into the latest entry of its TCP flow or starts a new entry, so
 ///    entries keep the order of their first packet; flows interleave, a flow's packets never
@@ -41,12 +47,18 @@ public struct CoalesceResult: Equatable, Sendable {
 public final class TCPCoalescer {
     /// The most packets one call accepts.
     public let capacity: Int
+    /// 0 for IP packets (tun), 14 for Ethernet frames (tap).
+    public let linkHeaderLength: Int
     @usableFromInline let entries: UnsafeMutablePointer<Entry>
 
-    /// A coalescer for batches of up to `capacity` packets.
-    public init(capacity: Int) {
+    /// A coalescer for batches of up to `capacity` packets: IP packets when `linkHeaderLength` is
+    /// 0, Ethernet frames when it is 14.
+    public init(capacity: Int, linkHeaderLength: Int = 0) {
         precondition(capacity > 0, "TCPCoalescer needs a positive capacity")
+        precondition(linkHeaderLength == 0 || linkHeaderLength == EthernetHeader.size,
+            "TCPCoalescer linkHeaderLength is 0 (IP packets) or 14 (Ethernet frames)")
         self.capacity = capacity
+        self.linkHeaderLength = linkHeaderLength
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: Entry(), count: capacity)
     }
@@ -56,13 +68,14 @@ public final class TCPCoalescer {
         entries.deallocate()
     }
 
-    /// Coalesces `packets` (IP packets, one per buffer, each with at least 10 bytes of headroom).
+    /// Coalesces `packets` (IP packets or Ethernet frames, one per buffer, each with at least 10
+    /// bytes of headroom).
     ///
     /// - Parameters:
     ///   - packets: the decrypted packets in arrival order. Those written alone get a 10-byte
     ///     all-zero ``VirtioNetHeader`` prepended; the bytes of merged ones are copied out.
     ///   - superBuffers: empty buffers for merged packets, used from the start; a buffer with
-    ///     10 + 65,535 bytes of tailroom never limits a merge. When they run out, packets are
+    ///     10 + 14 + 65,535 bytes of tailroom never limits a merge. When they run out, packets are
     ///     written alone.
     ///   - results: receives the buffers to write to the tun (header included), at least
     ///     `packets.count` long.
@@ -80,7 +93,7 @@ public final class TCPCoalescer {
 
         for index in 0..<packets.count {
             let bytes = packets[index].bytes
-            let packet = Segment(bytes)
+            let packet = Segment(bytes, linkHeaderLength: linkHeaderLength)
             var entry = Entry()
             entry.packetIndex = index
             if packet.isTCP {
@@ -103,8 +116,8 @@ public final class TCPCoalescer {
                 entry.isTCP = true
                 entry.flowTag = packet.flowTag
                 entry.isV6 = packet.isV6
-                entry.head = bytes.baseAddress
-                entry.length = bytes.count
+                entry.head = bytes.baseAddress.map { $0 + packet.linkHeaderLength }
+                entry.length = packet.length
                 entry.ipHeaderLength = packet.ipHeaderLength
                 entry.tcpHeaderLength = packet.tcpHeaderLength
                 entry.gsoSize = packet.payloadLength
@@ -143,6 +156,7 @@ public final class TCPCoalescer {
     ) -> MergeOutcome {
         guard entry.open, let head = entry.head else { return .startEntry }
         let p = packet.base
+        let link = linkHeaderLength
         guard entry.tcpHeaderLength == packet.tcpHeaderLength,
             entry.nextSequence == packet.sequence,
             entry.lastPayload == entry.gsoSize,
@@ -176,7 +190,7 @@ public final class TCPCoalescer {
         // Room for the merged packet.
         if entry.superIndex < 0 {
             guard superUsed < superBuffers.count,
-                superBuffers[superUsed].tailroom >= VirtioNetHeader.size + entry.length + packet.payloadLength
+                superBuffers[superUsed].tailroom >= VirtioNetHeader.size + link + entry.length + packet.payloadLength
             else { return .startEntry }
         } else {
             guard superBuffers[entry.superIndex].tailroom >= packet.payloadLength else { return .startEntry }
@@ -195,9 +209,9 @@ public final class TCPCoalescer {
             entry.superIndex = superUsed
             superUsed += 1
             superBuffers[entry.superIndex].append(VirtioNetHeader.size)
-            let copy = superBuffers[entry.superIndex].append(entry.length).baseAddress!
-            copy.copyMemory(from: head, byteCount: entry.length)
-            entry.head = copy
+            let copy = superBuffers[entry.superIndex].append(link + entry.length).baseAddress!
+            copy.copyMemory(from: head - link, byteCount: link + entry.length)
+            entry.head = copy + link
         }
         let headersLength = l4 + entry.tcpHeaderLength
         superBuffers[entry.superIndex].append(
@@ -221,6 +235,7 @@ public final class TCPCoalescer {
     func finishMerged(_ entry: Entry) {
         let packet = entry.head!
         let l4 = entry.ipHeaderLength
+        let link = linkHeaderLength
         if entry.isV6 {
             packet.storeBE16(UInt16(truncatingIfNeeded: entry.length - 40), at: 4)
         } else {
@@ -235,11 +250,11 @@ public final class TCPCoalescer {
         VirtioNetHeader(
             flags: VirtioNetHeader.flagNeedsChecksum,
             gsoType: entry.isV6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
-            headerLength: UInt16(truncatingIfNeeded: l4 + entry.tcpHeaderLength),
+            headerLength: UInt16(truncatingIfNeeded: link + l4 + entry.tcpHeaderLength),
             gsoSize: UInt16(truncatingIfNeeded: entry.gsoSize),
-            checksumStart: UInt16(truncatingIfNeeded: l4),
+            checksumStart: UInt16(truncatingIfNeeded: link + l4),
             checksumOffset: 16
-        ).write(to: packet - VirtioNetHeader.size)
+        ).write(to: packet - link - VirtioNetHeader.size)
     }
 
     /// One output entry: a packet written alone, or the super-packet that packets merged into.
@@ -247,7 +262,9 @@ public final class TCPCoalescer {
     struct Entry {
         @usableFromInline var packetIndex = 0
         @usableFromInline var superIndex = -1
+        /// The IP header (behind the link header, if any).
         @usableFromInline var head: UnsafeMutableRawPointer? = nil
+        /// The IP packet's length, without the link header.
         @usableFromInline var length = 0
         @usableFromInline var ipHeaderLength = 0
         @usableFromInline var tcpHeaderLength = 0
@@ -266,8 +283,12 @@ public final class TCPCoalescer {
     /// What the coalescer needs to know about one incoming packet.
     @usableFromInline
     struct Segment {
+        /// The IP header (behind the link header, if any).
         @usableFromInline var base: UnsafeRawPointer
+        /// The IP packet's length, without the link header.
         @usableFromInline var length = 0
+        /// Bytes of link header in front of `base`, compared as part of the flow.
+        @usableFromInline var linkHeaderLength = 0
         /// TCP with a complete header: it belongs to a flow.
         @usableFromInline var isTCP = false
         /// A candidate for merging (see the type's rules).
@@ -281,20 +302,29 @@ public final class TCPCoalescer {
         @usableFromInline var flowTag: UInt64 = 0
 
         @usableFromInline
-        init(_ bytes: UnsafeMutableRawBufferPointer) {
+        init(_ bytes: UnsafeMutableRawBufferPointer, linkHeaderLength link: Int) {
             // A dummy base for empty buffers: nothing is read through it (isTCP stays false).
             base = UnsafeRawPointer(bytes.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 0x10)!)
             length = bytes.count
-            guard length >= 40 else { return }  // below the smallest IPv4 + TCP header
+            guard length >= link + 40 else { return }  // below the smallest IPv4 + TCP header
+            var etherType: UInt16 = 0
+            if link > 0 {
+                etherType = base.loadBE16(at: link - 2)
+                base += link
+                length -= link
+                linkHeaderLength = link
+            }
             let version = base.load(as: UInt8.self) &>> 4
             var candidate = true
             if version == 4 {
+                guard link == 0 || etherType == EthernetHeader.typeIPv4 else { return }
                 ipHeaderLength = Int(base.load(as: UInt8.self) & 0x0F) * 4
                 guard ipHeaderLength >= 20, base.load(fromByteOffset: 9, as: UInt8.self) == 6 else { return }
                 candidate = ipHeaderLength == 20 && base.loadBE16(at: 6) & 0x3FFF == 0
                     && Int(base.loadBE16(at: 2)) == length
                 flowTag = base.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
             } else if version == 6 {
+                guard link == 0 || etherType == EthernetHeader.typeIPv6 else { return }
                 ipHeaderLength = 40
                 guard length >= 60, base.load(fromByteOffset: 6, as: UInt8.self) == 6 else { return }
                 candidate = Int(base.loadBE16(at: 4)) == length - 40
@@ -320,10 +350,18 @@ public final class TCPCoalescer {
                 && (flags == TCPFlags.ack || flags == TCPFlags.ack | TCPFlags.psh)
         }
 
-        /// Same IP version, addresses and ports as the entry's packet.
+        /// Same link header, IP version, addresses and ports as the entry's packet.
         @usableFromInline
         func sameFlow(as entry: Entry) -> Bool {
             guard entry.isV6 == isV6, let head = entry.head else { return false }
+            if linkHeaderLength > 0 {
+                // Ethernet: destination and source MAC, ethertype (14 bytes: 8 + the last 8, overlapping).
+                guard head.loadUnaligned(fromByteOffset: -14, as: UInt64.self)
+                    == base.loadUnaligned(fromByteOffset: -14, as: UInt64.self),
+                    head.loadUnaligned(fromByteOffset: -8, as: UInt64.self)
+                        == base.loadUnaligned(fromByteOffset: -8, as: UInt64.self)
+                else { return false }
+            }
             guard head.loadUnaligned(fromByteOffset: entry.ipHeaderLength, as: UInt32.self)
                 == base.loadUnaligned(fromByteOffset: ipHeaderLength, as: UInt32.self)
             else { return false }
