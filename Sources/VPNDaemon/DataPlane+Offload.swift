@@ -6,17 +6,21 @@ import VPNCore
 /// accepted; the composition root passes it here.
 public struct DataPlaneOffloads: Sendable, Equatable {
     /// Device frames carry a 10-byte virtio-net header: reads may be 64 KiB TSO/USO
-    /// super-packets, and writes may be coalesced TCP super-packets (tun only).
+    /// super-packets, and writes may be coalesced TCP super-packets.
     public var deviceVirtioHeader: Bool
+    /// Bytes of link header in front of each IP packet on the device: 0 for tun, 14 (Ethernet)
+    /// for tap.
+    public var linkHeaderLength: Int
 
-    public init(deviceVirtioHeader: Bool = false) {
+    public init(deviceVirtioHeader: Bool = false, linkHeaderLength: Int = 0) {
         self.deviceVirtioHeader = deviceVirtioHeader
+        self.linkHeaderLength = linkHeaderLength
     }
 }
 
 /// Buffers for the offload paths, allocated once per data plane.
 ///
-/// Send side: each tun read (a super-packet) is split into a *region*, its segments laid out
+/// Send side: each device read (a super-packet) is split into a *region*, its segments laid out
 /// back to back at a fixed stride, so that once sealed in place they form one contiguous run of
 /// equal-sized datagrams: exactly what a UDP GSO send takes. Receive side: decrypted packets are
 /// coalesced into *super buffers*.
@@ -40,7 +44,12 @@ final class OffloadBuffers {
 
     let mtu: Int
     let headroom: Int
-    /// The largest stride a segment may need: headroom, an MTU-sized packet padded, the tag.
+    /// 0 for tun (IP packets), 14 for tap (Ethernet frames: the MTU counts the Ethernet payload).
+    let linkHeaderLength: Int
+    /// Whether sealing pads plaintexts (tun does, tap does not).
+    let pads: Bool
+    /// The largest stride a segment may need: headroom, an MTU-sized packet (padded for tun, plus
+    /// the Ethernet header for tap), the tag.
     let maximumStride: Int
 
     let readSlab: PacketSlab
@@ -60,10 +69,13 @@ final class OffloadBuffers {
     let superBuffers: UnsafeMutableBufferPointer<PacketBuffer>
     let results: UnsafeMutableBufferPointer<PacketBuffer>
 
-    init(mtu: Int, headroom: Int) {
+    init(mtu: Int, headroom: Int, linkHeaderLength: Int = 0, pads: Bool = true) {
         self.mtu = mtu
         self.headroom = headroom
-        maximumStride = headroom + TransportData.paddedLength(mtu, mtu: mtu) + TransportData.tailroom
+        self.linkHeaderLength = linkHeaderLength
+        self.pads = pads
+        maximumStride = headroom + (pads ? TransportData.paddedLength(mtu, mtu: mtu) : mtu) + linkHeaderLength
+            + TransportData.tailroom
         readSlab = PacketSlab(slotSize: Self.frameCapacity, slotCount: Self.reads)
         reads = .allocate(capacity: Self.reads)
         for i in 0..<Self.reads { (reads.baseAddress! + i).initialize(to: readSlab.buffer(i, headroom: 0)) }
@@ -82,7 +94,7 @@ final class OffloadBuffers {
         gsoSizes.initialize(repeating: 0)
         gsoDestinations = .allocate(capacity: sends)
         gsoDestinations.initialize(repeating: .none)
-        coalescer = TCPCoalescer(capacity: Self.maximumPendingWrites)
+        coalescer = TCPCoalescer(capacity: Self.maximumPendingWrites, linkHeaderLength: linkHeaderLength)
         superSlab = PacketSlab(slotSize: Self.frameCapacity, slotCount: Self.superBufferCount)
         superBuffers = .allocate(capacity: Self.superBufferCount)
         for i in 0..<Self.superBufferCount {
@@ -112,12 +124,15 @@ final class OffloadBuffers {
     /// The base of read `index`'s region.
     func region(_ index: Int) -> UnsafeMutableRawPointer { regionMemory + index * regionSize }
 
-    /// The segment stride for a super-packet: every segment but the last has the same length,
-    /// so once sealed they are all `stride` bytes. nil when the packet is not one we can lay
-    /// out (the splitter then reports why).
-    func stride(for packet: UnsafeRawBufferPointer, header: VirtioNetHeader) -> Int? {
+    /// The segment stride for a super-packet (an IP packet, or an Ethernet frame for tap): every
+    /// segment but the last has the same length, so once sealed they are all `stride` bytes. nil
+    /// when the packet is not one we can lay out (the splitter then reports why).
+    func stride(for frame: UnsafeRawBufferPointer, header: VirtioNetHeader) -> Int? {
         let kind = header.gsoKind
         if kind == VirtioNetHeader.gsoNone { return maximumStride }
+        // tap: the IP packet starts behind the Ethernet header and any VLAN tags.
+        guard let link = GSOSplitter.networkOffset(frame, linkHeaderLength: linkHeaderLength) else { return nil }
+        let packet = UnsafeRawBufferPointer(rebasing: frame[link...])
         guard packet.count >= 20, let base = packet.baseAddress else { return nil }
         let version = base.load(as: UInt8.self) >> 4
         let ipHeader: Int
@@ -133,11 +148,13 @@ final class OffloadBuffers {
         } else {
             transportHeader = 8
         }
-        let segment = ipHeader + transportHeader + Int(header.gsoSize)
-        guard segment <= mtu else { return nil }
-        // headroom, the padded segment, the tag: a sealed segment fills its stride exactly
+        // Each segment: the link header, then one IP segment of at most the MTU (for tap the
+        // tunnel accepts frames up to MTU + 14).
+        let segment = link + ipHeader + transportHeader + Int(header.gsoSize)
+        guard segment <= mtu + linkHeaderLength else { return nil }
+        // headroom, the (padded) segment, the tag: a sealed segment fills its stride exactly
         // when the headroom is the 16-byte data header (UDP).
-        return headroom + TransportData.paddedLength(segment, mtu: mtu) + ChaChaTag.size
+        return headroom + (pads ? TransportData.paddedLength(segment, mtu: mtu) : segment) + ChaChaTag.size
     }
 }
 

@@ -91,7 +91,9 @@ public final class DataPlane {
         events.initialize(repeating: PollEvent(token: 0, events: []))
         dropLog = RateLimitedLog(interval: .seconds(10))
         offload = offloads.deviceVirtioHeader
-            ? OffloadBuffers(mtu: tunnel.configuration.mtu, headroom: headroom) : nil
+            ? OffloadBuffers(
+                mtu: tunnel.configuration.mtu, headroom: headroom, linkHeaderLength: offloads.linkHeaderLength,
+                pads: tunnel.configuration.pads) : nil
         pendingWrites = .allocate(capacity: OffloadBuffers.maximumPendingWrites)
         pendingWrites.initialize(repeating: slab.buffer(0, headroom: 0))
         try poller.register(device.pollHandle, token: Self.deviceToken, events: .readable)
@@ -219,6 +221,7 @@ public final class DataPlane {
                     tunnel.countDrop(.malformedOffload)
                     continue
                 }
+                // An IP packet (tun) or an Ethernet frame (tap).
                 let packet = UnsafeRawBufferPointer(rebasing: frame[VirtioNetHeader.size...])
                 guard let stride = offload.stride(for: packet, header: header) else {
                     tunnel.countDrop(.malformedOffload)
@@ -229,7 +232,9 @@ public final class DataPlane {
                     offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
                 }
                 let produced: Int
-                switch GSOSplitter.split(packet, header: header, into: offload.segments) {
+                switch GSOSplitter.split(
+                    packet, header: header, linkHeaderLength: offload.linkHeaderLength, into: offload.segments)
+                {
                 case .segments(let n): produced = n
                 case .drop(let reason):
                     tunnel.countDrop(reason)
