@@ -137,9 +137,9 @@ enum DaemonRunner {
         }
 
         // The interface.
-        // Super-packets (TSO/USO in, coalesced TCP out) are for tun: tap frames stay whole.
-        let tunOffloads: TunOffloads = mode == .tun ? options.offloads.tunOffloads : []
-        let device = try TunDevice(name: config.interface.name, mode: mode == .tap ? .tap : .tun, offloads: tunOffloads)
+        // Super-packets (TSO/USO in, coalesced TCP out), tun and tap alike (tap: Ethernet frames).
+        let device = try TunDevice(
+            name: config.interface.name, mode: mode == .tap ? .tap : .tun, offloads: options.offloads.tunOffloads)
         let netlink = try Netlink()
         do {
             try InterfaceSetup.configure(
@@ -157,7 +157,9 @@ enum DaemonRunner {
             configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps())
         let dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
-            logger: logger, offloads: DataPlaneOffloads(deviceVirtioHeader: device.virtioHeaderLength > 0))
+            logger: logger,
+            offloads: DataPlaneOffloads(
+                deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0))
 
         let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
         let portText = transportDescription(config, transport: transport)
