@@ -406,6 +406,13 @@ int vpnd_capabilities(uint64_t *effective, uint64_t *permitted) {
     return 0;
 }
 
+int vpnd_clear_capabilities(void) {
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+}
+
 int vpnd_set_all_gids(uint32_t gid) {
     return setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) == 0 ? 0 : -errno;
 }

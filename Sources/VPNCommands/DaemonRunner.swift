@@ -199,7 +199,7 @@ enum DaemonRunner {
         let running = RunningDaemon(
             dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
             memory: memory, hostNames: hostNames, logger: logger)
-        running.unprivileged = account.map { $0.uid != 0 } ?? false
+        running.unprivileged = account != nil
         return running
     }
 

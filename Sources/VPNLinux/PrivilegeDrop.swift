@@ -36,10 +36,11 @@ public struct ProcessCredentials: Sendable, Equatable {
 
 /// Switches a root process to an unprivileged account once its interface and sockets exist.
 ///
-/// Nothing is kept: no capability survives the switch (the open tun descriptor, sockets and
-/// netlink socket keep working as descriptors; the interface disappears with the tun descriptor
-/// when the process exits, so teardown needs no privilege), and no_new_privs is set. Call
-/// ``switchTo(_:)`` before any thread that parses untrusted input starts.
+/// Nothing is kept: no capability survives the switch, not even for `User = root`, which keeps
+/// the ids and empties the capability sets. The open tun descriptor and sockets keep working; the
+/// interface disappears with the tun descriptor when the process exits, so teardown needs no
+/// privilege. no_new_privs is set. Call ``switchTo(_:)`` before any thread that parses untrusted
+/// input starts.
 public enum PrivilegeDrop {
     /// Looks `user` up with getpwnam_r, or getpwuid_r for a numeric id.
     ///
@@ -86,7 +87,7 @@ public enum PrivilegeDrop {
         guard stat(path, &info) == 0 else {
             throw .system("stat", subject: path, errno: Errno(rawValue: Glibc.errno))
         }
-        guard info.st_uid == 0, info.st_mode & 0o077 == 0, UInt32(info.st_uid) != account.uid else { return false }
+        guard geteuid() == 0, info.st_uid == 0, info.st_mode & 0o077 == 0, account.uid != 0 else { return false }
         guard chown(path, uid_t(account.uid), gid_t(account.gid)) == 0 else {
             throw .system("chown", subject: path, errno: Errno(rawValue: Glibc.errno))
         }
@@ -94,11 +95,42 @@ public enum PrivilegeDrop {
     }
 
     /// Switches the whole process (every thread) to `account`: supplementary groups (initgroups,
-    /// or none), then gid, then uid, all three ids (real, effective, saved) of each. Then sets
-    /// no_new_privs and checks that the switch cannot be undone and that no capability is left.
-    /// - Throws: ``IOError`` naming the failed step, e.g. "setuid nobody: operation not permitted
-    ///   (EPERM); User / --user needs vpnd to start as root".
+    /// or none), then gid, then uid, all three ids (real, effective, saved) of each; then empties
+    /// the capability sets, sets no_new_privs, and checks that the switch cannot be undone and that
+    /// no capability is left. A process that already runs as `account` (say, started by systemd
+    /// with `User=` and ambient capabilities) only loses its capabilities.
+    /// - Throws: ``IOError`` naming the failed step, e.g. "setresuid nobody: operation not
+    ///   permitted (EPERM); User / --user needs vpnd to start as root".
     public static func switchTo(_ account: UserAccount) throws(IOError) {
+        let before = credentials()
+        let alreadyThere = [before.realUID, before.effectiveUID, before.savedUID].allSatisfy { $0 == account.uid }
+            && [before.realGID, before.effectiveGID, before.savedGID].allSatisfy { $0 == account.gid }
+        if !alreadyThere { try switchIDs(to: account) }
+        let cleared = vpnd_clear_capabilities()
+        guard cleared == 0 else {
+            throw .system("capset", subject: account.name, errno: Errno(rawValue: -cleared))
+        }
+        let noNewPrivs = vpnd_set_no_new_privs()
+        guard noNewPrivs == 0 else {
+            throw .system("prctl(PR_SET_NO_NEW_PRIVS)", subject: account.name, errno: Errno(rawValue: -noNewPrivs))
+        }
+        let now = credentials()
+        let ids = [now.realUID, now.effectiveUID, now.savedUID]
+        let groups = [now.realGID, now.effectiveGID, now.savedGID]
+        guard ids.allSatisfy({ $0 == account.uid }), groups.allSatisfy({ $0 == account.gid }) else {
+            throw .invalid("switch to", subject: account.description, reason: "the kernel reports other ids afterwards")
+        }
+        guard now.effectiveCapabilities == 0, now.permittedCapabilities == 0 else {
+            throw .invalid(
+                "switch to", subject: account.description,
+                reason: "capabilities remain afterwards (CapEff \(now.effectiveCapabilities), CapPrm \(now.permittedCapabilities))")
+        }
+        if account.uid != 0 && setuid(0) == 0 {
+            throw .invalid("switch to", subject: account.description, reason: "setuid(0) still succeeds afterwards")
+        }
+    }
+
+    private static func switchIDs(to account: UserAccount) throws(IOError) {
         let hint = "User / --user needs vpnd to start as root"
         if account.hasPasswdEntry {
             guard initgroups(account.name, gid_t(account.gid)) == 0 else {
@@ -116,24 +148,6 @@ public enum PrivilegeDrop {
         let uidStatus = vpnd_set_all_uids(account.uid)
         guard uidStatus == 0 else {
             throw .system("setresuid", subject: account.name, errno: Errno(rawValue: -uidStatus), hint: hint)
-        }
-        let noNewPrivs = vpnd_set_no_new_privs()
-        guard noNewPrivs == 0 else {
-            throw .system("prctl(PR_SET_NO_NEW_PRIVS)", subject: account.name, errno: Errno(rawValue: -noNewPrivs))
-        }
-        let now = credentials()
-        let ids = [now.realUID, now.effectiveUID, now.savedUID]
-        let groups = [now.realGID, now.effectiveGID, now.savedGID]
-        guard ids.allSatisfy({ $0 == account.uid }), groups.allSatisfy({ $0 == account.gid }) else {
-            throw .invalid("switch to", subject: account.description, reason: "the kernel reports other ids afterwards")
-        }
-        // Root keeps every capability when it "switches" to uid 0; any other uid must have none.
-        if account.uid != 0 {
-            guard now.effectiveCapabilities == 0, now.permittedCapabilities == 0, setuid(0) != 0 else {
-                throw .invalid(
-                    "switch to", subject: account.description,
-                    reason: "capabilities remain afterwards (CapEff \(now.effectiveCapabilities), CapPrm \(now.permittedCapabilities))")
-            }
         }
     }
 

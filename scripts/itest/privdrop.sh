@@ -7,7 +7,8 @@
 # ends both with status 0: the interface, its addresses and its routes are gone (the kernel removes
 # a tun when its descriptor closes, no netlink needed), the control socket is removed and the
 # endpoint memory is written by nobody. Errors: a config with an inline private key that others can
-# read is refused like a key file; an unknown user stops start-up with one line before
+# read is refused like a key file; a vpnd already running as nobody with an ambient CAP_NET_ADMIN
+# loses that capability too; an unknown user stops start-up with one line before
 # any interface exists; a run directory nobody cannot write stops start-up and leaves no interface.
 #
 #   a: vpnd --server --user nobody, 10.9.0.1/24, routes 10.77.0.0/24 (an extra AllowedIPs prefix)
@@ -72,6 +73,31 @@ printf '%s\n' "$out" | sed 's/^/    /'
 grep -q "the run directory $VPND_ITEST_DIR/run-shared is not writable or not reachable by it" <<<"$out" \
     || fail "an unwritable run directory: unexpected message: $out"
 in_ns a --timeout 5 ip link show vpn8 >/dev/null 2>&1 && fail "an unwritable run directory left interface vpn8 behind"
+
+# 2b. Already nobody, with only an ambient CAP_NET_ADMIN (systemd's User= with AmbientCapabilities=):
+#     set-up works, then the capability goes too.
+amb="$VPND_ITEST_DIR/ambient"
+mkdir -m 711 "$amb"
+mkdir -m 700 "$amb/run"
+install -m 600 -o "$nobody_uid" "$(vpnd_key_file server)" "$amb/server.key"
+sed -e "s|^PrivateKeyFile = .*|PrivateKeyFile = $amb/server.key|" -e 's/^ListenPort = .*/ListenPort = 51897/' \
+    -e 's/^Name = .*/Name = vpn6/' "$(vpnd_conf_file server)" >"$amb/server.conf"
+chown "$nobody_uid" "$amb/run"
+ip netns exec "$(ns a)" env VPND_RUN_DIR="$amb/run" setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --init-groups \
+    --inh-caps=+net_admin --ambient-caps=+net_admin "$VPND" --server --config "$amb/server.conf" --user nobody \
+    >"$VPND_ITEST_DIR/ambient.log" 2>&1 &
+amb_pid=$!
+_NS_PIDS+=("$amb_pid")
+wait_for "vpnd with ambient CAP_NET_ADMIN" 15 vpnd_alive_and_listening "$amb_pid" "$amb/run" vpn6 \
+    || fail "vpnd as nobody with ambient CAP_NET_ADMIN did not start: $(tail -n 3 "$VPND_ITEST_DIR/ambient.log")"
+grep -E '^(Uid|CapEff|CapPrm|CapAmb):' "/proc/$amb_pid/status" | sed 's/^/    ambient: /'
+grep -Eq '^CapAmb:\s+0000000000000000$' "/proc/$amb_pid/status" || fail "ambient: the ambient capability remains"
+grep -Eq '^CapEff:\s+0000000000000000$' "/proc/$amb_pid/status" || fail "ambient: effective capabilities remain"
+grep -q "switched to user nobody (uid $nobody_uid, gid $nobody_gid); capabilities: none" "$VPND_ITEST_DIR/ambient.log" \
+    || fail "ambient: no switch line: $(tail -n 3 "$VPND_ITEST_DIR/ambient.log")"
+kill -TERM "$amb_pid"
+wait "$amb_pid" || fail "ambient: vpnd exited with an error after SIGTERM"
+in_ns a --timeout 5 ip link show vpn6 >/dev/null 2>&1 && fail "ambient: vpn6 is still there after exit"
 
 # 3. The real run.
 vpnd_start a server vpn0 --server -v --user nobody --config "$(vpnd_conf_file server)"

@@ -164,6 +164,9 @@ int vpnd_set_no_new_privs(void);
 /// Reads the calling thread's effective and permitted capability sets (64 bits each).
 /// Returns 0 or -errno. The corresponding C call is the raw `capget(2)` syscall (version 3).
 int vpnd_capabilities(uint64_t *effective, uint64_t *permitted);
+/// Empties the effective, permitted and inheritable capability sets (and so the ambient set).
+/// Returns 0 or -errno. The corresponding C call is the raw `capset(2)` syscall (version 3).
+int vpnd_clear_capabilities(void);
 /// Sets the real, effective and saved group id to `gid`. Returns 0 or -errno.
 /// The corresponding C call is `setresgid(2)` (GNU).
 int vpnd_set_all_gids(uint32_t gid);
