@@ -27,4 +27,10 @@ struct FaultScenarioTests {
 
     @Test("replayed data messages (captured and injected byte for byte): never delivered twice, counted as replayed")
     func replay() async { await Scenario.run("replay", timeLimit: .seconds(120)) }
+
+    @Test("garbage flood at the UDP port: server up, transfers intact, throughput at least half, drops counted by reason")
+    func floodGarbage() async { await Scenario.run("flood-garbage", timeLimit: .seconds(150)) }
+
+    @Test("flood of initiations with a valid mac1: cookie replies engage; a new client still connects within 10 s")
+    func cookieFlood() async { await Scenario.run("cookie-flood", timeLimit: .seconds(120)) }
 }
