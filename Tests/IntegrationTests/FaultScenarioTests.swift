@@ -33,4 +33,7 @@ struct FaultScenarioTests {
 
     @Test("flood of initiations with a valid mac1: cookie replies engage; a new client still connects within 10 s")
     func cookieFlood() async { await Scenario.run("cookie-flood", timeLimit: .seconds(120)) }
+
+    @Test("garbage on the TCP transport port closes only that connection; the real client's tunnel keeps working")
+    func tcpGarbage() async { await Scenario.run("tcp-garbage", timeLimit: .seconds(120)) }
 }
