@@ -12,6 +12,9 @@ let package = Package(
     products: [
         .executable(name: "vpnd", targets: ["vpnd"]),
         .executable(name: "vpnd-keygen", targets: ["vpnd-keygen"]),
+        // For the fuzz harnesses in Fuzz/ (a separate package with this one as a path dependency).
+        .library(name: "VPNCore", targets: ["VPNCore"]),
+        .library(name: "VPNTesting", targets: ["VPNTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
