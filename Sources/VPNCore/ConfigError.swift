@@ -21,13 +21,37 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// `FILE:LINE: message`, `FILE: message`, `line LINE: message` or just `message`.
+    ///
+    /// Always one line: control characters that came from the input (a flag holding a newline,
+    /// a lone CR or an escape sequence in the file) are shown as `\u{...}` escapes.
     public var description: String {
+        let text: String
         switch (fileName.isEmpty, line > 0) {
-        case (false, true): return "\(fileName):\(line): \(message)"
-        case (false, false): return "\(fileName): \(message)"
-        case (true, true): return "line \(line): \(message)"
-        case (true, false): return message
+        case (false, true): text = "\(fileName):\(line): \(message)"
+        case (false, false): text = "\(fileName): \(message)"
+        case (true, true): text = "line \(line): \(message)"
+        case (true, false): text = message
         }
+        return Self.escapingControlCharacters(text)
+    }
+
+    /// `text` with every control character but tab, and the Unicode line and paragraph
+    /// separators, replaced by a `\u{...}` escape.
+    static func escapingControlCharacters(_ text: String) -> String {
+        func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+            (scalar.properties.generalCategory == .control && scalar != "\t")
+                || scalar == "\u{2028}" || scalar == "\u{2029}"
+        }
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if isUnsafe(scalar) {
+                out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
     }
 }
 
