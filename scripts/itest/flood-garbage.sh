@@ -4,9 +4,9 @@
 # random datagrams up to 64 KiB, truncated and oversized messages, each type 1-4 with random bodies,
 # initiations with a random mac1, bad types and reserved bytes; VPND_ITEST_FLOOD_RATE per second,
 # default 2000, bounded to 15 s) while the client works: the server stays up, answers none of it, a
-# checksummed transfer is intact, iperf3 throughput with the flood is at least half of that without
-# (measured before and after the flood in the same run), and `vpnd show --json` counts the garbage
-# by reason.
+# checksummed transfer is intact each way, iperf3 throughput with the flood is at least half of that
+# without (measured before and after the flood in the same run; once more if that fails, the machine
+# being shared), and `vpnd show --json` counts every garbage datagram under a drop reason.
 #
 #   cli 198.18.1.1 --- srv 198.18.1.254 / 198.18.2.254 --- atk 198.18.2.1 (see scripts/lib/faults.sh)
 source "$(dirname "$0")/../lib/netns.sh"
@@ -63,7 +63,26 @@ done
 log "garbage datagrams sent: $sent; counted as dropped by the server: $counted"
 [ "$counted" -le "$sent" ] && [ $((counted * 10)) -ge $((sent * 9)) ] \
     || fail "the server counted $counted garbage drops for $sent datagrams sent"
+# Throughput: with the flood at least half the mean of before and after. The machine is shared, so one
+# more measurement (3 s before, 4 s during a fresh flood, 3 s after) decides when the first one fails.
 baseline=$(((before + after) / 2))
-[ $((during * 2)) -gt "$baseline" ] \
-    || fail "throughput fell by more than half under the flood: $during Mbit/s against $baseline without"
+if [ $((during * 2)) -le "$baseline" ]; then
+    log "throughput fell by more than half ($during Mbit/s against $baseline): measuring once more"
+    iperf3_check cli srv 10.9.0.1 3
+    before=$IPERF3_MBPS
+    ns_spawn atk flood-2 timeout --kill-after=2 20 python3 -u "$HOSTILE" garbage --to "$SERVER_FOR_ATTACKER:51820" \
+        --rate "$rate" --seconds 7 --count $((rate * 7)) --seed "$RANDOM"
+    flood_pid=$SPAWNED_PID
+    sleep 1
+    iperf3_check cli srv 10.9.0.1 4
+    during=$IPERF3_MBPS
+    wait "$flood_pid" || fail "the second flood failed: $(cat "$VPND_ITEST_DIR/flood-2.log")"
+    iperf3_check cli srv 10.9.0.1 3
+    after=$IPERF3_MBPS
+    baseline=$(((before + after) / 2))
+    log "again: $before Mbit/s before, $during during the flood, $after after"
+    [ $((during * 2)) -gt "$baseline" ] \
+        || fail "throughput fell by more than half under the flood, twice: $during Mbit/s against $baseline without"
+fi
+vpnd_alive "$server_pid" "vpnd server"
 log "flood-garbage passed"
