@@ -115,7 +115,8 @@ final class Node {
 
     init(
         name: String, configuration: TunnelConfiguration, entropySeed: UInt64, device: FakePacketDevice,
-        transport: any Transport, poller: any Poller, clock: any Clock, wakeup: any Wakeup, log: LogRecorder = LogRecorder()
+        transport: any Transport, poller: any Poller, clock: any Clock, wakeup: any Wakeup, log: LogRecorder = LogRecorder(),
+        offloads: DataPlaneOffloads = DataPlaneOffloads()
     ) throws {
         self.log = log
         self.name = name
@@ -127,7 +128,7 @@ final class Node {
         control = DataPlaneControl(wakeup: wakeup)
         dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: clock, control: control,
-            logger: makeLogger(log))
+            logger: makeLogger(log), offloads: offloads)
     }
 
     var fakePoller: FakePoller { poller as! FakePoller }
@@ -149,11 +150,12 @@ func makeLogger(_ recorder: LogRecorder) -> Logger {
 /// Builds a fake-backed node: FakePoller on a ManualClock, FakeWakeup, FakePacketDevice.
 func fakeNode(
     _ name: String, configuration: TunnelConfiguration, seed: UInt64, transport: any Transport, clock: ManualClock,
-    log: LogRecorder = LogRecorder()
+    log: LogRecorder = LogRecorder(), offloads: DataPlaneOffloads = DataPlaneOffloads()
 ) throws -> Node {
     try Node(
         name: name, configuration: configuration, entropySeed: seed, device: FakePacketDevice(name: "\(name)0"),
-        transport: transport, poller: FakePoller(clock: clock), clock: clock, wakeup: FakeWakeup(), log: log)
+        transport: transport, poller: FakePoller(clock: clock), clock: clock, wakeup: FakeWakeup(), log: log,
+        offloads: offloads)
 }
 
 /// Runs every node's loop once per round (never waiting, never moving a clock) until two rounds
