@@ -125,25 +125,28 @@ final class OffloadBuffers {
     func region(_ index: Int) -> UnsafeMutableRawPointer { regionMemory + index * regionSize }
 
     /// The segment stride for a super-packet (an IP packet, or an Ethernet frame for tap): every
-    /// segment but the last has the same length, so once sealed they are all `stride` bytes. nil
-    /// when the packet is not one we can lay out (the splitter then reports why).
-    func stride(for frame: UnsafeRawBufferPointer, header: VirtioNetHeader) -> Int? {
+    /// segment but the last has the same length, so once sealed they are all `stride` bytes. A drop
+    /// when the packet is not one we can lay out: `malformedOffload` for headers we cannot read,
+    /// `packetTooBig` for segments over the MTU (as the tunnel counts such a packet without offloads).
+    func stride(for frame: UnsafeRawBufferPointer, header: VirtioNetHeader) -> SegmentStride {
         let kind = header.gsoKind
-        if kind == VirtioNetHeader.gsoNone { return maximumStride }
+        if kind == VirtioNetHeader.gsoNone { return .stride(maximumStride) }
         // tap: the IP packet starts behind the Ethernet header and any VLAN tags.
-        guard let link = GSOSplitter.networkOffset(frame, linkHeaderLength: linkHeaderLength) else { return nil }
+        guard let link = GSOSplitter.networkOffset(frame, linkHeaderLength: linkHeaderLength) else {
+            return .drop(.malformedOffload)
+        }
         let packet = UnsafeRawBufferPointer(rebasing: frame[link...])
-        guard packet.count >= 20, let base = packet.baseAddress else { return nil }
+        guard packet.count >= 20, let base = packet.baseAddress else { return .drop(.malformedOffload) }
         let version = base.load(as: UInt8.self) >> 4
         let ipHeader: Int
         switch version {
         case 4: ipHeader = Int(base.load(as: UInt8.self) & 0x0F) * 4
         case 6: ipHeader = 40
-        default: return nil
+        default: return .drop(.malformedOffload)
         }
         let transportHeader: Int
         if kind == VirtioNetHeader.gsoTCPv4 || kind == VirtioNetHeader.gsoTCPv6 {
-            guard packet.count >= ipHeader + 20 else { return nil }
+            guard packet.count >= ipHeader + 20 else { return .drop(.malformedOffload) }
             transportHeader = Int(base.load(fromByteOffset: ipHeader + 12, as: UInt8.self) >> 4) * 4
         } else {
             transportHeader = 8
@@ -151,11 +154,17 @@ final class OffloadBuffers {
         // Each segment: the link header, then one IP segment of at most the MTU (for tap the
         // tunnel accepts frames up to MTU + 14).
         let segment = link + ipHeader + transportHeader + Int(header.gsoSize)
-        guard segment <= mtu + linkHeaderLength else { return nil }
+        guard segment <= mtu + linkHeaderLength else { return .drop(.packetTooBig) }
         // headroom, the (padded) segment, the tag: a sealed segment fills its stride exactly
         // when the headroom is the 16-byte data header (UDP).
-        return headroom + (pads ? TransportData.paddedLength(segment, mtu: mtu) : segment) + ChaChaTag.size
+        return .stride(headroom + (pads ? TransportData.paddedLength(segment, mtu: mtu) : segment) + ChaChaTag.size)
     }
+}
+
+/// The stride of a super-packet's segments, or why it cannot be laid out.
+enum SegmentStride {
+    case stride(Int)
+    case drop(DropReason)
 }
 
 @available(*, unavailable)

@@ -223,8 +223,11 @@ public final class DataPlane {
                 }
                 // An IP packet (tun) or an Ethernet frame (tap).
                 let packet = UnsafeRawBufferPointer(rebasing: frame[VirtioNetHeader.size...])
-                guard let stride = offload.stride(for: packet, header: header) else {
-                    tunnel.countDrop(.malformedOffload)
+                let stride: Int
+                switch offload.stride(for: packet, header: header) {
+                case .stride(let value): stride = value
+                case .drop(let reason):
+                    tunnel.countDrop(reason)
                     continue
                 }
                 let region = offload.region(r)

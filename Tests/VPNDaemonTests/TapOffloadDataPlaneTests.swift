@@ -190,5 +190,13 @@ struct TapOffloadDataPlaneTests {
         }
         let server = try #require(try pair.server.snapshot())
         #expect(server.drops.isEmpty && server.peers[0].drops.isEmpty)
+
+        // Datagrams of 1,400 bytes make 14 + 1,428-byte frames, over MTU + 14: counted as too big.
+        let (bigHeader, bigFrame) = tapSuperFrame(tcp: false, payload: 5000, gsoSize: 1400)
+        pair.client.device.inject(virtioBytes(bigHeader) + bigFrame)
+        try pump([pair.client, pair.server])
+        #expect(pair.server.device.takeWritten().isEmpty)
+        let client = try #require(try pair.client.snapshot())
+        #expect(client.drops == [.packetTooBig: 1])
     }
 }
