@@ -79,8 +79,8 @@ final class StreamLink {
         case open
         /// The peer closed the stream.
         case closed
-        /// A bad length or a malformed message: close this connection.
-        case invalid
+        /// A bad length or a malformed message, for this reason: close this connection.
+        case invalid(DropReason)
     }
 
     /// Reads what the socket has and hands every complete message to `deliver`, copied into the
@@ -94,7 +94,7 @@ final class StreamLink {
         defer { if used > 0 { endOfBatch() } }
         for _ in 0..<16 {
             let space = deframer.writableSpace
-            guard space.count > 0 else { return .invalid }
+            guard space.count > 0 else { return .invalid(.badFrameLength) }
             guard let count = try connection.read(into: space) else { return .open }
             if count == 0 { return .closed }
             deframer.didWrite(count)
@@ -102,21 +102,21 @@ final class StreamLink {
                 switch deframer.nextFrame() {
                 case .frame(let bytes):
                     // Over a stream there is no excuse for a malformed message: close.
-                    if case .invalid = Wire.classify(bytes) { return .invalid }
+                    if case .invalid(let reason) = Wire.classify(bytes) { return .invalid(reason) }
                     if used == pool.count {
                         endOfBatch()
                         used = 0
                     }
                     pool[used].reset(headroom: 0)
-                    guard bytes.count <= pool[used].tailroom else { return .invalid }
+                    guard bytes.count <= pool[used].tailroom else { return .invalid(.oversized) }
                     pool[used].append(contentsOf: bytes)
                     deliver(&pool[used], from)
                     used += 1
                     continue
                 case .needMoreData:
                     break
-                case .invalid:
-                    return .invalid
+                case .invalid(let reason):
+                    return .invalid(reason)
                 }
                 break
             }

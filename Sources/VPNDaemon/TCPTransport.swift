@@ -64,7 +64,7 @@ public class TCPTransportBase {
     func linkConnected(_ link: StreamLink) {}
 
     func handleLink(
-        _ link: StreamLink, event: PollEvent, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        _ link: StreamLink, event: PollEvent, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
         endOfBatch: () -> Void
     ) {
         do throws(IOError) {
@@ -91,7 +91,10 @@ public class TCPTransportBase {
                 switch outcome {
                 case .open: break
                 case .closed: remove(link, why: "closed by peer")
-                case .invalid: remove(link, why: "invalid frame or message (closing this connection only)")
+                case .invalid(let reason):
+                    // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
+                    tunnel.countDrop(reason)
+                    remove(link, why: "invalid frame or message, \(reason) (closing this connection only)")
                 }
             }
         } catch {
@@ -185,7 +188,7 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
             return
         }
         guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, deliver: deliver, endOfBatch: endOfBatch)
+        handleLink(link, event: event, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)
     }
 
     public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
@@ -233,7 +236,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
     ) throws(IOError) {
         lastNow = now
         guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, deliver: deliver, endOfBatch: endOfBatch)
+        handleLink(link, event: event, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)
     }
 
     public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
