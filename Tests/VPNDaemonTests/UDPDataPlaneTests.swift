@@ -155,7 +155,8 @@ import VPNTesting
         let pair = try UDPFakePair()
         let poller = pair.client.fakePoller
         let control = pair.client.control
-        poller.onWait = { if poller.waitCount == 5 { control.requestStop() } }
+        // Unowned: the poller keeps this closure, so a strong capture would leak both (LeakSanitizer).
+        poller.onWait = { [unowned poller] in if poller.waitCount == 5 { control.requestStop() } }
         let error = pair.client.dataPlane.run()
         #expect(error == nil)
         #expect(poller.waitCount == 5)
