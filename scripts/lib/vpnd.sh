@@ -95,7 +95,11 @@ vpnd_start() {
     logfile="$(vpnd_log_file "$logname")"
     mkdir -p "$dir"
     # Not ns_spawn: that truncates the log, and a restarted daemon should add to it.
-    ip netns exec "$(ns "$name")" env VPND_RUN_DIR="$dir" ${VPND_EXTRA_ENV:-} "$VPND" "$@" >>"$logfile" 2>&1 &
+    # VPND_EXTRA_FLAGS (e.g. --no-offload) is appended to every daemon's command line, so the
+    # whole suite can be rerun with the offloads off.
+    # shellcheck disable=SC2086
+    ip netns exec "$(ns "$name")" env VPND_RUN_DIR="$dir" ${VPND_EXTRA_ENV:-} "$VPND" "$@" ${VPND_EXTRA_FLAGS:-} \
+        >>"$logfile" 2>&1 &
     SPAWNED_PID=$!
     _NS_PIDS+=("$SPAWNED_PID")
     VPND_PID=$SPAWNED_PID
