@@ -40,7 +40,6 @@ public final class DataPlane {
     private let batchSize: Int
     private let slab: PacketSlab
     private let buffers: UnsafeMutableBufferPointer<PacketBuffer>
-    private let endpoints: UnsafeMutableBufferPointer<Endpoint>
     private let sendBuffers: UnsafeMutableBufferPointer<PacketBuffer>
     private let sendEndpoints: UnsafeMutableBufferPointer<Endpoint>
     private let events: UnsafeMutableBufferPointer<PollEvent>
@@ -78,7 +77,6 @@ public final class DataPlane {
         let slotSize = headroom + tunnel.configuration.mtu + 14 + TransportData.tailroom + 64
         slab = PacketSlab(slotSize: slotSize, slotCount: batchSize)
         buffers = .allocate(capacity: batchSize)
-        endpoints = .allocate(capacity: batchSize)
         sendBuffers = .allocate(capacity: batchSize)
         sendEndpoints = .allocate(capacity: batchSize)
         events = .allocate(capacity: 32)
@@ -86,7 +84,6 @@ public final class DataPlane {
             (buffers.baseAddress! + i).initialize(to: slab.buffer(i, headroom: headroom))
             (sendBuffers.baseAddress! + i).initialize(to: slab.buffer(i, headroom: headroom))
         }
-        endpoints.initialize(repeating: .none)
         sendEndpoints.initialize(repeating: .none)
         events.initialize(repeating: PollEvent(token: 0, events: []))
         dropLog = RateLimitedLog(interval: .seconds(10))
@@ -103,7 +100,6 @@ public final class DataPlane {
 
     deinit {
         buffers.deallocate()
-        endpoints.deallocate()
         sendBuffers.deallocate()
         sendEndpoints.deallocate()
         events.deallocate()
