@@ -19,6 +19,15 @@ public struct PendingInitiation: Sendable {
     public let createdAt: Instant
 }
 
+extension PendingInitiation {
+    /// The same state under another local index (a ``HandshakeProcessor`` builds initiations
+    /// with index zero; the packet thread picks the index when it sends the message).
+    func withLocalIndex(_ index: UInt32) -> PendingInitiation {
+        PendingInitiation(
+            noise: noise, localIndex: index, peerPublicKey: peerPublicKey, timestamp: timestamp, createdAt: createdAt)
+    }
+}
+
 extension HandshakeIdentity {
     /// Writes a handshake initiation (type 1, 148 bytes) to `peer` (whitepaper 5.4.2).
     ///

@@ -17,6 +17,9 @@ final class Peer {
     let staged: FrameQueue
     /// The initiation we sent and wait an answer for.
     var pendingInitiation: PendingInitiation?
+    /// Grows with every initiation asked for and every give-up: an initiation computed for an
+    /// older ticket is stale and thrown away.
+    var initiationTicket: UInt64 = 0
     /// Cookie and mac1 memory for our initiations (mac2).
     var cookieJar: CookieJar
 

@@ -8,6 +8,9 @@ extension Tunnel {
     static let underLoadInitiationsPerSecond = 64
     /// How long the under-load state lasts after the last burst (wireguard-go: 1 s).
     static let underLoadHold: Duration = .seconds(1)
+    /// Handshake jobs waiting for the handshake thread at which we are under load too, whatever
+    /// the rate (wireguard-go: an eighth of its handshake queue).
+    static let underLoadBacklog = 16
 
     // MARK: - Initiating
 
@@ -17,7 +20,8 @@ extension Tunnel {
         sendInitiation(peer, now: now, isRetry: false)
     }
 
-    /// Writes a new initiation for `peer` into the outbox and arms the retry timer.
+    /// Asks for a new initiation to `peer` and arms the retry timer; the message goes out when
+    /// the processor's outcome is applied (at once in the inline mode).
     func sendInitiation(_ peer: Peer, now: Instant, isRetry: Bool) {
         guard let destination = peer.endpoint else { return }
         if !isRetry && peer.pendingInitiation == nil { peer.reportedGiveUp = false }
@@ -25,29 +29,7 @@ extension Tunnel {
             indexTable[old.localIndex] = nil
             peer.pendingInitiation = nil
         }
-        let localIndex = newLocalIndex()
-        var pending: PendingInitiation? = nil
-        var failure: HandshakeError? = nil
-        let timestamp = timestamps.timestamp()
-        outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-            let message = buffer.append(Spec.initiationSize)
-            do throws(HandshakeError) {
-                pending = try identity.createInitiation(
-                    peer: peer.handshakeInfo, localIndex: localIndex, timestamp: timestamp, cookieJar: &peer.cookieJar,
-                    now: now, entropy: &entropy, into: message)
-                return true
-            } catch {
-                failure = error
-                return false
-            }
-        }
-        if let failure {
-            note(.warning, "peer \(shortKey(peer)): \(failure)")
-            return
-        }
-        guard let pending else { return peer.count(.queueFull) }
-        indexTable[localIndex] = peer.number
-        peer.pendingInitiation = pending
+        peer.initiationTicket &+= 1
         peer.timers.handshakeInitiated(now: now, entropy: &entropy)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
@@ -62,6 +44,163 @@ extension Tunnel {
             note(.info,
                 "peer \(shortKey(peer)): no valid handshake response after \(waited) s, still trying: check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport")
         }
+        let job = HandshakeJob(
+            work: .initiate(peer.handshakeInfo, timestamp: timestamps.timestamp()), peer: peer.number,
+            ticket: peer.initiationTicket, source: destination, submittedAt: now)
+        _ = submit(job, now: now)
+    }
+
+    // MARK: - Handshake work: inline or deferred
+
+    /// The processor for a deferred submitter's thread: our identity and the configured peers.
+    /// Every initiation of this interface must reach that one processor (it keeps the replay state).
+    public func makeHandshakeProcessor() -> HandshakeProcessor {
+        HandshakeProcessor(
+            identity: identity,
+            peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
+    }
+
+    /// Runs `job` now (inline: returns what applying it gave) or hands it to the submitter
+    /// (deferred: returns nil, or `.drop(.queueFull)` when the submitter's queue is full).
+    func submit(_ job: HandshakeJob, now: Instant) -> DecapsulateResult? {
+        switch handshakeExecution {
+        case .inline:
+            return apply(processor.process(job, entropy: &entropy), now: now)
+        case .deferred(let hand):
+            guard hand(job) else {
+                if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count {
+                    return .drop(peers[Int(job.peer)].countReturning(.queueFull))
+                }
+                return .drop(countUnattributed(.queueFull))
+            }
+            handshakesInFlight += 1
+            return nil
+        }
+    }
+
+    /// Applies the outcome of a job handed to the deferred submitter: sends the message it made,
+    /// installs the session, or counts the refusal. Anything to send is in the outbox afterwards.
+    public func completeHandshake(_ outcome: HandshakeOutcome, now: Instant) {
+        if handshakesInFlight > 0 { handshakesInFlight -= 1 }
+        _ = apply(outcome, now: now)
+    }
+
+    func apply(_ outcome: HandshakeOutcome, now: Instant) -> DecapsulateResult {
+        let job = outcome.job
+        switch outcome.result {
+        case .initiation(var message, let pending):
+            return applyInitiation(&message, pending: pending, job: job, now: now)
+        case .invalidPeerKey(let error):
+            note(.warning, "peer \(job.peer < peers.count ? shortKey(peers[Int(job.peer)]) : "?"): \(error)")
+            return .drop(.handshakeFailed)
+        case .response(var message, let keys, let timestamp):
+            return applyResponse(&message, keys: keys, timestamp: timestamp, job: job, now: now)
+        case .completed(let keys):
+            return applyCompleted(keys, job: job, now: now)
+        case .refused(let reason):
+            switch job.work {
+            case .initiate:
+                return .drop(reason)
+            case .respond:
+                if reason == .handshakeFailed {
+                    note(.debug, "handshake initiation from \(job.source) did not decrypt: wrong key, or a peer in the other Mode (tun/tap)")
+                } else if reason == .unknownPeer {
+                    note(.debug, "handshake initiation from \(job.source) by a public key that is not a [Peer] here")
+                }
+                return .drop(countUnattributed(reason))
+            case .complete:
+                let peer = peers[Int(job.peer)]
+                if reason == .handshakeFailed {
+                    note(.warning,
+                        "peer \(shortKey(peer)): handshake response from \(job.source) did not authenticate: check both ends' keys, PresharedKey and Mode (tun/tap)")
+                }
+                return .drop(peer.countReturning(reason))
+            }
+        }
+    }
+
+    /// Sends an initiation the processor wrote, unless a newer one (or a give-up) superseded it.
+    private func applyInitiation(
+        _ message: inout HandshakeMessage, pending: PendingInitiation, job: HandshakeJob, now: Instant
+    ) -> DecapsulateResult {
+        let peer = peers[Int(job.peer)]
+        guard job.ticket == peer.initiationTicket, peer.pendingInitiation == nil, let destination = peer.endpoint else {
+            return .consumed  // stale: a newer initiation is on its way
+        }
+        let localIndex = newLocalIndex()
+        let queued = message.withUnsafeMutableBytes { bytes in
+            bytes.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
+            peer.cookieJar.stampMACs(bytes, now: now)
+            let sent = UnsafeRawBufferPointer(bytes)
+            return outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+                buffer.append(contentsOf: sent)
+                return true
+            }
+        }
+        guard queued else { return .drop(peer.countReturning(.queueFull)) }
+        indexTable[localIndex] = peer.number
+        peer.pendingInitiation = pending.withLocalIndex(localIndex)
+        return .consumed
+    }
+
+    /// Answers an initiation that authenticated: sends the response, installs the session as
+    /// the responder's next keypair.
+    private func applyResponse(
+        _ message: inout HandshakeMessage, keys: SessionKeys, timestamp: TAI64N, job: HandshakeJob, now: Instant
+    ) -> DecapsulateResult {
+        guard let number = peersByKey[keys.remoteStatic] else { return .drop(countUnattributed(.unknownPeer)) }
+        let peer = peers[number]
+        peer.handshakeInfo.lastTimestamp = timestamp
+        peer.handshakeInfo.lastInitiationAt = job.submittedAt
+        let localIndex = newLocalIndex()
+        let queued = message.withUnsafeMutableBytes { bytes in
+            bytes.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
+            peer.cookieJar.stampMACs(bytes, now: now)
+            let sent = UnsafeRawBufferPointer(bytes)
+            return outbox.enqueue(destination: job.source, peer: peer.number) { buffer in
+                buffer.append(contentsOf: sent)
+                return true
+            }
+        }
+        guard queued else { return .drop(peer.countReturning(.queueFull)) }
+        let keys = keys.withLocalIndex(localIndex)
+        let keypair = Keypair(
+            sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
+            remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
+        for retired in peer.slots.installResponded(keypair) { indexTable[retired] = nil }
+        indexTable[localIndex] = peer.number
+        updateEndpoint(peer, job.source)
+        peer.timers.anyAuthenticatedPacketReceived(now: now)
+        peer.timers.anyAuthenticatedPacketTraversal(now: now)
+        peer.timers.sessionDerived(now: now)
+        peer.timers.anyAuthenticatedPacketSent(now: now)
+        note(.debug, "peer \(shortKey(peer)): answered handshake initiation from \(job.source)")
+        return .consumed
+    }
+
+    /// Installs the session of a response that authenticated, if its initiation is still the one
+    /// we wait for.
+    private func applyCompleted(_ keys: SessionKeys, job: HandshakeJob, now: Instant) -> DecapsulateResult {
+        let peer = peers[Int(job.peer)]
+        guard let pending = peer.pendingInitiation, pending.localIndex == keys.localIndex else {
+            return .drop(peer.countReturning(.unexpectedHandshake))  // superseded while it was computed
+        }
+        peer.pendingInitiation = nil
+        let keypair = Keypair(
+            sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
+            remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
+        for retired in peer.slots.installInitiated(keypair) { indexTable[retired] = nil }
+        updateEndpoint(peer, job.source)
+        let firstSession = peer.latestHandshake == nil
+        peer.latestHandshake = now
+        peer.reportedGiveUp = false
+        peer.timers.anyAuthenticatedPacketReceived(now: now)
+        peer.timers.anyAuthenticatedPacketTraversal(now: now)
+        peer.timers.handshakeCompleted(now: now)
+        peer.timers.sessionDerived(now: now)
+        note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (we initiated), session established")
+        flushStaged(peer, now: now)
+        return .consumed
     }
 
     /// Forgets every session and starts new handshakes (a TCP transport reconnected: the server
@@ -107,7 +246,7 @@ extension Tunnel {
             initiationsInWindow = 0
         }
         initiationsInWindow += 1
-        if initiationsInWindow > Self.underLoadInitiationsPerSecond {
+        if initiationsInWindow > Self.underLoadInitiationsPerSecond || handshakesInFlight >= Self.underLoadBacklog {
             underLoadUntil = now + Self.underLoadHold
         }
         return now < underLoadUntil
@@ -141,52 +280,15 @@ extension Tunnel {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         let underLoad = noteInitiationAndCheckLoad(now: now)
         if let refused = admit(message, from: source, underLoad: underLoad, now: now) { return refused }
-        let consumed: ConsumedInitiation
-        switch identity.consumeInitiation(message, now: now, lookupPeer: { key in
-            peersByKey[key].map { peers[$0].handshakeInfo }
-        }) {
-        case .accepted(let value): consumed = value
-        case .drop(let reason):
-            if reason == .handshakeFailed {
-                note(.debug, "handshake initiation from \(source) did not decrypt: wrong key, or a peer in the other Mode (tun/tap)")
-            } else if reason == .unknownPeer {
-                note(.debug, "handshake initiation from \(source) by a public key that is not a [Peer] here")
-            }
-            return .drop(countUnattributed(reason))
-        }
-        guard let number = peersByKey[consumed.peerPublicKey] else { return .drop(countUnattributed(.unknownPeer)) }
-        let peer = peers[number]
-        // Only now, authenticated, may the initiation change state.
-        peer.handshakeInfo.lastTimestamp = consumed.timestamp
-        peer.handshakeInfo.lastInitiationAt = now
-        let localIndex = newLocalIndex()
-        var keys: SessionKeys? = nil
-        outbox.enqueue(destination: source, peer: peer.number) { buffer in
-            let message = buffer.append(Spec.responseSize)
-            keys = identity.createResponse(
-                to: consumed, localIndex: localIndex, cookieJar: &peer.cookieJar, now: now, entropy: &entropy,
-                into: message
-            ).value
-            return keys != nil
-        }
-        guard let keys else { return .drop(peer.countReturning(.queueFull)) }
-        let keypair = Keypair(
-            sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
-            remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
-        for retired in peer.slots.installResponded(keypair) { indexTable[retired] = nil }
-        indexTable[localIndex] = peer.number
-        updateEndpoint(peer, source)
-        peer.timers.anyAuthenticatedPacketReceived(now: now)
-        peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        peer.timers.sessionDerived(now: now)
-        peer.timers.anyAuthenticatedPacketSent(now: now)
-        note(.debug, "peer \(shortKey(peer)): answered handshake initiation from \(source)")
-        return .consumed
+        let job = HandshakeJob(
+            work: .respond(HandshakeMessage(message)), peer: OutgoingFrame.noPeer, ticket: 0, source: source,
+            submittedAt: now)
+        return submit(job, now: now) ?? .consumed
     }
 
     func receiveResponse(_ datagram: PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
-        let underLoad = now < underLoadUntil
+        let underLoad = now < underLoadUntil || handshakesInFlight >= Self.underLoadBacklog
         if let refused = admit(message, from: source, underLoad: underLoad, now: now) { return refused }
         let receiverIndex = message.loadLE32(at: MessageLayout.Response.receiverIndex)
         guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unexpectedHandshake)) }
@@ -194,32 +296,10 @@ extension Tunnel {
         guard let pending = peer.pendingInitiation, pending.localIndex == receiverIndex else {
             return .drop(peer.countReturning(.unexpectedHandshake))
         }
-        let keys: SessionKeys
-        switch identity.consumeResponse(message, pending: pending) {
-        case .accepted(let value): keys = value
-        case .drop(let reason):
-            if reason == .handshakeFailed {
-                note(.warning,
-                    "peer \(shortKey(peer)): handshake response from \(source) did not authenticate: check both ends' keys, PresharedKey and Mode (tun/tap)")
-            }
-            return .drop(peer.countReturning(reason))
-        }
-        peer.pendingInitiation = nil
-        let keypair = Keypair(
-            sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
-            remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
-        for retired in peer.slots.installInitiated(keypair) { indexTable[retired] = nil }
-        updateEndpoint(peer, source)
-        let firstSession = peer.latestHandshake == nil
-        peer.latestHandshake = now
-        peer.reportedGiveUp = false
-        peer.timers.anyAuthenticatedPacketReceived(now: now)
-        peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        peer.timers.handshakeCompleted(now: now)
-        peer.timers.sessionDerived(now: now)
-        note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (we initiated), session established")
-        flushStaged(peer, now: now)
-        return .consumed
+        let job = HandshakeJob(
+            work: .complete(HandshakeMessage(message), pending: pending), peer: peer.number, ticket: peer.initiationTicket,
+            source: source, submittedAt: now)
+        return submit(job, now: now) ?? .consumed
     }
 
     func receiveCookieReply(_ datagram: PacketBuffer, now: Instant) -> DecapsulateResult {

@@ -52,14 +52,28 @@ public final class Tunnel {
     var unattributedDrops: [UInt64]
     var events: [TunnelEvent] = []
     let slotSize: Int
+    /// Where the handshakes' Diffie-Hellman work runs.
+    let handshakeExecution: HandshakeExecution
+    /// The processor of the inline mode (in the deferred mode the submitter owns one).
+    var processor: HandshakeProcessor
+    /// Jobs handed to the deferred submitter whose outcome has not come back yet.
+    public internal(set) var handshakesInFlight = 0
 
     /// Builds the core for `configuration`.
+    ///
+    /// - Parameter handshakes: `.inline` computes handshakes at once on the caller's thread;
+    ///   `.deferred` hands them to a submitter (the daemon's handshake thread), whose outcomes
+    ///   come back through ``completeHandshake(_:now:)``.
     public init(
         configuration: TunnelConfiguration, entropy: any EntropySource, timestamps: any TimestampSource,
-        outboxCapacity: Int = 256
+        outboxCapacity: Int = 256, handshakes: HandshakeExecution = .inline
     ) {
         self.configuration = configuration
         identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
+        handshakeExecution = handshakes
+        processor = HandshakeProcessor(
+            identity: identity,
+            peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
         self.entropy = entropy
         self.timestamps = timestamps
         slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32
@@ -257,6 +271,9 @@ public final class Tunnel {
         for peer in peers {
             guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
             let actions = peer.timers.tick(now: now)
+            if actions.contains(.zeroKeys) || actions.contains(.handshakeGaveUp) {
+                peer.initiationTicket &+= 1  // an initiation still being computed is stale
+            }
             if actions.contains(.zeroKeys) {
                 // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
                 // partial handshake and the packets still waiting for one all go.

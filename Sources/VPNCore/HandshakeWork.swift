@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+// The handshake's Diffie-Hellman work, cut out of the Tunnel so that it can run on another
+// thread (DESIGN.md, Data path: "an X25519 operation never stalls a packet").
+//
+//   packet thread (Tunnel)                       handshake thread (HandshakeProcessor)
+//   ---------------------                        -------------------------------------
+//   admission: mac1, cookie, rate limit (cheap)
+//   HandshakeJob  ------------------------------> process: X25519, Noise, the responder's
+//                                                 replay state (TAI64N, flood guard)
+//   completeHandshake(outcome) <----------------- HandshakeOutcome
+//   local index, mac1/mac2 (peer's cookie jar),
+//   keypair slots, timers, outbox
+//
+// The sender index and the MACs are not part of the Noise transcript, so the processor builds
+// messages with a zero sender index and throw-away MACs; the packet thread, which owns the
+// index table and the cookie jars, writes the index and stamps the MACs when it applies the
+// outcome. In the inline mode (tests, fuzzing) the Tunnel runs the processor itself, at once,
+// through exactly the same job and outcome values.
+
+/// A handshake message copied out of a receive buffer (at most 148 bytes).
+public struct HandshakeMessage: Sendable {
+    /// The message's bytes.
+    public private(set) var bytes: [UInt8]
+
+    /// A copy of `message`.
+    public init(_ message: UnsafeRawBufferPointer) {
+        bytes = Array(message)
+    }
+
+    init(count: Int) {
+        bytes = [UInt8](repeating: 0, count: count)
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        bytes.withUnsafeBytes(body)
+    }
+
+    mutating func withUnsafeMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = bytes.withUnsafeMutableBytes { raw in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// One piece of handshake work, from the packet thread to the ``HandshakeProcessor``.
+public struct HandshakeJob: Sendable {
+    /// What to compute.
+    public enum Work: Sendable {
+        /// Write an initiation to a configured peer, carrying `timestamp`.
+        case initiate(PeerHandshakeInfo, timestamp: TAI64N)
+        /// Consume an initiation that passed admission (mac1; mac2 and rate limit under load) and
+        /// answer it.
+        case respond(HandshakeMessage)
+        /// Consume a response to our initiation `pending`, which passed admission.
+        case complete(HandshakeMessage, pending: PendingInitiation)
+    }
+
+    /// What to compute.
+    public let work: Work
+    /// The peer number in the Tunnel (``Tunnel/noPeer`` for `.respond`: the peer is unknown
+    /// until its static key decrypts).
+    public let peer: UInt32
+    /// For `.initiate`: the peer's initiation ticket when the job was made; an outcome whose
+    /// ticket is no longer the peer's (a newer initiation, a give-up) is thrown away.
+    public let ticket: UInt64
+    /// Where the message came from (`.respond`, `.complete`), or where the initiation goes.
+    public let source: Endpoint
+    /// When the packet thread made the job.
+    public let submittedAt: Instant
+}
+
+/// The result of a ``HandshakeJob``, from the ``HandshakeProcessor`` back to the packet thread.
+public struct HandshakeOutcome: Sendable {
+    /// What came out.
+    public enum Result: Sendable {
+        /// An initiation (sender index zero, MACs unset) and the state that awaits its response.
+        case initiation(HandshakeMessage, PendingInitiation)
+        /// A response (sender index zero, MACs unset) to an initiation from `peerPublicKey`, and
+        /// the session's keys (local index zero).
+        case response(HandshakeMessage, SessionKeys, timestamp: TAI64N)
+        /// The response to our initiation authenticated: the session's keys.
+        case completed(SessionKeys)
+        /// An initiation could not be written: the peer's public key is of low order.
+        case invalidPeerKey(HandshakeError)
+        /// The message was refused, for this reason; nothing changed.
+        case refused(DropReason)
+    }
+
+    /// The job this answers.
+    public let job: HandshakeJob
+    /// What came out.
+    public let result: Result
+}
+
+/// Does the Diffie-Hellman half of WireGuard's handshake for one interface: writes initiations,
+/// consumes initiations and writes responses, consumes responses. Owns the responder's replay
+/// state (each peer's greatest accepted TAI64N and the flood guard), so one processor must see
+/// every initiation of an interface, in arrival order.
+///
+/// Not thread-safe; owned by one thread (the handshake thread, or the Tunnel in inline mode).
+public struct HandshakeProcessor {
+    /// Our identity.
+    public let identity: HandshakeIdentity
+    private var peers: [Bytes32: PeerHandshakeInfo]
+
+    /// A processor for `identity` and its configured peers.
+    public init(identity: HandshakeIdentity, peers: [PeerHandshakeInfo]) {
+        self.identity = identity
+        self.peers = Dictionary(peers.map { ($0.publicKey, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The replay state kept for the peer with `publicKey` (tests, status).
+    public func replayState(of publicKey: Bytes32) -> PeerHandshakeInfo? { peers[publicKey] }
+
+    /// Does `job`'s work. Uses `entropy` for ephemeral keys (32 bytes per message written).
+    public mutating func process(_ job: HandshakeJob, entropy: inout some EntropySource) -> HandshakeOutcome {
+        HandshakeOutcome(job: job, result: result(of: job, entropy: &entropy))
+    }
+
+    private mutating func result(of job: HandshakeJob, entropy: inout some EntropySource) -> HandshakeOutcome.Result {
+        switch job.work {
+        case .initiate(let info, let timestamp):
+            var message = HandshakeMessage(count: Spec.initiationSize)
+            var jar = CookieJar(peerPublicKey: info.publicKey)
+            do throws(HandshakeError) {
+                let pending = try message.withUnsafeMutableBytes { (bytes) throws(HandshakeError) in
+                    try identity.createInitiation(
+                        peer: info, localIndex: 0, timestamp: timestamp, cookieJar: &jar, now: job.submittedAt,
+                        entropy: &entropy, into: bytes)
+                }
+                return .initiation(message, pending)
+            } catch {
+                return .invalidPeerKey(error)
+            }
+
+        case .respond(let initiation):
+            let consumed: ConsumedInitiation
+            switch initiation.withUnsafeBytes({ bytes in
+                identity.consumeInitiation(bytes, now: job.submittedAt, lookupPeer: { peers[$0] })
+            }) {
+            case .accepted(let value): consumed = value
+            case .drop(let reason): return .refused(reason)
+            }
+            // Authenticated: only now may the initiation change the replay state.
+            peers[consumed.peerPublicKey]?.lastTimestamp = consumed.timestamp
+            peers[consumed.peerPublicKey]?.lastInitiationAt = job.submittedAt
+            var message = HandshakeMessage(count: Spec.responseSize)
+            var jar = CookieJar(peerPublicKey: consumed.peerPublicKey)
+            let keys = message.withUnsafeMutableBytes { bytes in
+                identity.createResponse(
+                    to: consumed, localIndex: 0, cookieJar: &jar, now: job.submittedAt, entropy: &entropy, into: bytes)
+            }
+            switch keys {
+            case .accepted(let keys): return .response(message, keys, timestamp: consumed.timestamp)
+            case .drop(let reason): return .refused(reason)
+            }
+
+        case .complete(let response, let pending):
+            switch response.withUnsafeBytes({ identity.consumeResponse($0, pending: pending) }) {
+            case .accepted(let keys): return .completed(keys)
+            case .drop(let reason): return .refused(reason)
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HandshakeProcessor: Sendable {}
+
+/// Where the Tunnel's handshake work runs.
+public enum HandshakeExecution {
+    /// On the caller's thread, at once (tests, fuzzing, the simulator).
+    case inline
+    /// Handed to `submit` (which returns false when its queue is full); the outcomes come back
+    /// through ``Tunnel/completeHandshake(_:now:)``. The submitter's processor comes from
+    /// ``Tunnel/makeHandshakeProcessor()``.
+    case deferred(submit: (HandshakeJob) -> Bool)
+}
+
+extension SessionKeys {
+    /// The same keys with our index set (the processor leaves it zero).
+    func withLocalIndex(_ index: UInt32) -> SessionKeys {
+        SessionKeys(
+            sendKey: sendKey, receiveKey: receiveKey, localIndex: index, remoteIndex: remoteIndex,
+            isInitiator: isInitiator, remoteStatic: remoteStatic)
+    }
+}
