@@ -153,13 +153,18 @@ enum DaemonRunner {
         let poller = try EpollPoller()
         let wakeup = try EventFDWakeup()
         let control = DataPlaneControl(wakeup: wakeup, endpointsChanged: { kill(getpid(), SIGUSR1) })
+        // Handshakes (X25519) run on their own thread, never on the packet thread.
+        let handshakeWorker = HandshakeWorker(doorbell: try EventFDWakeup(), dataPlaneWakeup: wakeup)
+        let handshakePoller = try EpollPoller()
         let tunnel = Tunnel(
-            configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps())
+            configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps(),
+            handshakes: .deferred(submit: handshakeWorker.submit))
         let dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
             logger: logger,
             offloads: DataPlaneOffloads(
-                deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0))
+                deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0),
+            handshakes: handshakeWorker)
 
         let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
         let portText = transportDescription(config, transport: transport)
@@ -198,7 +203,10 @@ enum DaemonRunner {
         }
         let running = RunningDaemon(
             dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
-            memory: memory, hostNames: hostNames, logger: logger)
+            memory: memory, hostNames: hostNames, logger: logger,
+            handshakes: HandshakeThread(
+                worker: handshakeWorker, processor: tunnel.makeHandshakeProcessor(), poller: handshakePoller,
+                logger: logger))
         running.unprivileged = account != nil
         return running
     }
@@ -265,6 +273,7 @@ final class RunningDaemon: @unchecked Sendable {
     private let netlink: Netlink
     private let logger: Logger
     private var thread: Thread?
+    private let handshakes: HandshakeThread
     private let done = DispatchSemaphore(value: 0)
     private(set) var failed = false
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
@@ -272,8 +281,10 @@ final class RunningDaemon: @unchecked Sendable {
     var interfaceName: String { device.name }
 
     init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
-         netlink: Netlink, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
+         netlink: Netlink, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger,
+         handshakes: HandshakeThread) {
         self.control = control
+        self.handshakes = handshakes
         self.hostNames = hostNames
         self.memory = memory
         self.controlSocket = controlSocket
@@ -292,6 +303,8 @@ final class RunningDaemon: @unchecked Sendable {
         thread.name = "vpnd-dataplane"
         thread.stackSize = 1 << 20
         self.thread = thread
+        // Before the data plane's first packet: its first handshake goes to this thread.
+        handshakes.start()
         thread.start()
         controlSocket.start()
     }
@@ -299,6 +312,7 @@ final class RunningDaemon: @unchecked Sendable {
     func stop() {
         control.requestStop()
         done.wait()
+        handshakes.stop()
         if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()
         if unprivileged {
@@ -316,4 +330,43 @@ final class RunningDaemon: @unchecked Sendable {
 private final class DataPlaneBox: @unchecked Sendable {
     let dataPlane: DataPlane
     init(_ dataPlane: DataPlane) { self.dataPlane = dataPlane }
+}
+
+/// The handshake thread: runs a ``HandshakeWorker`` with its own processor, entropy and poller.
+final class HandshakeThread: @unchecked Sendable {
+    // `processor` and `poller` are handed to the thread once, in start(); nothing else touches them.
+    let worker: HandshakeWorker
+    private let processor: HandshakeProcessor
+    private let poller: EpollPoller
+    private let done = DispatchSemaphore(value: 0)
+    private let logger: Logger
+    private var started = false
+
+    init(worker: HandshakeWorker, processor: HandshakeProcessor, poller: EpollPoller, logger: Logger) {
+        self.logger = logger
+        self.worker = worker
+        self.processor = processor
+        self.poller = poller
+    }
+
+    func start() {
+        started = true
+        let thread = Thread { [self] in
+            if let error = worker.run(processor: processor, entropy: SystemEntropy(), poller: poller) {
+                // Without this thread no session can be made: stop the daemon, as a dead data plane does.
+                logger.error("handshake thread stopped: \(error)")
+                kill(getpid(), SIGTERM)
+            }
+            done.signal()
+        }
+        thread.name = "vpnd-handshake"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func stop() {
+        guard started else { return }
+        worker.requestStop()
+        done.wait()
+    }
 }

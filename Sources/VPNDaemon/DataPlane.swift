@@ -17,7 +17,8 @@ import VPNCore
 //                    flow coalesced into super-packets first)
 //   deadline due  -> tunnel.tick(now)
 //   outbox        -> transport.send(handshakes, keepalives, flushed staged packets)
-//   wakeup        -> control requests (status snapshot, stop)
+//   wakeup        -> handshake outcomes from the handshake thread (sessions installed, replies
+//                    to the outbox); control requests (status snapshot, stop)
 //
 // Ordering: packets of one direction leave in the order they arrived within and across
 // batches; the outbox is flushed after each stage, so a handshake response never waits
@@ -36,6 +37,8 @@ public final class DataPlane {
     private let clock: any Clock
     private let control: DataPlaneControl
     private let logger: Logger
+    /// The handshake thread, when the tunnel defers its handshakes there.
+    private let handshakes: HandshakeWorker?
 
     private let batchSize: Int
     private let slab: PacketSlab
@@ -59,12 +62,15 @@ public final class DataPlane {
     static let transportTokenBase: UInt64 = 16
 
     /// Builds the loop; registers the device, the transport and the control wakeup with `poller`.
+    /// With `handshakes`, `tunnel` must defer its handshakes to that worker, which rings the
+    /// control wakeup when outcomes are ready.
     public init(
         tunnel: Tunnel, device: any PacketDevice, transport: any Transport, poller: any Poller,
         clock: any Clock, control: DataPlaneControl, logger: Logger, batchSize: Int = 64,
-        offloads: DataPlaneOffloads = DataPlaneOffloads()
+        offloads: DataPlaneOffloads = DataPlaneOffloads(), handshakes: HandshakeWorker? = nil
     ) throws(IOError) {
         self.tunnel = tunnel
+        self.handshakes = handshakes
         self.device = device
         self.transport = transport
         self.poller = poller
@@ -143,6 +149,7 @@ public final class DataPlane {
                 try readDevice(now: now)
             case Self.wakeupToken:
                 control.wakeup.drain()
+                completeHandshakes(now: now)
                 serviceControl(now: now)
             default:
                 try transport.handle(
@@ -369,6 +376,13 @@ public final class DataPlane {
             case .debug: logger.debug("\(event.message)")
             }
         }
+    }
+
+    /// Applies what the handshake thread computed: responses and initiations go to the outbox,
+    /// sessions are installed (and their staged packets flushed).
+    private func completeHandshakes(now: Instant) {
+        guard let handshakes else { return }
+        for outcome in handshakes.takeOutcomes() { tunnel.completeHandshake(outcome, now: now) }
     }
 
     private func serviceControl(now: Instant) {
