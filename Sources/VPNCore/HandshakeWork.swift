@@ -71,6 +71,14 @@ public struct HandshakeJob: Sendable {
     public let source: Endpoint
     /// When the packet thread made the job.
     public let submittedAt: Instant
+
+    public init(work: Work, peer: UInt32, ticket: UInt64, source: Endpoint, submittedAt: Instant) {
+        self.work = work
+        self.peer = peer
+        self.ticket = ticket
+        self.source = source
+        self.submittedAt = submittedAt
+    }
 }
 
 /// The result of a ``HandshakeJob``, from the ``HandshakeProcessor`` back to the packet thread.

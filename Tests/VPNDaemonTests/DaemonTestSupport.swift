@@ -112,15 +112,31 @@ final class Node {
     let control: DataPlaneControl
     let dataPlane: DataPlane
     let log: LogRecorder
+    /// With deferred handshakes: the worker, and the processor and entropy its thread would own
+    /// (``pump(_:maxRounds:sourceLocation:)`` runs it between data-plane iterations).
+    let worker: HandshakeWorker?
+    var processor: HandshakeProcessor?
+    var workerEntropy: SeededEntropy
 
     init(
         name: String, configuration: TunnelConfiguration, entropySeed: UInt64, device: FakePacketDevice,
         transport: any Transport, poller: any Poller, clock: any Clock, wakeup: any Wakeup, log: LogRecorder = LogRecorder(),
-        offloads: DataPlaneOffloads = DataPlaneOffloads()
+        offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false
     ) throws {
         self.log = log
         self.name = name
-        tunnel = Tunnel(configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps())
+        workerEntropy = SeededEntropy(seed: entropySeed &+ 1)
+        if deferredHandshakes {
+            let worker = HandshakeWorker(doorbell: FakeWakeup(), dataPlaneWakeup: wakeup)
+            self.worker = worker
+            tunnel = Tunnel(
+                configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps(),
+                handshakes: .deferred(submit: worker.submit))
+            processor = tunnel.makeHandshakeProcessor()
+        } else {
+            worker = nil
+            tunnel = Tunnel(configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps())
+        }
         self.device = device
         self.transport = transport
         self.poller = poller
@@ -128,7 +144,14 @@ final class Node {
         control = DataPlaneControl(wakeup: wakeup)
         dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: clock, control: control,
-            logger: makeLogger(log), offloads: offloads)
+            logger: makeLogger(log), offloads: offloads, handshakes: worker)
+    }
+
+    /// Runs the handshake worker's queued jobs (what its thread would do); returns how many.
+    @discardableResult
+    func runHandshakeWorker() -> Int {
+        guard let worker, processor != nil else { return 0 }
+        return worker.processPending(with: &processor!, entropy: &workerEntropy)
     }
 
     var fakePoller: FakePoller { poller as! FakePoller }
@@ -150,12 +173,12 @@ func makeLogger(_ recorder: LogRecorder) -> Logger {
 /// Builds a fake-backed node: FakePoller on a ManualClock, FakeWakeup, FakePacketDevice.
 func fakeNode(
     _ name: String, configuration: TunnelConfiguration, seed: UInt64, transport: any Transport, clock: ManualClock,
-    log: LogRecorder = LogRecorder(), offloads: DataPlaneOffloads = DataPlaneOffloads()
+    log: LogRecorder = LogRecorder(), offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false
 ) throws -> Node {
     try Node(
         name: name, configuration: configuration, entropySeed: seed, device: FakePacketDevice(name: "\(name)0"),
         transport: transport, poller: FakePoller(clock: clock), clock: clock, wakeup: FakeWakeup(), log: log,
-        offloads: offloads)
+        offloads: offloads, deferredHandshakes: deferredHandshakes)
 }
 
 /// Runs every node's loop once per round (never waiting, never moving a clock) until two rounds
@@ -168,6 +191,7 @@ func pump(_ nodes: [Node], maxRounds: Int = 500, sourceLocation: SourceLocation 
         for node in nodes {
             try node.dataPlane.runOnce(timeoutCap: .zero)
             if node.fakePoller.lastReadyCount > 0 { busy = true }
+            if node.runHandshakeWorker() > 0 { busy = true }
         }
         quietRounds = busy ? 0 : quietRounds + 1
         if quietRounds == 2 { return round }
@@ -188,17 +212,19 @@ struct UDPFakePair {
     let server: Node
     let client: Node
 
-    init(seed: UInt64 = 1, impairment: FakeDatagramNetwork.Impairment = .none) throws {
+    init(seed: UInt64 = 1, impairment: FakeDatagramNetwork.Impairment = .none, deferredHandshakes: Bool = false) throws {
         let ids = TestIdentities()
         network = FakeDatagramNetwork(seed: seed, impairment: impairment)
         serverSocket = try FakeDatagramSocket(network: network, endpoint: serverEndpoint)
         clientSocket = try FakeDatagramSocket(network: network, endpoint: clientAddress)
         server = try fakeNode(
             "server", configuration: ids.serverConfiguration(), seed: 100,
-            transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock())
+            transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock(),
+            deferredHandshakes: deferredHandshakes)
         client = try fakeNode(
             "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), seed: 200,
-            transport: UDPTransport(socket: clientSocket, maxDatagram: maxMessage), clock: ManualClock())
+            transport: UDPTransport(socket: clientSocket, maxDatagram: maxMessage), clock: ManualClock(),
+            deferredHandshakes: deferredHandshakes)
     }
 }
 

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+import Testing
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNTesting
+
+/// The Tunnel with its handshakes deferred to a processor driven by hand: outcomes applied late,
+/// out of date, or not at all.
+@Suite("Tunnel: deferred handshakes")
+struct TunnelDeferredHandshakeTests {
+    static let serverAt = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
+    static let clientAt = Endpoint(ipv4: 192, 0, 2, 2, port: 40000)
+
+    /// A client with deferred handshakes (jobs collected in `jobs`) and an inline server.
+    final class World {
+        var jobs: [HandshakeJob] = []
+        var client: Tunnel!
+        let server: Tunnel
+        var processor: HandshakeProcessor!
+        var entropy = SeededEntropy(seed: 77)
+        let slot = TestSlot()
+        var stamp: Int64 = 1_700_000_000
+
+        init() {
+            var keys = SeededEntropy(seed: 3)
+            let serverKey = X25519.generatePrivateKey(using: &keys)
+            let clientKey = X25519.generatePrivateKey(using: &keys)
+            server = Tunnel(
+                configuration: TunnelConfiguration(
+                    mode: .tun, privateKey: serverKey, mtu: 1420,
+                    peers: [PeerConfiguration(publicKey: X25519.publicKey(for: clientKey), allowedIPs: [IPPrefix("10.8.0.2/32")!])]),
+                entropy: SeededEntropy(seed: 4), timestamps: StepTimestamps())
+            client = Tunnel(
+                configuration: TunnelConfiguration(
+                    mode: .tun, privateKey: clientKey, mtu: 1420,
+                    peers: [
+                        PeerConfiguration(
+                            publicKey: X25519.publicKey(for: serverKey), allowedIPs: [IPPrefix("10.8.0.0/24")!],
+                            endpoint: TunnelDeferredHandshakeTests.serverAt)
+                    ]),
+                entropy: SeededEntropy(seed: 5), timestamps: StepTimestamps(),
+                handshakes: .deferred(submit: { [unowned self] job in
+                    jobs.append(job)
+                    return true
+                }))
+            processor = client.makeHandshakeProcessor()
+        }
+
+        /// Computes every queued job and returns the outcomes (not yet applied).
+        func compute() -> [HandshakeOutcome] {
+            defer { jobs.removeAll() }
+            return jobs.map { processor.process($0, entropy: &entropy) }
+        }
+
+        /// Takes the client's outbox.
+        func clientSent() -> [[UInt8]] { drain(client) }
+        func serverSent() -> [[UInt8]] { drain(server) }
+
+        private func drain(_ tunnel: Tunnel) -> [[UInt8]] {
+            var out: [[UInt8]] = []
+            while tunnel.outbox.dequeue({ out.append($0.buffer.array) }) {}
+            return out
+        }
+
+        func stagePacket(now: Instant) {
+            var packet = slot.buffer(TestPackets.ipv4(from: IPAddress("10.8.0.2")!, to: IPAddress("10.8.0.1")!, payload: simPayload(1)))
+            guard case .staged = client.encapsulate(&packet, now: now) else {
+                Issue.record("expected the packet to wait for a session")
+                return
+            }
+        }
+
+        func deliver(_ message: [UInt8], to tunnel: Tunnel, from source: Endpoint, now: Instant) -> DecapsulateResult {
+            var buffer = slot.buffer(message, headroom: 0)
+            return tunnel.decapsulate(&buffer, from: source, now: now)
+        }
+    }
+
+    struct StepTimestamps: TimestampSource {
+        var seconds: Int64 = 1_700_000_000
+        mutating func timestamp() -> TAI64N {
+            seconds += 1
+            return TAI64N(unixSeconds: seconds, nanoseconds: 0)
+        }
+    }
+
+    @Test("an initiation computed for an older ticket is thrown away; the newest goes out and completes")
+    func staleInitiationIsDropped() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        #expect(world.jobs.count == 1)
+        #expect(world.clientSent().isEmpty)  // nothing computed on this thread
+        // The retry fires before the first job came back: a second job, a newer ticket.
+        world.client.tick(now: .zero + .milliseconds(5400))
+        #expect(world.jobs.count == 2)
+        #expect(world.client.handshakesInFlight == 2)
+        let outcomes = world.compute()
+        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5401))
+        #expect(world.clientSent().isEmpty)
+        world.client.completeHandshake(outcomes[1], now: .zero + .milliseconds(5402))
+        let initiations = world.clientSent()
+        #expect(initiations.count == 1)
+        #expect(initiations.first?.count == 148)
+        #expect(world.client.handshakesInFlight == 0)
+
+        // The server answers it inline; the client's response job completes the session and
+        // flushes the staged packet as a data message.
+        let now = Instant.zero + .milliseconds(5410)
+        guard case .consumed = world.deliver(initiations[0], to: world.server, from: Self.clientAt, now: now) else {
+            Issue.record("the server refused the initiation")
+            return
+        }
+        let responses = world.serverSent()
+        #expect(responses.count == 1)
+        #expect(world.deliver(responses[0], to: world.client, from: Self.serverAt, now: now).isConsumed)
+        #expect(world.clientSent().isEmpty)
+        #expect(world.jobs.count == 1)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: now) }
+        let data = world.clientSent()
+        #expect(data.count == 1)
+        #expect(data.first?.first == 4)
+        #expect(world.client.status(now: now).peers[0].latestHandshake == now)
+    }
+
+    @Test("a response whose initiation was superseded while it was computed installs no session")
+    func supersededResponseIsDropped() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
+        let initiation = try #require(world.clientSent().first)
+        _ = world.deliver(initiation, to: world.server, from: Self.clientAt, now: .zero)
+        let response = try #require(world.serverSent().first)
+        _ = world.deliver(response, to: world.client, from: Self.serverAt, now: .zero + .milliseconds(10))
+        #expect(world.jobs.count == 1)
+        // Before its outcome comes back, the retry timer makes a new initiation.
+        world.client.tick(now: .zero + .milliseconds(5400))
+        let outcomes = world.compute()
+        #expect(outcomes.count == 2)
+        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5401))
+        let status = world.client.status(now: .zero + .milliseconds(5401))
+        #expect(status.peers[0].latestHandshake == nil)
+        #expect(status.peers[0].drops[.unexpectedHandshake] == 1)
+        #expect(world.clientSent().isEmpty)  // no data: no session
+    }
+
+    @Test("a replayed initiation is refused by the processor that answered the first copy")
+    func processorKeepsReplayState() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
+        let initiation = try #require(world.clientSent().first)
+        // The server side deferred as well: its processor answers the first copy, refuses the second.
+        var serverProcessor = world.server.makeHandshakeProcessor()
+        var entropy = SeededEntropy(seed: 12)
+        let first = HandshakeJob(
+            work: .respond(initiation.withUnsafeBytes { HandshakeMessage($0) }), peer: .max, ticket: 0,
+            source: Self.clientAt, submittedAt: .zero + .seconds(1))
+        let replay = HandshakeJob(
+            work: .respond(initiation.withUnsafeBytes { HandshakeMessage($0) }), peer: .max, ticket: 0,
+            source: Self.clientAt, submittedAt: .zero + .seconds(2))
+        guard case .response = serverProcessor.process(first, entropy: &entropy).result else {
+            Issue.record("the first copy was not answered")
+            return
+        }
+        guard case .refused(.staleTimestamp) = serverProcessor.process(replay, entropy: &entropy).result else {
+            Issue.record("the replayed copy was not refused as stale")
+            return
+        }
+    }
+}

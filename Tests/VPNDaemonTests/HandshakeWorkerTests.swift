@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Synchronization
+import Testing
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNDaemon
+import VPNLinux
+import VPNTesting
+
+/// Handshakes deferred to a HandshakeWorker: the data plane never computes one itself.
+@Suite struct HandshakeWorkerTests {
+    @Test("deferred handshakes: a session forms, packets pass both ways byte-identical, three jobs in all")
+    func deferredHandshakeCarriesTraffic() throws {
+        let pair = try UDPFakePair(deferredHandshakes: true)
+        let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
+        pair.client.device.inject(up)
+        try pump([pair.client, pair.server])
+        #expect(pair.server.device.takeWritten() == [up])
+        let downs = (0..<50).map { ipv4Packet(from: serverInner, to: clientInner, payload: numbered($0, count: 1000)) }
+        for p in downs { pair.server.device.inject(p) }
+        try pump([pair.client, pair.server])
+        #expect(pair.client.device.takeWritten() == downs)
+        // The client wrote the initiation and consumed the response, the server answered.
+        #expect(pair.client.worker?.processedCount == 2)
+        #expect(pair.server.worker?.processedCount == 1)
+        #expect(pair.client.tunnel.handshakesInFlight == 0)
+        #expect(pair.server.tunnel.handshakesInFlight == 0)
+    }
+
+    @Test("no handshake message is computed on the packet thread: nothing leaves until the worker runs")
+    func packetThreadOnlyQueuesHandshakeWork() throws {
+        let pair = try UDPFakePair(deferredHandshakes: true)
+        pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)))
+        // Data planes only, several rounds: the initiation is a queued job, not a datagram.
+        for _ in 0..<5 {
+            try pair.client.dataPlane.runOnce(timeoutCap: .zero)
+            try pair.server.dataPlane.runOnce(timeoutCap: .zero)
+        }
+        #expect(pair.clientSocket.sentCount == 0)
+        #expect(pair.client.tunnel.handshakesInFlight == 1)
+        // The worker computes it and rings the data plane, which sends it.
+        #expect(pair.client.runHandshakeWorker() == 1)
+        try pair.client.dataPlane.runOnce(timeoutCap: .zero)
+        #expect(pair.clientSocket.sentCount == 1)
+        // The server's data plane admits the initiation (mac1) and queues it: no response yet.
+        for _ in 0..<3 { try pair.server.dataPlane.runOnce(timeoutCap: .zero) }
+        #expect(pair.serverSocket.sentCount == 0)
+        #expect(pair.server.tunnel.handshakesInFlight == 1)
+        #expect(pair.server.runHandshakeWorker() == 1)
+        try pair.server.dataPlane.runOnce(timeoutCap: .zero)
+        #expect(pair.serverSocket.sentCount == 1)
+        try pump([pair.client, pair.server])
+        #expect(pair.server.device.takeWritten().count == 1)
+    }
+
+    @Test("the worker's own thread: jobs from another thread are computed, the data plane is rung, stop ends the loop")
+    func workerThreadComputesAndStops() throws {
+        let ids = TestIdentities()
+        let clientTunnel = Tunnel(
+            configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 3),
+            timestamps: CountingTimestamps())
+        let doorbell = try EventFDWakeup()
+        let dataPlaneWakeup = FakeWakeup()
+        let worker = HandshakeWorker(doorbell: doorbell, dataPlaneWakeup: dataPlaneWakeup, capacity: 4)
+        let poller = try EpollPoller()
+        let processor = clientTunnel.makeHandshakeProcessor()
+        let box = WorkerBox(worker: worker, processor: processor, poller: poller)
+        let thread = Thread {
+            _ = box.worker.run(processor: box.processor, entropy: SeededEntropy(seed: 9), poller: box.poller)
+            box.finished.store(true, ordering: .releasing)
+        }
+        thread.start()
+        let info = PeerHandshakeInfo(publicKey: ids.serverPublic)
+        for n in 0..<3 {
+            let job = HandshakeJob(
+                work: .initiate(info, timestamp: TAI64N(unixSeconds: 1_700_000_000 + Int64(n), nanoseconds: 0)),
+                peer: 0, ticket: UInt64(n), source: serverEndpoint, submittedAt: .zero)
+            #expect(worker.submit(job))
+        }
+        var outcomes: [HandshakeOutcome] = []
+        let deadline = Date().addingTimeInterval(10)
+        while outcomes.count < 3 && Date() < deadline {
+            outcomes += worker.takeOutcomes()
+            usleep(1000)
+        }
+        #expect(outcomes.count == 3)
+        #expect(outcomes.map(\.job.ticket) == [0, 1, 2])  // in submission order
+        for outcome in outcomes {
+            guard case .initiation = outcome.result else {
+                Issue.record("expected an initiation, got \(outcome.result)")
+                continue
+            }
+        }
+        #expect(dataPlaneWakeup.signalCount >= 1)
+        worker.requestStop()
+        let stopDeadline = Date().addingTimeInterval(5)
+        while !box.finished.load(ordering: .acquiring) && Date() < stopDeadline { usleep(1000) }
+        let stopped = box.finished.load(ordering: .acquiring)
+        #expect(stopped)
+    }
+
+    @Test("a full queue refuses the job: counted as queue-full, and the retry timer tries again later")
+    func fullQueueIsCountedAndRetried() throws {
+        let ids = TestIdentities()
+        var submitted: [HandshakeJob] = []
+        var accept = false
+        let tunnel = Tunnel(
+            configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 5),
+            timestamps: CountingTimestamps(),
+            handshakes: .deferred(submit: { job in
+                guard accept else { return false }
+                submitted.append(job)
+                return true
+            }))
+        let slab = PacketSlab(slotSize: 2048, slotCount: 1)
+        var packet = slab.buffer(0, headroom: TransportData.tcpHeadroom)
+        ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)).withUnsafeBytes { packet.append(contentsOf: $0) }
+        guard case .staged = tunnel.encapsulate(&packet, now: .zero) else {
+            Issue.record("expected the packet to be staged")
+            return
+        }
+        #expect(tunnel.status(now: .zero).peers[0].drops[.queueFull] == 1)
+        #expect(tunnel.handshakesInFlight == 0)
+        accept = true
+        // REKEY_TIMEOUT (5 s) and at most 333 ms of jitter later, the retry goes to the worker.
+        tunnel.tick(now: .zero + .milliseconds(5400))
+        #expect(submitted.count == 1)
+        #expect(tunnel.handshakesInFlight == 1)
+    }
+}
+
+/// Hands the worker's thread-confined values to its thread.
+private final class WorkerBox: @unchecked Sendable {
+    let worker: HandshakeWorker
+    let processor: HandshakeProcessor
+    let poller: EpollPoller
+    let finished = Atomic<Bool>(false)
+    init(worker: HandshakeWorker, processor: HandshakeProcessor, poller: EpollPoller) {
+        self.worker = worker
+        self.processor = processor
+        self.poller = poller
+    }
+}
