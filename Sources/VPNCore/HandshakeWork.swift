@@ -185,8 +185,9 @@ public enum HandshakeExecution {
     case inline
     /// Handed to `submit` (which returns false when its queue is full); the outcomes come back
     /// through ``Tunnel/completeHandshake(_:now:)``. The submitter's processor comes from
-    /// ``Tunnel/makeHandshakeProcessor()``.
-    case deferred(submit: (HandshakeJob) -> Bool)
+    /// ``Tunnel/makeHandshakeProcessor()``. `backlog` says how many jobs wait, not yet started:
+    /// from 128 on, the interface is under load (cookies and rate limits apply).
+    case deferred(submit: (HandshakeJob) -> Bool, backlog: () -> Int)
 }
 
 extension SessionKeys {

@@ -8,9 +8,9 @@ extension Tunnel {
     static let underLoadInitiationsPerSecond = 64
     /// How long the under-load state lasts after the last burst (wireguard-go: 1 s).
     static let underLoadHold: Duration = .seconds(1)
-    /// Handshake jobs waiting for the handshake thread at which we are under load too, whatever
-    /// the rate (wireguard-go: an eighth of its handshake queue).
-    static let underLoadBacklog = 16
+    /// Handshake jobs waiting for the handshake thread (not yet taken) at which we are under
+    /// load too, whatever the rate: wireguard-go's figure, an eighth of its 1024-job queue.
+    static let underLoadBacklog = 128
 
     // MARK: - Initiating
 
@@ -65,8 +65,8 @@ extension Tunnel {
     func submit(_ job: HandshakeJob, now: Instant) -> DecapsulateResult? {
         switch handshakeExecution {
         case .inline:
-            return apply(processor.process(job, entropy: &entropy), now: now)
-        case .deferred(let hand):
+            return apply(processor!.process(job, entropy: &entropy), now: now)
+        case .deferred(let hand, _):
             guard hand(job) else {
                 if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count {
                     return .drop(peers[Int(job.peer)].countReturning(.queueFull))
@@ -76,6 +76,12 @@ extension Tunnel {
             handshakesInFlight += 1
             return nil
         }
+    }
+
+    /// Jobs handed to the deferred submitter that it has not started on (0 inline).
+    var handshakeBacklog: Int {
+        if case .deferred(_, let backlog) = handshakeExecution { return backlog() }
+        return 0
     }
 
     /// Applies the outcome of a job handed to the deferred submitter: sends the message it made,
@@ -88,13 +94,13 @@ extension Tunnel {
     func apply(_ outcome: HandshakeOutcome, now: Instant) -> DecapsulateResult {
         let job = outcome.job
         switch outcome.result {
-        case .initiation(var message, let pending):
-            return applyInitiation(&message, pending: pending, job: job, now: now)
+        case .initiation(let message, let pending):
+            return applyInitiation(message, pending: pending, job: job, now: now)
         case .invalidPeerKey(let error):
             note(.warning, "peer \(job.peer < peers.count ? shortKey(peers[Int(job.peer)]) : "?"): \(error)")
             return .drop(.handshakeFailed)
-        case .response(var message, let keys, let timestamp):
-            return applyResponse(&message, keys: keys, timestamp: timestamp, job: job, now: now)
+        case .response(let message, let keys, let timestamp):
+            return applyResponse(message, keys: keys, timestamp: timestamp, job: job, now: now)
         case .completed(let keys):
             return applyCompleted(keys, job: job, now: now)
         case .refused(let reason):
@@ -121,21 +127,20 @@ extension Tunnel {
 
     /// Sends an initiation the processor wrote, unless a newer one (or a give-up) superseded it.
     private func applyInitiation(
-        _ message: inout HandshakeMessage, pending: PendingInitiation, job: HandshakeJob, now: Instant
+        _ message: HandshakeMessage, pending: PendingInitiation, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
         let peer = peers[Int(job.peer)]
         guard job.ticket == peer.initiationTicket, peer.pendingInitiation == nil, let destination = peer.endpoint else {
             return .consumed  // stale: a newer initiation is on its way
         }
         let localIndex = newLocalIndex()
-        let queued = message.withUnsafeMutableBytes { bytes in
-            bytes.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
-            peer.cookieJar.stampMACs(bytes, now: now)
-            let sent = UnsafeRawBufferPointer(bytes)
-            return outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-                buffer.append(contentsOf: sent)
-                return true
-            }
+        // Stamped in the outbox slot, so the jar remembers the mac1 of a message that is sent.
+        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+            message.withUnsafeBytes { buffer.append(contentsOf: $0) }
+            let sent = buffer.bytes
+            sent.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
+            peer.cookieJar.stampMACs(sent, now: now)
+            return true
         }
         guard queued else { return .drop(peer.countReturning(.queueFull)) }
         indexTable[localIndex] = peer.number
@@ -146,21 +151,17 @@ extension Tunnel {
     /// Answers an initiation that authenticated: sends the response, installs the session as
     /// the responder's next keypair.
     private func applyResponse(
-        _ message: inout HandshakeMessage, keys: SessionKeys, timestamp: TAI64N, job: HandshakeJob, now: Instant
+        _ message: HandshakeMessage, keys: SessionKeys, timestamp: TAI64N, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
         guard let number = peersByKey[keys.remoteStatic] else { return .drop(countUnattributed(.unknownPeer)) }
         let peer = peers[number]
-        peer.handshakeInfo.lastTimestamp = timestamp
-        peer.handshakeInfo.lastInitiationAt = job.submittedAt
         let localIndex = newLocalIndex()
-        let queued = message.withUnsafeMutableBytes { bytes in
-            bytes.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
-            peer.cookieJar.stampMACs(bytes, now: now)
-            let sent = UnsafeRawBufferPointer(bytes)
-            return outbox.enqueue(destination: job.source, peer: peer.number) { buffer in
-                buffer.append(contentsOf: sent)
-                return true
-            }
+        let queued = outbox.enqueue(destination: job.source, peer: peer.number) { buffer in
+            message.withUnsafeBytes { buffer.append(contentsOf: $0) }
+            let sent = buffer.bytes
+            sent.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
+            peer.cookieJar.stampMACs(sent, now: now)
+            return true
         }
         guard queued else { return .drop(peer.countReturning(.queueFull)) }
         let keys = keys.withLocalIndex(localIndex)
@@ -246,7 +247,7 @@ extension Tunnel {
             initiationsInWindow = 0
         }
         initiationsInWindow += 1
-        if initiationsInWindow > Self.underLoadInitiationsPerSecond || handshakesInFlight >= Self.underLoadBacklog {
+        if initiationsInWindow > Self.underLoadInitiationsPerSecond || handshakeBacklog >= Self.underLoadBacklog {
             underLoadUntil = now + Self.underLoadHold
         }
         return now < underLoadUntil
@@ -288,7 +289,7 @@ extension Tunnel {
 
     func receiveResponse(_ datagram: PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
-        let underLoad = now < underLoadUntil || handshakesInFlight >= Self.underLoadBacklog
+        let underLoad = now < underLoadUntil || handshakeBacklog >= Self.underLoadBacklog
         if let refused = admit(message, from: source, underLoad: underLoad, now: now) { return refused }
         let receiverIndex = message.loadLE32(at: MessageLayout.Response.receiverIndex)
         guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unexpectedHandshake)) }

@@ -54,8 +54,8 @@ public final class Tunnel {
     let slotSize: Int
     /// Where the handshakes' Diffie-Hellman work runs.
     let handshakeExecution: HandshakeExecution
-    /// The processor of the inline mode (in the deferred mode the submitter owns one).
-    var processor: HandshakeProcessor
+    /// The processor of the inline mode (nil in the deferred mode: the submitter owns one).
+    var processor: HandshakeProcessor?
     /// Jobs handed to the deferred submitter whose outcome has not come back yet.
     public internal(set) var handshakesInFlight = 0
 
@@ -71,9 +71,11 @@ public final class Tunnel {
         self.configuration = configuration
         identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
         handshakeExecution = handshakes
-        processor = HandshakeProcessor(
-            identity: identity,
-            peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
+        if case .inline = handshakes {
+            processor = HandshakeProcessor(
+                identity: identity,
+                peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
+        }
         self.entropy = entropy
         self.timestamps = timestamps
         slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32

@@ -6,7 +6,7 @@ import VPNCore
 /// The handshake thread: runs the handshakes' Diffie-Hellman work (``HandshakeProcessor``) so
 /// that no X25519 operation ever runs on the packet thread.
 ///
-/// The data plane's ``Tunnel`` (built with `handshakes: .deferred(submit: worker.submit)`)
+/// The data plane's ``Tunnel`` (built with `handshakes: .deferred(submit: worker.submit, backlog: { worker.backlog })`)
 /// hands jobs over with ``submit(_:)`` after the cheap admission checks (mac1, cookies, rate
 /// limit); the thread in ``run(processor:entropy:poller:)`` computes them in arrival order and
 /// rings the data plane's wakeup, whose loop takes the outcomes with ``takeOutcomes()`` and
@@ -15,9 +15,10 @@ import VPNCore
 ///
 /// Thread-safe.
 public final class HandshakeWorker: Sendable {
-    /// Jobs waiting at most; a job beyond this is refused (counted as `queue-full`), and the
-    /// Tunnel treats a backlog of 16 as being under load (cookies and rate limits apply).
-    public static let defaultCapacity = 128
+    /// Jobs waiting at most (wireguard-go's handshake queue); a job beyond this is refused
+    /// (counted as `queue-full`). The Tunnel is under load from an eighth of it (cookies and
+    /// rate limits apply).
+    public static let defaultCapacity = 1024
 
     private let capacity: Int
     private let jobs = Mutex<[HandshakeJob]>([])
@@ -48,6 +49,9 @@ public final class HandshakeWorker: Sendable {
         if accepted { doorbell.signal() }
         return accepted
     }
+
+    /// Jobs queued and not yet taken by the handshake thread.
+    public var backlog: Int { jobs.withLock { $0.count } }
 
     /// The outcomes ready so far, oldest first. Called on the data-plane thread.
     public func takeOutcomes() -> [HandshakeOutcome] {
@@ -91,8 +95,10 @@ public final class HandshakeWorker: Sendable {
         do throws(IOError) {
             try poller.register(doorbell.pollHandle, token: 1, events: .readable)
             while !stopFlag.load(ordering: .acquiring) {
-                // Drain first, then look: a job queued after the look rings again, so none waits.
+                // Drain first, then look: a job queued after the look rings again, so none waits;
+                // and a stop requested before the drain is seen here, not slept through.
                 doorbell.drain()
+                if stopFlag.load(ordering: .acquiring) { break }
                 if processPending(with: &processor, entropy: &entropy) == 0 {
                     _ = try poller.wait(into: events, timeout: nil)
                 }

@@ -40,10 +40,12 @@ struct TunnelDeferredHandshakeTests {
                             endpoint: TunnelDeferredHandshakeTests.serverAt)
                     ]),
                 entropy: SeededEntropy(seed: 5), timestamps: StepTimestamps(),
-                handshakes: .deferred(submit: { [unowned self] job in
-                    jobs.append(job)
-                    return true
-                }))
+                handshakes: .deferred(
+                    submit: { [unowned self] job in
+                        jobs.append(job)
+                        return true
+                    },
+                    backlog: { [unowned self] in jobs.count }))
             processor = client.makeHandshakeProcessor()
         }
 
@@ -56,6 +58,7 @@ struct TunnelDeferredHandshakeTests {
         /// Takes the client's outbox.
         func clientSent() -> [[UInt8]] { drain(client) }
         func serverSent() -> [[UInt8]] { drain(server) }
+        func drainOutbox(_ tunnel: Tunnel) -> [[UInt8]] { drain(tunnel) }
 
         private func drain(_ tunnel: Tunnel) -> [[UInt8]] {
             var out: [[UInt8]] = []
@@ -142,6 +145,66 @@ struct TunnelDeferredHandshakeTests {
         #expect(status.peers[0].latestHandshake == nil)
         #expect(status.peers[0].drops[.unexpectedHandshake] == 1)
         #expect(world.clientSent().isEmpty)  // no data: no session
+    }
+
+    @Test("a response whose initiation was replaced by a newer one (another index) installs nothing; the newer goes out")
+    func responseToReplacedInitiationIsDropped() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
+        let initiation = try #require(world.clientSent().first)
+        _ = world.deliver(initiation, to: world.server, from: Self.clientAt, now: .zero)
+        let response = try #require(world.serverSent().first)
+        _ = world.deliver(response, to: world.client, from: Self.serverAt, now: .zero + .milliseconds(10))
+        world.client.tick(now: .zero + .milliseconds(5400))
+        let outcomes = world.compute()  // [complete (old index), initiate (new)]
+        #expect(outcomes.count == 2)
+        // The newer initiation is applied first: a pending initiation under another index.
+        world.client.completeHandshake(outcomes[1], now: .zero + .milliseconds(5401))
+        #expect(world.clientSent().count == 1)
+        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5402))
+        let status = world.client.status(now: .zero + .milliseconds(5402))
+        #expect(status.peers[0].latestHandshake == nil)
+        #expect(status.peers[0].drops[.unexpectedHandshake] == 1)
+        #expect(world.clientSent().isEmpty)
+    }
+
+    @Test("an initiation still being computed when the handshake gives up (90 s) is never sent")
+    func giveUpMakesComputedInitiationStale() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        var now = Instant.zero
+        // Retries every 5 s (+ jitter); no outcome is ever applied, so no initiation leaves.
+        while now < .zero + .seconds(100) {
+            now = now + .milliseconds(500)
+            world.client.tick(now: now)
+        }
+        #expect(world.jobs.count >= 18)
+        let last = try #require(world.compute().last)
+        world.client.completeHandshake(last, now: now)
+        #expect(world.clientSent().isEmpty)
+    }
+
+    @Test("a backlog of 128 jobs for the handshake thread puts the interface under load: cookie reply, no job")
+    func backlogMeansUnderLoad() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
+        let initiation = try #require(world.clientSent().first)
+        var serverJobs = 0
+        let busyServer = Tunnel(
+            configuration: world.server.configuration, entropy: SeededEntropy(seed: 8), timestamps: StepTimestamps(),
+            handshakes: .deferred(submit: { _ in serverJobs += 1; return true }, backlog: { 128 }))
+        let result = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: .zero)
+        guard case .drop(.invalidMAC2) = result else {
+            Issue.record("expected a cookie reply and an invalid-mac2 drop, got \(result)")
+            return
+        }
+        #expect(serverJobs == 0)
+        let replies = world.drainOutbox(busyServer)
+        #expect(replies.count == 1)
+        #expect(replies.first?.count == 64)
+        #expect(replies.first?.first == 3)
     }
 
     @Test("a replayed initiation is refused by the processor that answered the first copy")

@@ -101,6 +101,29 @@ import VPNTesting
         #expect(stopped)
     }
 
+    @Test("a stop requested just before the worker drains its doorbell still ends the loop (no lost wake-up)")
+    func stopRacingTheDrainIsSeen() throws {
+        let doorbell = try HookedWakeup()
+        let worker = HandshakeWorker(doorbell: doorbell, dataPlaneWakeup: FakeWakeup())
+        // The first drain happens right after the loop checked the stop flag: request the stop
+        // there, so the drain swallows its signal.
+        doorbell.beforeDrain = { worker.requestStop() }
+        let ids = TestIdentities()
+        let processor = Tunnel(
+            configuration: ids.serverConfiguration(), entropy: SeededEntropy(seed: 1), timestamps: CountingTimestamps()
+        ).makeHandshakeProcessor()
+        let box = WorkerBox(worker: worker, processor: processor, poller: try EpollPoller())
+        let thread = Thread {
+            _ = box.worker.run(processor: box.processor, entropy: SeededEntropy(seed: 2), poller: box.poller)
+            box.finished.store(true, ordering: .releasing)
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(5)
+        while !box.finished.load(ordering: .acquiring) && Date() < deadline { usleep(1000) }
+        let stopped = box.finished.load(ordering: .acquiring)
+        #expect(stopped)
+    }
+
     @Test("a full queue refuses the job: counted as queue-full, and the retry timer tries again later")
     func fullQueueIsCountedAndRetried() throws {
         let ids = TestIdentities()
@@ -109,11 +132,13 @@ import VPNTesting
         let tunnel = Tunnel(
             configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 5),
             timestamps: CountingTimestamps(),
-            handshakes: .deferred(submit: { job in
-                guard accept else { return false }
-                submitted.append(job)
-                return true
-            }))
+            handshakes: .deferred(
+                submit: { job in
+                    guard accept else { return false }
+                    submitted.append(job)
+                    return true
+                },
+                backlog: { submitted.count }))
         let slab = PacketSlab(slotSize: 2048, slotCount: 1)
         var packet = slab.buffer(0, headroom: TransportData.tcpHeadroom)
         ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)).withUnsafeBytes { packet.append(contentsOf: $0) }
@@ -141,5 +166,21 @@ private final class WorkerBox: @unchecked Sendable {
         self.worker = worker
         self.processor = processor
         self.poller = poller
+    }
+}
+
+/// An eventfd wakeup that runs a hook (once) before its first drain.
+private final class HookedWakeup: Wakeup, @unchecked Sendable {
+    private let inner: EventFDWakeup
+    var beforeDrain: (() -> Void)?
+    init() throws { inner = try EventFDWakeup() }
+    var pollHandle: PollHandle { inner.pollHandle }
+    func signal() { inner.signal() }
+    func drain() {
+        if let hook = beforeDrain {
+            beforeDrain = nil
+            hook()
+        }
+        inner.drain()
     }
 }
