@@ -64,10 +64,13 @@ let package = Package(
             name: "vpnd-microbench", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
             path: "Benchmarks/vpnd-microbench"),
 
+        // Test only: counts a thread's heap allocations (the data path's steady-state test).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+
         .testTarget(name: "VPNBasicsTests", dependencies: ["VPNBasics", "VPNTesting"], swiftSettings: strict),
         .testTarget(name: "VPNCryptoTests", dependencies: ["VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
         .testTarget(
-            name: "VPNCoreTests", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
+            name: "VPNCoreTests", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting", "CAllocationCounter"],
             swiftSettings: strict),
         .testTarget(name: "VPNLinuxTests", dependencies: ["VPNLinux", "VPNBasics"], swiftSettings: strict),
         .testTarget(

@@ -61,7 +61,10 @@ public struct ReplayWindow: Sendable {
             let current = highest >> Self.blockShift
             let advance = min(block - current, Self.ringBlocks)
             var next = current + 1
-            for _ in 0..<advance {
+            let end = next + advance
+            // A plain loop: iterating a Range<UInt64> goes through unspecialised generic code
+            // (and allocates) in debug builds.
+            while next < end {
                 ring[Int(next & Self.ringMask)] = 0
                 next += 1
             }

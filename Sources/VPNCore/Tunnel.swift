@@ -150,7 +150,8 @@ public final class Tunnel {
             else { return drop(.noRoute, peer: nil) }
             peer = peers[Int(number)]
         case .tap:
-            guard let only = peers.first else { return drop(.noRoute, peer: nil) }
+            guard !peers.isEmpty else { return drop(.noRoute, peer: nil) }
+            let only = peers[0]  // not peers.first: generic (and allocating) in debug builds
             peer = only
         }
         guard let destination = peer.endpoint else { return drop(.noEndpoint, peer: peer) }
