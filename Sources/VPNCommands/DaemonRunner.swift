@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Foundation
 import Glibc
 import Logging
 import VPNBasics
@@ -91,7 +90,7 @@ enum DaemonRunner {
         try ConfigFileSecrecy.check(config, path: options.configPath)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let remembered = memory.load()
-        let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path
+        let baseDirectory = Posix.containingDirectory(of: options.configPath)
         let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
         var peers: [PeerConfiguration] = []
         for peer in config.peers {
@@ -106,7 +105,7 @@ enum DaemonRunner {
         }
         let mode: HandshakeIdentity.Mode = config.interface.mode == .tap ? .tap : .tun
         var timers = TimerSettings.wireGuard
-        if let rekey = ProcessInfo.processInfo.environment["VPND_TEST_REKEY_AFTER_SECONDS"], let seconds = Int(rekey) {
+        if let rekey = Posix.environment("VPND_TEST_REKEY_AFTER_SECONDS"), let seconds = Int(rekey) {
             // Test hook only: shortens every WireGuard timer in proportion (documented in docs/config.md).
             timers = .shortened(rekeyAfterTime: .seconds(seconds))
             logger.warning("test timers in use: rekey after \(seconds) s (VPND_TEST_REKEY_AFTER_SECONDS)")
@@ -210,11 +209,8 @@ enum DaemonRunner {
 
     static func loadConfig(_ options: DaemonOptions) throws -> Config {
         let path = options.configPath
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
+        guard let text = Posix.readTextFile(path) else {
+            let reason = Posix.fileExists(path) ? "cannot be read (check its permissions)" : "does not exist"
             throw StartupError("config file \(path) \(reason)")
         }
         do throws(ConfigError) {
@@ -264,8 +260,7 @@ final class RunningDaemon: @unchecked Sendable {
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
-    private var thread: Thread?
-    private let done = DispatchSemaphore(value: 0)
+    private let done = Semaphore()
     private(set) var failed = false
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
@@ -281,7 +276,7 @@ final class RunningDaemon: @unchecked Sendable {
         self.netlink = netlink
         self.logger = logger
         let box = DataPlaneBox(dataPlane)
-        let thread = Thread { [done, control] in
+        let started = startThread(name: "vpnd-dataplane", stackSize: 1 << 20) { [done, control] in
             if box.dataPlane.run() != nil {
                 // The data plane died: make the main thread's sigwait return.
                 kill(getpid(), SIGTERM)
@@ -289,10 +284,12 @@ final class RunningDaemon: @unchecked Sendable {
             _ = control
             done.signal()
         }
-        thread.name = "vpnd-dataplane"
-        thread.stackSize = 1 << 20
-        self.thread = thread
-        thread.start()
+        if !started {
+            logger.error("cannot start the data-plane thread")
+            failed = true
+            done.signal()
+            kill(getpid(), SIGTERM)
+        }
         controlSocket.start()
     }
 
