@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Foundation
 import Glibc
 import Logging
 import VPNBasics
@@ -24,7 +23,7 @@ final class ControlSocket: @unchecked Sendable {
 
     /// The control-socket directory: `$VPND_RUN_DIR`, else /run/vpnd.
     static var directory: String {
-        if let dir = ProcessInfo.processInfo.environment["VPND_RUN_DIR"], !dir.isEmpty { return dir }
+        if let dir = Posix.environment("VPND_RUN_DIR"), !dir.isEmpty { return dir }
         return defaultDirectory
     }
 
@@ -34,7 +33,7 @@ final class ControlSocket: @unchecked Sendable {
     private let control: DataPlaneControl
     private let clock: any VPNBasics.Clock & Sendable
     private let logger: Logger
-    private let stopped = DispatchSemaphore(value: 0)
+    private let stopped = Semaphore()
 
     init(
         directory: String, interfaceName: String, info: DaemonInfo, control: DataPlaneControl,
@@ -80,19 +79,18 @@ final class ControlSocket: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
+        let started = startThread(name: "vpnd-control") { [self] in
             acceptLoop()
             stopped.signal()
         }
-        thread.name = "vpnd-control"
-        thread.start()
+        if !started { logger.error("control socket: cannot start its thread; vpnd show will not answer") }
     }
 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
         unlink(path)
-        _ = stopped.wait(timeout: .now() + 2)
+        _ = stopped.wait(seconds: 2)
     }
 
     private func acceptLoop() {
@@ -112,7 +110,7 @@ final class ControlSocket: @unchecked Sendable {
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var request = [UInt8](repeating: 0, count: 64)
         let count = read(client, &request, request.count)
-        let line = count > 0 ? String(decoding: request[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+        let line = count > 0 ? trimmed(String(decoding: request[0..<count], as: UTF8.self)) : ""
         let status = freshSnapshot(control, withinMilliseconds: 1000)
         let reply: String
         if let status {
@@ -128,6 +126,10 @@ final class ControlSocket: @unchecked Sendable {
             if written <= 0 { break }
             offset += written
         }
+    }
+
+    private func trimmed(_ text: String) -> String {
+        String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 
     /// Connects to a control socket; nil when nothing listens there.
@@ -186,34 +188,35 @@ enum StatusFormatter {
     }
 
     static func json(info: DaemonInfo, status: TunnelStatus) -> String {
-        var root: [String: Any] = [
-            "interface": info.interfaceName, "public_key": info.publicKey, "mode": info.mode,
-            "transport": info.transport,
-            "drops": Dictionary(uniqueKeysWithValues: status.drops.map { ($0.key.description, $0.value) }),
+        var root: [String: JSONValue] = [
+            "interface": .string(info.interfaceName), "public_key": .string(info.publicKey),
+            "mode": .string(info.mode), "transport": .string(info.transport),
+            "drops": dropObject(status.drops),
         ]
-        if let port = info.listenPort { root["listen_port"] = port }
-        root["peers"] = status.peers.map { peer -> [String: Any] in
-            var entry: [String: Any] = [
-                "public_key": KeyEncoding.encode(peer.publicKey),
-                "allowed_ips": peer.allowedIPs.map(\.description),
-                "rx_bytes": peer.receivedBytes, "tx_bytes": peer.sentBytes,
-                "rx_packets": peer.receivedPackets, "tx_packets": peer.sentPackets,
-                "persistent_keepalive": peer.persistentKeepalive.components.seconds,
-                "has_session": peer.hasSession,
-                "drops": Dictionary(uniqueKeysWithValues: peer.drops.map { ($0.key.description, $0.value) }),
+        if let port = info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
+        root["peers"] = .array(status.peers.map { peer -> JSONValue in
+            var entry: [String: JSONValue] = [
+                "public_key": .string(KeyEncoding.encode(peer.publicKey)),
+                "allowed_ips": .array(peer.allowedIPs.map { .string($0.description) }),
+                "rx_bytes": .unsigned(peer.receivedBytes), "tx_bytes": .unsigned(peer.sentBytes),
+                "rx_packets": .unsigned(peer.receivedPackets), "tx_packets": .unsigned(peer.sentPackets),
+                "persistent_keepalive": .integer(peer.persistentKeepalive.components.seconds),
+                "has_session": .bool(peer.hasSession),
+                "drops": dropObject(peer.drops),
             ]
-            entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
+            entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null
             if let latest = peer.latestHandshake {
-                entry["latest_handshake_seconds_ago"] = Double((status.now - latest).nanosecondsClamped) / 1e9
+                entry["latest_handshake_seconds_ago"] = .double(Double((status.now - latest).nanosecondsClamped) / 1e9)
             } else {
-                entry["latest_handshake_seconds_ago"] = NSNull()
+                entry["latest_handshake_seconds_ago"] = .null
             }
-            return entry
-        }
-        guard let data = try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else {
-            return "{}\n"
-        }
-        return String(decoding: data, as: UTF8.self) + "\n"
+            return .object(entry)
+        })
+        return JSONValue.object(root).prettyText + "\n"
+    }
+
+    static func dropObject(_ drops: [DropReason: UInt64]) -> JSONValue {
+        .object(Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, .unsigned($0.value)) }))
     }
 
     static func dropText(_ drops: [DropReason: UInt64]) -> String {
@@ -235,7 +238,7 @@ enum StatusFormatter {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(count) B" : String(format: "%.2f %@", value, units[unit])
+        return unit == 0 ? "\(count) B" : Posix.twoDecimals(value) + " " + units[unit]
     }
 }
 

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Foundation
 import Glibc
 import Logging
 import VPNBasics
@@ -91,7 +90,7 @@ enum DaemonRunner {
         try ConfigFileSecrecy.check(config, path: options.configPath)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let remembered = memory.load()
-        let baseDirectory = URL(fileURLWithPath: options.configPath).deletingLastPathComponent().path
+        let baseDirectory = Posix.containingDirectory(of: options.configPath)
         let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
         var peers: [PeerConfiguration] = []
         for peer in config.peers {
@@ -106,7 +105,7 @@ enum DaemonRunner {
         }
         let mode: HandshakeIdentity.Mode = config.interface.mode == .tap ? .tap : .tun
         var timers = TimerSettings.wireGuard
-        if let rekey = ProcessInfo.processInfo.environment["VPND_TEST_REKEY_AFTER_SECONDS"], let seconds = Int(rekey) {
+        if let rekey = Posix.environment("VPND_TEST_REKEY_AFTER_SECONDS"), let seconds = Int(rekey) {
             // Test hook only: shortens every WireGuard timer in proportion (documented in docs/config.md).
             timers = .shortened(rekeyAfterTime: .seconds(seconds))
             logger.warning("test timers in use: rekey after \(seconds) s (VPND_TEST_REKEY_AFTER_SECONDS)")
@@ -218,11 +217,8 @@ enum DaemonRunner {
 
     static func loadConfig(_ options: DaemonOptions) throws -> Config {
         let path = options.configPath
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions)" : "does not exist"
+        guard let text = Posix.readTextFile(path) else {
+            let reason = Posix.fileExists(path) ? "cannot be read (check its permissions)" : "does not exist"
             throw StartupError("config file \(path) \(reason)")
         }
         do throws(ConfigError) {
@@ -272,9 +268,8 @@ final class RunningDaemon: @unchecked Sendable {
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
-    private var thread: Thread?
     private let handshakes: HandshakeThread
-    private let done = DispatchSemaphore(value: 0)
+    private let done = Semaphore()
     private(set) var failed = false
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
@@ -291,8 +286,14 @@ final class RunningDaemon: @unchecked Sendable {
         self.device = device
         self.netlink = netlink
         self.logger = logger
+        // Before the data plane's first packet: its first handshake goes to this thread.
+        if !handshakes.start() {
+            logger.error("cannot start the handshake thread")
+            failed = true
+            kill(getpid(), SIGTERM)
+        }
         let box = DataPlaneBox(dataPlane)
-        let thread = Thread { [done, control] in
+        let started = startThread(name: "vpnd-dataplane", stackSize: 1 << 20) { [done, control] in
             if box.dataPlane.run() != nil {
                 // The data plane died: make the main thread's sigwait return.
                 kill(getpid(), SIGTERM)
@@ -300,12 +301,12 @@ final class RunningDaemon: @unchecked Sendable {
             _ = control
             done.signal()
         }
-        thread.name = "vpnd-dataplane"
-        thread.stackSize = 1 << 20
-        self.thread = thread
-        // Before the data plane's first packet: its first handshake goes to this thread.
-        handshakes.start()
-        thread.start()
+        if !started {
+            logger.error("cannot start the data-plane thread")
+            failed = true
+            done.signal()
+            kill(getpid(), SIGTERM)
+        }
         controlSocket.start()
     }
 
@@ -338,7 +339,7 @@ final class HandshakeThread: @unchecked Sendable {
     let worker: HandshakeWorker
     private let processor: HandshakeProcessor
     private let poller: EpollPoller
-    private let done = DispatchSemaphore(value: 0)
+    private let done = Semaphore()
     private let logger: Logger
     private var started = false
 
@@ -349,9 +350,9 @@ final class HandshakeThread: @unchecked Sendable {
         self.poller = poller
     }
 
-    func start() {
-        started = true
-        let thread = Thread { [self] in
+    /// Starts the thread; false if the system refused one.
+    func start() -> Bool {
+        started = startThread(name: "vpnd-handshake", stackSize: 1 << 20) { [self] in
             if let error = worker.run(processor: processor, entropy: SystemEntropy(), poller: poller) {
                 // Without this thread no session can be made: stop the daemon, as a dead data plane does.
                 logger.error("handshake thread stopped: \(error)")
@@ -359,9 +360,7 @@ final class HandshakeThread: @unchecked Sendable {
             }
             done.signal()
         }
-        thread.name = "vpnd-handshake"
-        thread.stackSize = 1 << 20
-        thread.start()
+        return started
     }
 
     func stop() {

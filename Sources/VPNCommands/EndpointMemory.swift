@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Foundation
 import Glibc
 import VPNBasics
 import VPNCrypto
@@ -15,7 +14,7 @@ struct EndpointMemory {
     }
 
     func load() -> [Bytes32: Endpoint] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        guard let text = Posix.readTextFile(path) else { return [:] }
         var out: [Bytes32: Endpoint] = [:]
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
@@ -32,7 +31,7 @@ struct EndpointMemory {
         let temporary = path + ".tmp"
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else { return }
+        guard Posix.writeFile(temporary, text) else { return }
         rename(temporary, path)
     }
 

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
-import Foundation
 import Glibc
 
 /// `vpnd show`: the status of running tunnels, like `wg show`.
@@ -22,11 +21,11 @@ struct ShowCommand: ParsableCommand {
         if let interface {
             names = [interface]
         } else {
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+            let entries = Posix.directoryEntries(runDirectory) ?? []
             names = entries.filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
         }
         if names.isEmpty {
-            FileHandle.standardError.write(Data("vpnd show: no running vpnd found in \(runDirectory)\n".utf8))
+            Posix.printError("vpnd show: no running vpnd found in \(runDirectory)\n")
             throw ExitCode(1)
         }
         var failed = false
@@ -34,7 +33,7 @@ struct ShowCommand: ParsableCommand {
             let path = runDirectory + "/" + name + ".sock"
             guard let fd = ControlSocket.connect(path: path) else {
                 let hint = access(runDirectory, R_OK) == 0 ? "is it running?" : "run as root"
-                FileHandle.standardError.write(Data("vpnd show: cannot reach vpnd for \(name) at \(path); \(hint)\n".utf8))
+                Posix.printError("vpnd show: cannot reach vpnd for \(name) at \(path); \(hint)\n")
                 failed = true
                 continue
             }

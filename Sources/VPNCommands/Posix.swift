@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+import Glibc
+
+/// The few operating-system services VPNCommands needs, on Glibc directly (no Foundation: linked
+/// statically, it costs the daemon several MiB of resident memory for a handful of calls).
+enum Posix {
+    /// The value of environment variable `name`, or nil when it is not set.
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        return String(cString: value)
+    }
+
+    /// The whole file at `path` as UTF-8 text; nil when it cannot be opened or read, or is not
+    /// valid UTF-8.
+    static func readTextFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Creates or truncates `path` (mode 0666 less the umask) and writes `text` to it; false on
+    /// any failure.
+    static func writeFile(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(0o666))
+        guard fd >= 0 else { return false }
+        let written = writeAll(fd, Array(text.utf8))
+        return close(fd) == 0 && written
+    }
+
+    /// Writes every byte to `fd`, retrying short writes and EINTR; false on an error.
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
+    }
+
+    /// Writes `message` to standard error.
+    static func printError(_ message: String) {
+        writeAll(STDERR_FILENO, Array(message.utf8))
+    }
+
+    /// True when something exists at `path` (following symbolic links).
+    static func fileExists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    /// The names in directory `path` (without "." and ".."), in no particular order; nil when it
+    /// cannot be read.
+    static func directoryEntries(_ path: String) -> [String]? {
+        guard let directory = opendir(path) else { return nil }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The directory that contains the file at `path`, as an absolute path when `path` is
+    /// relative (resolved against the working directory, "." and ".." removed, as Foundation's
+    /// URL did); an absolute path is cut as written. "/x" gives "/".
+    static func containingDirectory(of path: String) -> String {
+        var components: [Substring] = []
+        if !path.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            if getcwd(&buffer, buffer.count) != nil {
+                let cwd = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                components = cwd.split(separator: "/")
+            }
+            for component in path.split(separator: "/") {
+                switch component {
+                case ".": continue
+                case "..": if !components.isEmpty { components.removeLast() }
+                default: components.append(component)
+                }
+            }
+            if !components.isEmpty { components.removeLast() }
+            return "/" + components.joined(separator: "/")
+        }
+        // Absolute: the text before the last component, as written.
+        var text = Substring(path)
+        while text.hasSuffix("/") { text = text.dropLast() }
+        if let slash = text.lastIndex(of: "/") { text = text[..<slash] }
+        while text.hasSuffix("/") { text = text.dropLast() }
+        return text.isEmpty ? "/" : String(text)
+    }
+
+    /// `printf`'s "%.2f" of `value`.
+    static func twoDecimals(_ value: Double) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.2f", $0) }
+        guard count > 0 else { return "\(value)" }
+        return String(decoding: buffer.prefix(Int(min(count, 63))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// A counting semaphore (POSIX `sem_t`) for one thread to tell another it has finished.
+final class Semaphore: @unchecked Sendable {
+    // sem_t is made for sharing between threads: every operation on it is atomic.
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    init() {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+    }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    func signal() { sem_post(semaphore) }
+
+    func wait() {
+        while sem_wait(semaphore) != 0 && errno == EINTR {}
+    }
+
+    /// Waits at most `seconds`; false on a timeout.
+    func wait(seconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(semaphore, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return true
+    }
+}
+
+/// Starts `body` on a new, detached POSIX thread named `name` (at most 15 bytes).
+/// `stackSize` nil keeps the system default. Returns false when the thread could not be created.
+@discardableResult
+func startThread(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Start: @unchecked Sendable {
+        let name: String
+        let body: @Sendable () -> Void
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    if let stackSize { pthread_attr_setstacksize(&attributes, stackSize) }
+    let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, &attributes, { argument in
+        let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
+        // pthread_setname_np without _GNU_SOURCE: the thread's comm file.
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if fd >= 0 {
+            Posix.writeAll(fd, Array(start.name.utf8.prefix(15)))
+            close(fd)
+        }
+        start.body()
+        return nil
+    }, start)
+    if result != 0 {
+        Unmanaged<Start>.fromOpaque(start).release()
+        return false
+    }
+    return true
+}

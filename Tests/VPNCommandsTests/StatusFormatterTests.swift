@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+import Foundation
+import Testing
+import VPNBasics
+@testable import VPNCommands
+@testable import VPNCore
+import VPNCrypto
+
+/// `vpnd show`'s JSON and text are written without Foundation; these pin them to what Foundation
+/// wrote before (JSONSerialization with sorted keys, pretty printing and unescaped slashes;
+/// String(format:); URL's parent directory).
+@Suite("StatusFormatter")
+struct StatusFormatterTests {
+    /// The JSON as vpnd wrote it with Foundation (the reference).
+    static func foundationJSON(info: DaemonInfo, status: TunnelStatus) -> String {
+        func drops(_ drops: [DropReason: UInt64]) -> [String: UInt64] {
+            Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, $0.value) })
+        }
+        var root: [String: Any] = [
+            "interface": info.interfaceName, "public_key": info.publicKey, "mode": info.mode,
+            "transport": info.transport, "drops": drops(status.drops),
+        ]
+        if let port = info.listenPort { root["listen_port"] = port }
+        root["peers"] = status.peers.map { peer -> [String: Any] in
+            var entry: [String: Any] = [
+                "public_key": KeyEncoding.encode(peer.publicKey),
+                "allowed_ips": peer.allowedIPs.map(\.description),
+                "rx_bytes": peer.receivedBytes, "tx_bytes": peer.sentBytes,
+                "rx_packets": peer.receivedPackets, "tx_packets": peer.sentPackets,
+                "persistent_keepalive": peer.persistentKeepalive.components.seconds,
+                "has_session": peer.hasSession, "drops": drops(peer.drops),
+            ]
+            entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
+            if let latest = peer.latestHandshake {
+                entry["latest_handshake_seconds_ago"] = Double((status.now - latest).nanosecondsClamped) / 1e9
+            } else {
+                entry["latest_handshake_seconds_ago"] = NSNull()
+            }
+            return entry
+        }
+        let data = try! JSONSerialization.data(
+            withJSONObject: root, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    static func peer(_ n: UInt8, handshakeAt: UInt64?, endpoint: Endpoint?, drops: [DropReason: UInt64]) -> PeerStatus {
+        PeerStatus(
+            publicKey: Bytes32([UInt8](repeating: n, count: 32))!, endpoint: endpoint,
+            allowedIPs: n == 2 ? [] : [IPPrefix("10.8.0.\(n)/32")!, IPPrefix("fd00:8::\(n)/128")!],
+            latestHandshake: handshakeAt.map { Instant(nanoseconds: $0) },
+            receivedBytes: UInt64(n) * 1_234_567_890, receivedPackets: 1_104_837, sentBytes: .max, sentPackets: 0,
+            persistentKeepalive: .seconds(n == 1 ? 25 : 0), drops: drops, hasSession: n == 1)
+    }
+
+    static let allDrops = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0, UInt64($0.rawValue) * 7 + 1) })
+
+    static let cases: [(DaemonInfo, TunnelStatus)] = {
+        let now: UInt64 = 1_000_000_000_000
+        let info = DaemonInfo(
+            interfaceName: "vpnd0", publicKey: "E+EDnI7TWhTdm3oFnYmbDJPtczzJAkujiYsLwdvhP08=", listenPort: 51820,
+            mode: "tun", transport: "udp")
+        var odd = info
+        odd.interfaceName = "a/b \"q\" \\ \t\n\u{1}\u{8}\u{c}\r\u{7f} é"
+        odd.listenPort = nil
+        let peers = [
+            peer(1, handshakeAt: now - 11_111_663_211, endpoint: Endpoint(ipv4: 198, 18, 0, 2, port: 46186), drops: [:]),
+            peer(2, handshakeAt: nil, endpoint: nil, drops: allDrops),
+            peer(3, handshakeAt: now, endpoint: Endpoint("[fd00::1]:51820"), drops: [.noRoute: 2]),
+            peer(4, handshakeAt: now - 120_000_000_000, endpoint: nil, drops: [:]),
+            peer(5, handshakeAt: now - 10_000, endpoint: nil, drops: [:]),
+            peer(6, handshakeAt: now - 100_000_000_000 / 3, endpoint: nil, drops: [:]),
+        ]
+        return [
+            (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: [])),
+            (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1)))),
+            (odd, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers)),
+        ]
+    }()
+
+    @Test func jsonIsWhatFoundationWrote() {
+        for (info, status) in Self.cases {
+            #expect(StatusFormatter.json(info: info, status: status) == Self.foundationJSON(info: info, status: status))
+        }
+    }
+
+    @Test func numbersAreWhatFoundationWrote() throws {
+        for value: Double in [0, 5, 0.5, 1e-5, 1e-7, 123456789.123, 1e16, 1e21, 11.111663211, 0.1 + 0.2, 4e-6, 33333.333333333] {
+            let data = try JSONSerialization.data(withJSONObject: [value], options: [])
+            #expect("[" + JSONValue.number(value) + "]" == String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    @Test func byteCountsAreWhatStringFormatWrote() {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        for count: UInt64 in [0, 1, 1023, 1024, 1536, 1_048_575, 1_048_576, 329_515_254, 5_000_000_000_000, .max] {
+            var value = Double(count)
+            var unit = 0
+            while value >= 1024 && unit < units.count - 1 {
+                value /= 1024
+                unit += 1
+            }
+            let expected = unit == 0 ? "\(count) B" : String(format: "%.2f %@", value, units[unit])
+            #expect(StatusFormatter.bytes(count) == expected)
+        }
+    }
+
+    @Test func containingDirectoryIsURLs() {
+        for path in ["server.conf", "./server.conf", "keys/x.conf", "/etc/vpnd/server.conf", "/x.conf", "../a/b.conf",
+                     "a//b.conf", "/etc//vpnd/x.conf", "/etc/./vpnd/../x.conf", "dir/", "/etc/vpnd/"] {
+            #expect(Posix.containingDirectory(of: path) == URL(fileURLWithPath: path).deletingLastPathComponent().path, "\(path)")
+        }
+    }
+}
