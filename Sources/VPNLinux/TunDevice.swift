@@ -148,6 +148,10 @@ public final class TunDevice: PacketDevice, Sendable {
             switch errno.rawValue {
             case ENOENT, ENODEV, ENXIO:
                 hint = "load the tun module (modprobe tun) or create the node (mknod /dev/net/tun c 10 200)"
+            case EACCES where geteuid() != 0:
+                // The node's mode, not a capability: CAP_NET_ADMIN does not open a file.
+                hint = "this user may not open /dev/net/tun (it is normally mode 0666: chmod 666 /dev/net/tun); "
+                    + "or start vpnd as root with User = NAME to drop privileges after set-up"
             case EPERM, EACCES: hint = "vpnd needs root or CAP_NET_ADMIN"
             default: hint = IOError.genericHint(errno)
             }

@@ -83,7 +83,17 @@ install -m 600 -o "$nobody_uid" "$(vpnd_key_file server)" "$amb/server.key"
 sed -e "s|^PrivateKeyFile = .*|PrivateKeyFile = $amb/server.key|" -e 's/^ListenPort = .*/ListenPort = 51897/' \
     -e 's/^Name = .*/Name = vpn6/' "$(vpnd_conf_file server)" >"$amb/server.conf"
 chown "$nobody_uid" "$amb/run"
-ip netns exec "$(ns a)" env VPND_RUN_DIR="$amb/run" setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --init-groups \
+# A stock /dev/net/tun is mode 0666 (the capability, not the file mode, guards TUNSETIFF); some
+# containers make it 0600, which no capability but CAP_DAC_OVERRIDE opens. So this case runs in a
+# private mount namespace whose /dev/net/tun is a 0666 node of the same device (10, 200) on a
+# private tmpfs: the host's node is left alone, and the mount goes away with the process.
+mkdir -m 700 "$amb/dev"
+tun_mode=$(stat -c %a /dev/net/tun)
+echo "    /dev/net/tun here: mode $tun_mode; the ambient case uses a private 0666 node"
+ip netns exec "$(ns a)" unshare --mount --propagation private sh -c '
+        mount -t tmpfs -o mode=0755,size=64k vpnd-itest-dev "$1" && mknod -m 0666 "$1/tun" c 10 200 &&
+        mount --bind "$1/tun" /dev/net/tun && shift && exec "$@"' sh "$amb/dev" \
+    env VPND_RUN_DIR="$amb/run" setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --init-groups \
     --inh-caps=+net_admin --ambient-caps=+net_admin "$VPND" --server --config "$amb/server.conf" --user nobody \
     >"$VPND_ITEST_DIR/ambient.log" 2>&1 &
 amb_pid=$!
