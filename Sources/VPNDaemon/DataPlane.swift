@@ -234,12 +234,20 @@ public final class DataPlane {
                     continue
                 }
                 let region = offload.region(r)
-                for i in 0..<OffloadBuffers.segmentsPerRead {
+                // Lay out only the segments this packet can produce (one for a plain packet), not
+                // all 128: a lone packet should not touch 4 KiB of segment descriptors. A super-packet
+                // carries at most count / gsoSize + 1 segments.
+                let gsoSize = Int(header.gsoSize)
+                let slots =
+                    header.gsoKind == VirtioNetHeader.gsoNone || gsoSize == 0
+                    ? 1 : min(OffloadBuffers.segmentsPerRead, packet.count / gsoSize + 1)
+                for i in 0..<slots {
                     offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
                 }
                 let produced: Int
                 switch GSOSplitter.split(
-                    packet, header: header, linkHeaderLength: offload.linkHeaderLength, into: offload.segments)
+                    packet, header: header, linkHeaderLength: offload.linkHeaderLength,
+                    into: UnsafeMutableBufferPointer(rebasing: offload.segments[0..<slots]))
                 {
                 case .segments(let n): produced = n
                 case .drop(let reason):
