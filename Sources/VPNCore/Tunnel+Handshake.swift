@@ -30,7 +30,7 @@ extension Tunnel {
             peer.pendingInitiation = nil
         }
         peer.initiationTicket &+= 1
-        peer.timers.handshakeInitiated(now: now, entropy: &entropy)
+        peer.timers.handshakeInitiated(now: now, entropy: &jitter)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         note(.debug, "peer \(shortKey(peer)): sending handshake initiation\(isRetry ? " (retry)" : "")")

@@ -43,6 +43,8 @@ public final class Tunnel {
     /// Our local index → peer number.
     var indexTable: [UInt32: UInt32]
     var entropy: any EntropySource
+    /// Timer jitter: no system call per packet (see ``JitterSource``).
+    var jitter: JitterSource
     var timestamps: any TimestampSource
     var cookieChecker: CookieChecker
     var rateLimiter: HandshakeRateLimiter
@@ -76,7 +78,9 @@ public final class Tunnel {
                 identity: identity,
                 peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
         }
-        self.entropy = entropy
+        var seedSource = entropy
+        jitter = JitterSource(seed: seedSource.nextUInt64())
+        self.entropy = seedSource
         self.timestamps = timestamps
         slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32
         outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
@@ -171,7 +175,7 @@ public final class Tunnel {
             }
             peer.sentPackets &+= 1
             peer.sentBytes &+= UInt64(plaintextCount)
-            peer.timers.dataSent(now: now, entropy: &entropy)
+            peer.timers.dataSent(now: now, entropy: &jitter)
             peer.timers.anyAuthenticatedPacketSent(now: now)
             peer.timers.anyAuthenticatedPacketTraversal(now: now)
             if rekey { startHandshake(peer, now: now) }
@@ -354,7 +358,7 @@ public final class Tunnel {
         }
         peer.slots.current = keypair
         if sent > 0 {
-            peer.timers.dataSent(now: now, entropy: &entropy)
+            peer.timers.dataSent(now: now, entropy: &jitter)
             peer.timers.anyAuthenticatedPacketSent(now: now)
             peer.timers.anyAuthenticatedPacketTraversal(now: now)
         } else if keypair.isInitiator {
