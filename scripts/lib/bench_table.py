@@ -4,7 +4,7 @@
 Input: a results directory with one sub-directory per configuration (in run order, listed in
 DIR/order), each holding
   iperf-<P1|P4>-<fwd|rev>-<run>.json   iperf3 -J output of one throughput run
-  ping-tunnel.txt, ping-veth.txt       ping -q output (20 echoes) through the tunnel / over the veth
+  ping-tunnel.txt, ping-veth.txt       ping -q output (50 echoes) through the tunnel / over the veth
   cpu                                  "before TICKS" and "after TICKS" lines (utime+stime, both ends)
   rss                                  one VmHWM value in KiB per VPN process
   status                               "ok" or "failed: reason"
@@ -21,6 +21,7 @@ import sys
 
 LABELS = {
     "veth": "raw veth (no VPN)",
+    "relay": "C relay, no crypto (floor; not a VPN)",
     "vpnd-udp": "vpnd tun/UDP",
     "vpnd-tcp": "vpnd tun/TCP",
     "vpnd-tap": "vpnd tap/UDP",
