@@ -134,18 +134,26 @@ extension Tunnel {
             return .consumed  // stale: a newer initiation is on its way
         }
         let localIndex = newLocalIndex()
-        // Stamped in the outbox slot, so the jar remembers the mac1 of a message that is sent.
-        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-            message.withUnsafeBytes { buffer.append(contentsOf: $0) }
-            let sent = buffer.bytes
-            sent.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
-            peer.cookieJar.stampMACs(sent, now: now)
-            return true
-        }
-        guard queued else { return .drop(peer.countReturning(.queueFull)) }
+        guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: destination, now: now) else { return .drop(peer.countReturning(.queueFull)) }
         indexTable[localIndex] = peer.number
         peer.pendingInitiation = pending.withLocalIndex(localIndex)
         return .consumed
+    }
+
+    /// Queues a message the processor wrote, with our sender index and `peer`'s MACs. Stamped in
+    /// the outbox slot, so the cookie jar remembers the mac1 of a message that is really sent.
+    /// False when the outbox is full.
+    private func enqueueStamped(
+        _ message: HandshakeMessage, senderIndex: UInt32, for peer: Peer, to destination: Endpoint, now: Instant
+    ) -> Bool {
+        outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+            message.withUnsafeBytes { buffer.append(contentsOf: $0) }
+            let sent = buffer.bytes
+            // Both messages carry the sender index at offset 4 (MessageLayout).
+            sent.storeLE32(senderIndex, at: MessageLayout.Initiation.senderIndex)
+            peer.cookieJar.stampMACs(sent, now: now)
+            return true
+        }
     }
 
     /// Answers an initiation that authenticated: sends the response, installs the session as
@@ -156,14 +164,7 @@ extension Tunnel {
         guard let number = peersByKey[keys.remoteStatic] else { return .drop(countUnattributed(.unknownPeer)) }
         let peer = peers[number]
         let localIndex = newLocalIndex()
-        let queued = outbox.enqueue(destination: job.source, peer: peer.number) { buffer in
-            message.withUnsafeBytes { buffer.append(contentsOf: $0) }
-            let sent = buffer.bytes
-            sent.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
-            peer.cookieJar.stampMACs(sent, now: now)
-            return true
-        }
-        guard queued else { return .drop(peer.countReturning(.queueFull)) }
+        guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: job.source, now: now) else { return .drop(peer.countReturning(.queueFull)) }
         let keys = keys.withLocalIndex(localIndex)
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,

@@ -43,8 +43,12 @@ public final class Tunnel {
     /// Our local index → peer number.
     var indexTable: [UInt32: UInt32]
     var entropy: any EntropySource
-    /// Timer jitter: no system call per packet (see ``JitterSource``).
-    var jitter: JitterSource
+    /// Timer jitter (the 0–333 ms added to handshake retries and the new-handshake timer), seeded
+    /// once from `entropy`. Jitter only keeps peers from firing in lockstep and protects nothing,
+    /// so it needs no cryptographic generator, and the data path must not pay a `getrandom` per
+    /// packet for it (wireguard-go and the Linux driver use fast generators here too). Keys,
+    /// ephemerals and indexes still come from `entropy`.
+    var jitter: SplitMix64
     var timestamps: any TimestampSource
     var cookieChecker: CookieChecker
     var rateLimiter: HandshakeRateLimiter
@@ -79,7 +83,7 @@ public final class Tunnel {
                 peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
         }
         var seedSource = entropy
-        jitter = JitterSource(seed: seedSource.nextUInt64())
+        jitter = SplitMix64(seed: seedSource.nextUInt64())
         self.entropy = seedSource
         self.timestamps = timestamps
         slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32

@@ -4,30 +4,11 @@ import VPNBasics
 /// A deterministic entropy source (SplitMix64), so tests and simulations are reproducible.
 /// Never use it outside tests.
 public struct SeededEntropy: EntropySource {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    private mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {
-        var i = 0
-        while i < buffer.count {
-            var word = next()
-            withUnsafeBytes(of: &word) { bytes in
-                for b in bytes where i < buffer.count {
-                    buffer[i] = b
-                    i += 1
-                }
-            }
-        }
-    }
+    public mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) { generator.fill(buffer) }
 }
 
 /// Entropy that replays fixed bytes, e.g. the ephemeral keys of a test vector.
