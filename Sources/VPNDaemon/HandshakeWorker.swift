@@ -6,23 +6,30 @@ import VPNCore
 /// The handshake thread: runs the handshakes' Diffie-Hellman work (``HandshakeProcessor``) so
 /// that no X25519 operation ever runs on the packet thread.
 ///
-/// The data plane's ``Tunnel`` (built with `handshakes: .deferred(submit: worker.submit, backlog: { worker.backlog })`)
-/// hands jobs over with ``submit(_:)`` after the cheap admission checks (mac1, cookies, rate
-/// limit); the thread in ``run(processor:entropy:poller:)`` computes them in arrival order and
-/// rings the data plane's wakeup, whose loop takes the outcomes with ``takeOutcomes()`` and
-/// applies them with ``Tunnel/completeHandshake(_:now:)``. A handshake is a few times a minute,
-/// not per packet: a Mutex per job is cheap here and keeps the queues simple.
+/// The data plane's ``Tunnel`` (built with `handshakes: .deferred(submit: worker.submit, backlog:
+/// { worker.backlog })`) hands jobs over with ``submit(_:)`` after the cheap admission checks
+/// (mac1, cookies, rate limit); the thread in ``run(processor:entropy:poller:)`` computes them in
+/// arrival order and rings the data plane's wakeup, whose loop takes the outcomes with
+/// ``takeOutcomes()`` and applies them with ``Tunnel/completeHandshake(_:now:)``.
 ///
-/// Thread-safe.
+/// Both directions are single-producer single-consumer rings ordered by atomics: no lock, and
+/// nothing that ThreadSanitizer cannot see (it does not see `Synchronization.Mutex` on Linux).
+/// At most `capacity` jobs are in flight (queued, being computed, or computed and not yet taken),
+/// so neither ring can overflow.
+///
+/// Thread-safe in this sense: ``submit(_:)``, ``backlog`` and ``takeOutcomes()`` are called by
+/// one thread (the data plane's), ``processPending(with:entropy:)`` and the loop by one other.
 public final class HandshakeWorker: Sendable {
-    /// Jobs waiting at most (wireguard-go's handshake queue); a job beyond this is refused
-    /// (counted as `queue-full`). The Tunnel is under load from an eighth of it (cookies and
-    /// rate limits apply).
+    /// Jobs in flight at most (wireguard-go's handshake queue); a job beyond this is refused
+    /// (counted as `queue-full`). The Tunnel is under load from an eighth of it waiting (cookies
+    /// and rate limits apply).
     public static let defaultCapacity = 1024
 
     private let capacity: Int
-    private let jobs = Mutex<[HandshakeJob]>([])
-    private let outcomes = Mutex<[HandshakeOutcome]>([])
+    private let jobs: SPSCRing<HandshakeJob>
+    private let outcomes: SPSCRing<HandshakeOutcome>
+    /// Submitted and not yet taken back as an outcome; touched by the data-plane thread only.
+    private let inFlight = Atomic<Int>(0)
     private let stopFlag = Atomic<Bool>(false)
     private let processed = Atomic<UInt64>(0)
     /// Rings the handshake thread.
@@ -33,33 +40,32 @@ public final class HandshakeWorker: Sendable {
     /// A worker that waits on `doorbell` and rings `dataPlaneWakeup` (the data plane's
     /// ``DataPlaneControl`` wakeup) with outcomes.
     public init(doorbell: any Wakeup, dataPlaneWakeup: any Wakeup, capacity: Int = HandshakeWorker.defaultCapacity) {
+        precondition(capacity > 0, "a HandshakeWorker needs room for one job")
         self.doorbell = doorbell
         self.dataPlaneWakeup = dataPlaneWakeup
         self.capacity = capacity
+        jobs = SPSCRing(capacity: capacity)
+        outcomes = SPSCRing(capacity: capacity)
     }
 
-    /// Queues `job` for the handshake thread; false when `capacity` jobs are already waiting.
+    /// Queues `job` for the handshake thread; false when `capacity` jobs are in flight.
     /// Called on the data-plane thread.
     public func submit(_ job: HandshakeJob) -> Bool {
-        let accepted = jobs.withLock { queue -> Bool in
-            guard queue.count < capacity else { return false }
-            queue.append(job)
-            return true
-        }
-        if accepted { doorbell.signal() }
-        return accepted
+        guard inFlight.load(ordering: .relaxed) < capacity, jobs.push(job) else { return false }
+        inFlight.add(1, ordering: .relaxed)
+        doorbell.signal()
+        return true
     }
 
     /// Jobs queued and not yet taken by the handshake thread.
-    public var backlog: Int { jobs.withLock { $0.count } }
+    public var backlog: Int { jobs.count }
 
     /// The outcomes ready so far, oldest first. Called on the data-plane thread.
     public func takeOutcomes() -> [HandshakeOutcome] {
-        outcomes.withLock { ready in
-            if ready.isEmpty { return [] }
-            defer { ready.removeAll(keepingCapacity: true) }
-            return ready
-        }
+        var ready: [HandshakeOutcome] = []
+        while let outcome = outcomes.pop() { ready.append(outcome) }
+        if !ready.isEmpty { inFlight.subtract(ready.count, ordering: .relaxed) }
+        return ready
     }
 
     /// Jobs computed since start (for tests and status).
@@ -69,19 +75,17 @@ public final class HandshakeWorker: Sendable {
     /// loop is built on it; tests call it directly to interleave the two sides by hand.
     @discardableResult
     public func processPending(with processor: inout HandshakeProcessor, entropy: inout some EntropySource) -> Int {
-        let batch = jobs.withLock { queue -> [HandshakeJob] in
-            if queue.isEmpty { return [] }
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
-        }
-        for job in batch {
-            let outcome = processor.process(job, entropy: &entropy)
-            outcomes.withLock { $0.append(outcome) }
+        var count = 0
+        while let job = jobs.pop() {
+            // Room is certain: at most `capacity` jobs are in flight.
+            let pushed = outcomes.push(processor.process(job, entropy: &entropy))
+            precondition(pushed, "HandshakeWorker: outcome ring full with at most capacity jobs in flight")
             processed.add(1, ordering: .relaxed)
+            count += 1
             // At once, not after the batch: the first session need not wait for a flood's tail.
             dataPlaneWakeup.signal()
         }
-        return batch.count
+        return count
     }
 
     /// The handshake thread's loop: waits on the doorbell with `poller` and computes jobs until
@@ -114,4 +118,47 @@ public final class HandshakeWorker: Sendable {
         stopFlag.store(true, ordering: .releasing)
         doorbell.signal()
     }
+}
+
+/// A bounded single-producer single-consumer queue: the producer writes a slot, then publishes it
+/// by a releasing store of `tail`; the consumer sees it by an acquiring load, takes it, and frees
+/// the slot by a releasing store of `head`.
+final class SPSCRing<Element>: @unchecked Sendable {
+    // @unchecked: each slot is touched by one side at a time, handed over by the atomics above.
+    private let slots: UnsafeMutablePointer<Element?>
+    private let capacity: Int
+    private let head = Atomic<Int>(0)
+    private let tail = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: nil, count: capacity)
+    }
+
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+    }
+
+    /// Producer: appends `element`; false when full.
+    func push(_ element: Element) -> Bool {
+        let t = tail.load(ordering: .relaxed)
+        guard t - head.load(ordering: .acquiring) < capacity else { return false }
+        slots[t % capacity] = element
+        tail.store(t + 1, ordering: .releasing)
+        return true
+    }
+
+    /// Consumer: the oldest element, or nil when empty.
+    func pop() -> Element? {
+        let h = head.load(ordering: .relaxed)
+        guard h < tail.load(ordering: .acquiring) else { return nil }
+        let element = slots[h % capacity].take()
+        head.store(h + 1, ordering: .releasing)
+        return element
+    }
+
+    /// Elements queued (either side may ask).
+    var count: Int { max(0, tail.load(ordering: .acquiring) - head.load(ordering: .acquiring)) }
 }

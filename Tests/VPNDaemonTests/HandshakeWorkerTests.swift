@@ -124,6 +124,33 @@ import VPNTesting
         #expect(stopped)
     }
 
+    @Test("at most capacity jobs in flight: queued, computed or waiting to be taken; taking outcomes makes room")
+    func capacityBoundsJobsInFlight() throws {
+        let ids = TestIdentities()
+        let worker = HandshakeWorker(doorbell: FakeWakeup(), dataPlaneWakeup: FakeWakeup(), capacity: 2)
+        var processor = Tunnel(
+            configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 1),
+            timestamps: CountingTimestamps()
+        ).makeHandshakeProcessor()
+        var entropy = SeededEntropy(seed: 2)
+        func job(_ n: Int) -> HandshakeJob {
+            HandshakeJob(
+                work: .initiate(PeerHandshakeInfo(publicKey: ids.serverPublic), timestamp: TAI64N(unixSeconds: Int64(n), nanoseconds: 0)),
+                peer: 0, ticket: UInt64(n), source: serverEndpoint, submittedAt: .zero)
+        }
+        #expect(worker.submit(job(1)))
+        #expect(worker.submit(job(2)))
+        #expect(!worker.submit(job(3)))
+        #expect(worker.backlog == 2)
+        #expect(worker.processPending(with: &processor, entropy: &entropy) == 2)
+        #expect(worker.backlog == 0)
+        #expect(!worker.submit(job(4)))  // computed, not yet taken: still in flight
+        #expect(worker.takeOutcomes().map(\.job.ticket) == [1, 2])
+        #expect(worker.submit(job(5)))
+        #expect(worker.processPending(with: &processor, entropy: &entropy) == 1)
+        #expect(worker.takeOutcomes().map(\.job.ticket) == [5])
+    }
+
     @Test("a full queue refuses the job: counted as queue-full, and the retry timer tries again later")
     func fullQueueIsCountedAndRetried() throws {
         let ids = TestIdentities()
