@@ -122,10 +122,11 @@ public final class HandshakeWorker: Sendable {
 
 /// A bounded single-producer single-consumer queue: the producer writes a slot, then publishes it
 /// by a releasing store of `tail`; the consumer sees it by an acquiring load, takes it, and frees
-/// the slot by a releasing store of `head`.
+/// the slot by a releasing store of `head`. Slots stay uninitialised until first used, so the
+/// pages of a ring that never fills are never touched (no resident memory for them).
 final class SPSCRing<Element>: @unchecked Sendable {
     // @unchecked: each slot is touched by one side at a time, handed over by the atomics above.
-    private let slots: UnsafeMutablePointer<Element?>
+    private let slots: UnsafeMutablePointer<Element>
     private let capacity: Int
     private let head = Atomic<Int>(0)
     private let tail = Atomic<Int>(0)
@@ -133,11 +134,15 @@ final class SPSCRing<Element>: @unchecked Sendable {
     init(capacity: Int) {
         self.capacity = capacity
         slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: nil, count: capacity)
     }
 
     deinit {
-        slots.deinitialize(count: capacity)
+        var h = head.load(ordering: .acquiring)
+        let t = tail.load(ordering: .acquiring)
+        while h < t {
+            (slots + h % capacity).deinitialize(count: 1)
+            h += 1
+        }
         slots.deallocate()
     }
 
@@ -145,7 +150,7 @@ final class SPSCRing<Element>: @unchecked Sendable {
     func push(_ element: Element) -> Bool {
         let t = tail.load(ordering: .relaxed)
         guard t - head.load(ordering: .acquiring) < capacity else { return false }
-        slots[t % capacity] = element
+        (slots + t % capacity).initialize(to: element)
         tail.store(t + 1, ordering: .releasing)
         return true
     }
@@ -154,7 +159,7 @@ final class SPSCRing<Element>: @unchecked Sendable {
     func pop() -> Element? {
         let h = head.load(ordering: .relaxed)
         guard h < tail.load(ordering: .acquiring) else { return nil }
-        let element = slots[h % capacity].take()
+        let element = (slots + h % capacity).move()
         head.store(h + 1, ordering: .releasing)
         return element
     }

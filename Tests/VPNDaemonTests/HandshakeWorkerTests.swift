@@ -149,6 +149,13 @@ import VPNTesting
         #expect(worker.submit(job(5)))
         #expect(worker.processPending(with: &processor, entropy: &entropy) == 1)
         #expect(worker.takeOutcomes().map(\.job.ticket) == [5])
+        // Left queued on purpose: the rings' deinit must release it and its heap-held message
+        // (LeakSanitizer checks under scripts/sanitize).
+        let bytes = [UInt8](repeating: 1, count: Spec.initiationSize)
+        let leftover = HandshakeJob(
+            work: .respond(bytes.withUnsafeBytes { HandshakeMessage($0) }), peer: .max, ticket: 0, source: serverEndpoint,
+            submittedAt: .zero)
+        #expect(worker.submit(leftover))
     }
 
     @Test("a full queue refuses the job: counted as queue-full, and the retry timer tries again later")
