@@ -61,8 +61,8 @@ public struct HandshakeJob: Sendable {
 
     /// What to compute.
     public let work: Work
-    /// The peer number in the Tunnel (``Tunnel/noPeer`` for `.respond`: the peer is unknown
-    /// until its static key decrypts).
+    /// The peer number in the Tunnel (``OutgoingFrame/noPeer`` for `.respond`: the peer is
+    /// unknown until its static key decrypts).
     public let peer: UInt32
     /// For `.initiate`: the peer's initiation ticket when the job was made; an outcome whose
     /// ticket is no longer the peer's (a newer initiation, a give-up) is thrown away.
@@ -87,9 +87,9 @@ public struct HandshakeOutcome: Sendable {
     public enum Result: Sendable {
         /// An initiation (sender index zero, MACs unset) and the state that awaits its response.
         case initiation(HandshakeMessage, PendingInitiation)
-        /// A response (sender index zero, MACs unset) to an initiation from `peerPublicKey`, and
-        /// the session's keys (local index zero).
-        case response(HandshakeMessage, SessionKeys, timestamp: TAI64N)
+        /// A response (sender index zero, MACs unset) to an authenticated initiation, and the
+        /// session's keys (local index zero; the initiator is their `remoteStatic`).
+        case response(HandshakeMessage, SessionKeys)
         /// The response to our initiation authenticated: the session's keys.
         case completed(SessionKeys)
         /// An initiation could not be written: the peer's public key is of low order.
@@ -120,9 +120,6 @@ public struct HandshakeProcessor {
         self.identity = identity
         self.peers = Dictionary(peers.map { ($0.publicKey, $0) }, uniquingKeysWith: { first, _ in first })
     }
-
-    /// The replay state kept for the peer with `publicKey` (tests, status).
-    public func replayState(of publicKey: Bytes32) -> PeerHandshakeInfo? { peers[publicKey] }
 
     /// Does `job`'s work. Uses `entropy` for ephemeral keys (32 bytes per message written).
     public mutating func process(_ job: HandshakeJob, entropy: inout some EntropySource) -> HandshakeOutcome {
@@ -163,7 +160,7 @@ public struct HandshakeProcessor {
                     to: consumed, localIndex: 0, cookieJar: &jar, now: job.submittedAt, entropy: &entropy, into: bytes)
             }
             switch keys {
-            case .accepted(let keys): return .response(message, keys, timestamp: consumed.timestamp)
+            case .accepted(let keys): return .response(message, keys)
             case .drop(let reason): return .refused(reason)
             }
 

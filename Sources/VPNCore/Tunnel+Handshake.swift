@@ -99,8 +99,8 @@ extension Tunnel {
         case .invalidPeerKey(let error):
             note(.warning, "peer \(job.peer < peers.count ? shortKey(peers[Int(job.peer)]) : "?"): \(error)")
             return .drop(.handshakeFailed)
-        case .response(let message, let keys, let timestamp):
-            return applyResponse(message, keys: keys, timestamp: timestamp, job: job, now: now)
+        case .response(let message, let keys):
+            return applyResponse(message, keys: keys, job: job, now: now)
         case .completed(let keys):
             return applyCompleted(keys, job: job, now: now)
         case .refused(let reason):
@@ -159,7 +159,7 @@ extension Tunnel {
     /// Answers an initiation that authenticated: sends the response, installs the session as
     /// the responder's next keypair.
     private func applyResponse(
-        _ message: HandshakeMessage, keys: SessionKeys, timestamp: TAI64N, job: HandshakeJob, now: Instant
+        _ message: HandshakeMessage, keys: SessionKeys, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
         guard let number = peersByKey[keys.remoteStatic] else { return .drop(countUnattributed(.unknownPeer)) }
         let peer = peers[number]

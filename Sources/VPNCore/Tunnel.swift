@@ -77,11 +77,6 @@ public final class Tunnel {
         self.configuration = configuration
         identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
         handshakeExecution = handshakes
-        if case .inline = handshakes {
-            processor = HandshakeProcessor(
-                identity: identity,
-                peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
-        }
         var seedSource = entropy
         jitter = SplitMix64(seed: seedSource.nextUInt64())
         self.entropy = seedSource
@@ -102,6 +97,7 @@ public final class Tunnel {
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
         }
+        if case .inline = handshakes { processor = makeHandshakeProcessor() }
     }
 
     /// The earliest instant at which ``tick(now:)`` has work, or nil.
