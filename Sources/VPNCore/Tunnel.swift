@@ -311,11 +311,21 @@ public final class Tunnel {
 
     // MARK: - Helpers
 
-    /// Seals an empty packet for `peer` into the outbox, if a session can send.
+    /// Sends a keepalive to `peer` like any other packet (wireguard-go's `SendKeepalive`): sealed
+    /// into the outbox on the current key, followed by the rekey-on-send check; with no usable
+    /// key, an empty packet is staged (unless something is staged already) and a handshake starts,
+    /// so an idle peer with PersistentKeepalive keeps a session, and its NAT mapping, for good.
     func sendKeepalive(_ peer: Peer, now: Instant) {
-        guard var keypair = peer.slots.current, let destination = peer.endpoint,
+        guard let destination = peer.endpoint else { return }
+        guard var keypair = peer.slots.current,
             peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
-        else { return }
+        else {
+            if peer.staged.isEmpty {
+                _ = peer.staged.enqueue(destination: destination, peer: peer.number) { _ in true }
+            }
+            startHandshake(peer, now: now)
+            return
+        }
         let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
             TransportData.seal(
                 &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
@@ -328,6 +338,11 @@ public final class Tunnel {
         peer.sentPackets &+= 1  // as the receiver counts it: a packet of no bytes
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
+        if peer.timers.shouldRekeyOnSend(
+            keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: keypair.sendCounter, now: now)
+        {
+            startHandshake(peer, now: now)
+        }
     }
 
     /// Seals every staged packet of `peer` into the outbox, in order; sends a keepalive if none
@@ -335,6 +350,7 @@ public final class Tunnel {
     func flushStaged(_ peer: Peer, now: Instant) {
         guard var keypair = peer.slots.current, let destination = peer.endpoint else { return }
         var sent = 0
+        var sentData = false
         while !peer.staged.isEmpty {
             var ok = true
             peer.staged.dequeue { frame in
@@ -350,6 +366,7 @@ public final class Tunnel {
                     keypair.sendCounter += 1
                     peer.sentPackets &+= 1
                     peer.sentBytes &+= UInt64(source.count)
+                    if source.count > 0 { sentData = true }  // an empty one is a staged keepalive
                 } else {
                     peer.count(.queueFull)
                 }
@@ -358,7 +375,7 @@ public final class Tunnel {
         }
         peer.slots.current = keypair
         if sent > 0 {
-            peer.timers.dataSent(now: now, entropy: &jitter)
+            if sentData { peer.timers.dataSent(now: now, entropy: &jitter) }
             peer.timers.anyAuthenticatedPacketSent(now: now)
             peer.timers.anyAuthenticatedPacketTraversal(now: now)
         } else if keypair.isInitiator {

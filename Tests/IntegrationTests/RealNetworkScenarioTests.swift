@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+import Testing
+
+/// Real networks: a client idle behind NAT, junk that fakes handshake load, a path whose MTU is
+/// smaller than the tunnel's and that drops fragments and ICMP.
+///
+/// Serialized like ``ScenarioTests``: each scenario measures on a shared 2-core machine.
+@Suite(
+    .serialized,
+    .enabled(if: Scenario.shouldRun, "integration tests need root and /dev/net/tun (with CI=true they fail instead)"))
+struct RealNetworkScenarioTests {
+    @Test("an idle client behind NAT (5 s UDP timeouts, PersistentKeepalive = 2): reachable from the server after 40 s")
+    func natIdle() async { await Scenario.run("nat-idle", timeLimit: .seconds(120)) }
+}
