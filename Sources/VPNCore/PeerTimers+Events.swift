@@ -52,10 +52,19 @@ extension PeerTimers {
     /// REKEY_TIMEOUT + a jitter of 0 to 333 ms (§6.4).
     public mutating func handshakeInitiated(now: Instant, entropy: inout some EntropySource) {
         handshakeAttempts += 1
-        lastInitiationSent = now
+        lastHandshakeSent = now
         retransmitHandshakeAt = now + settings.rekeyTimeout + jitter(&entropy)
     }
 
+    /// Call after a handshake response was sent (as responder).
+    ///
+    /// Like an initiation it counts as a recent handshake for the REKEY_TIMEOUT rate limit, as
+    /// wireguard-go's `SendHandshakeResponse` sets `lastSentHandshake`: a packet from the tun before
+    /// the initiator's key confirmation then waits for that session instead of starting a second,
+    /// crossing handshake.
+    public mutating func handshakeResponseSent(now: Instant) {
+        lastHandshakeSent = now
+    }
     /// Call when a handshake completed: as initiator on a valid response, as responder on the
     /// first data packet under the new keypair (key confirmation).
     ///

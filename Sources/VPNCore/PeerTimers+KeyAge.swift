@@ -11,7 +11,7 @@ extension PeerTimers {
     /// WireGuard never sends initiations more often than that (§6.1); a request inside the window
     /// is dropped because the pending initiation's retransmit timer already covers it.
     public func initiationAllowed(now: Instant) -> Bool {
-        guard let last = lastInitiationSent else { return true }
+        guard let last = lastHandshakeSent else { return true }
         return now - last >= settings.rekeyTimeout
     }
 

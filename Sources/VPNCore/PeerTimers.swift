@@ -71,8 +71,9 @@ public struct PeerTimers: Sendable, Equatable {
 
     /// Initiations sent in the current handshake round; zero when no round is under way.
     public internal(set) var handshakeAttempts: Int
-    /// When the last handshake initiation went out.
-    public internal(set) var lastInitiationSent: Instant?
+    /// When we last sent a handshake message: an initiation, or a response (wireguard-go's
+    /// `lastSentHandshake`). No initiation goes out within REKEY_TIMEOUT of it.
+    public internal(set) var lastHandshakeSent: Instant?
     /// When the last handshake completed, for status output.
     public internal(set) var lastHandshakeCompleted: Instant?
     /// Whether the last-minute rekey on receive (§6.2) was already asked for this session.

@@ -176,6 +176,7 @@ extension Tunnel {
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         peer.timers.sessionDerived(now: now)
         peer.timers.anyAuthenticatedPacketSent(now: now)
+        peer.timers.handshakeResponseSent(now: now)
         note(.debug, "peer \(shortKey(peer)): answered handshake initiation from \(job.source)")
         return .consumed
     }
@@ -241,47 +242,55 @@ extension Tunnel {
 
     // MARK: - Responding
 
-    /// Tracks the initiation rate and says whether we are under load.
+    /// Counts an initiation whose mac1 verified and says whether we are under load.
+    ///
+    /// Load is judged only from work that costs the sender something: initiations with a valid
+    /// mac1 (the sender knows our public key) arriving faster than
+    /// ``underLoadInitiationsPerSecond``, or the handshake thread's backlog (wireguard-go's only
+    /// signal). Datagrams that fail mac1 never count, so junk cannot push real clients onto the
+    /// cookie path.
     func noteInitiationAndCheckLoad(now: Instant) -> Bool {
         if now - loadWindowStart >= .seconds(1) {
             loadWindowStart = now
             initiationsInWindow = 0
         }
         initiationsInWindow += 1
-        if initiationsInWindow > Self.underLoadInitiationsPerSecond || handshakeBacklog >= Self.underLoadBacklog {
-            underLoadUntil = now + Self.underLoadHold
-        }
+        if initiationsInWindow > Self.underLoadInitiationsPerSecond { underLoadUntil = now + Self.underLoadHold }
+        return isUnderLoad(now: now)
+    }
+
+    /// Whether handshake messages now need a valid mac2 (and face the per-source rate limit).
+    func isUnderLoad(now: Instant) -> Bool {
+        if handshakeBacklog >= Self.underLoadBacklog { underLoadUntil = now + Self.underLoadHold }
         return now < underLoadUntil
     }
 
-    /// Admission (mac1; mac2 and rate limit under load), shared by initiations and responses.
-    /// Returns nil to go on, or the result to return.
-    func admit(_ message: UnsafeRawBufferPointer, from source: Endpoint, underLoad: Bool, now: Instant)
+    /// Admission of an initiation or a response, in wireguard-go's order: mac1 (else dropped
+    /// without a word); then, under load, mac2 (else a cookie reply) and the per-source rate
+    /// limit. The MACs are checked before anything is queued, so a full outbox can cost at most
+    /// the cookie reply, never a valid message. Returns nil to go on, or the result to return.
+    func admit(_ message: UnsafeRawBufferPointer, from source: Endpoint, isInitiation: Bool, now: Instant)
         -> DecapsulateResult?
     {
-        var verdict = HandshakeAdmission.drop(.invalidMAC1)
-        let queued = outbox.enqueue(destination: source, peer: OutgoingFrame.noPeer) { buffer in
-            let reply = buffer.append(Spec.cookieReplySize)
-            verdict = cookieChecker.admit(
-                message, source: source, underLoad: underLoad, now: now, entropy: &entropy, cookieReply: reply)
-            return verdict == .sendCookieReply
-        }
-        switch verdict {
-        case .proceed:
-            if underLoad && !rateLimiter.allow(source, now: now) { return .drop(countUnattributed(.rateLimited)) }
-            return nil
-        case .sendCookieReply:
+        guard cookieChecker.verifyMAC1(message) else { return .drop(countUnattributed(.invalidMAC1)) }
+        let underLoad = isInitiation ? noteInitiationAndCheckLoad(now: now) : isUnderLoad(now: now)
+        guard underLoad else { return nil }
+        if !cookieChecker.verifyMAC2(message, source: source, now: now) {
+            let queued = outbox.enqueue(destination: source, peer: OutgoingFrame.noPeer) { buffer in
+                let reply = buffer.append(Spec.cookieReplySize)
+                cookieChecker.writeCookieReply(answering: message, source: source, now: now, entropy: &entropy, into: reply)
+                return true
+            }
             if !queued { countUnattributed(.queueFull) }
             return .drop(countUnattributed(.invalidMAC2))
-        case .drop(let reason):
-            return .drop(countUnattributed(reason))
         }
+        if !rateLimiter.allow(source, now: now) { return .drop(countUnattributed(.rateLimited)) }
+        return nil
     }
 
     func receiveInitiation(_ datagram: PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
-        let underLoad = noteInitiationAndCheckLoad(now: now)
-        if let refused = admit(message, from: source, underLoad: underLoad, now: now) { return refused }
+        if let refused = admit(message, from: source, isInitiation: true, now: now) { return refused }
         let job = HandshakeJob(
             work: .respond(HandshakeMessage(message)), peer: OutgoingFrame.noPeer, ticket: 0, source: source,
             submittedAt: now)
@@ -290,8 +299,7 @@ extension Tunnel {
 
     func receiveResponse(_ datagram: PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
-        let underLoad = now < underLoadUntil || handshakeBacklog >= Self.underLoadBacklog
-        if let refused = admit(message, from: source, underLoad: underLoad, now: now) { return refused }
+        if let refused = admit(message, from: source, isInitiation: false, now: now) { return refused }
         let receiverIndex = message.loadLE32(at: MessageLayout.Response.receiverIndex)
         guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unexpectedHandshake)) }
         let peer = peers[Int(number)]

@@ -55,6 +55,9 @@ public final class DataPlane {
     /// Delivered packets waiting for the end of the receive batch (views into receive buffers).
     private let pendingWrites: UnsafeMutableBufferPointer<PacketBuffer>
     private var pendingCount = 0
+    /// A send error met while flushing a full outbox inside a receive round (where nothing may
+    /// throw); rethrown once the round is over.
+    private var deferredSendError: IOError?
 
     static let deviceToken: UInt64 = 1
     static let wakeupToken: UInt64 = 2
@@ -159,6 +162,10 @@ public final class DataPlane {
                     },
                     endOfBatch: { writePending(now: now) })
                 writePending(now: now)
+            }
+            if let error = deferredSendError {
+                deferredSendError = nil
+                throw error
             }
             try flushOutbox()
         }
@@ -335,6 +342,17 @@ public final class DataPlane {
         case .consumed, .drop:
             break  // a drop is already counted by the tunnel (per peer where one is known)
         }
+        // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
+        // is queued now, so that the next reply finds room.
+        if tunnel.outbox.isFull { flushOutboxDeferringErrors() }
+    }
+
+    private func flushOutboxDeferringErrors() {
+        do throws(IOError) {
+            try flushOutbox()
+        } catch {
+            if deferredSendError == nil { deferredSendError = error }
+        }
     }
 
     private func write(_ packet: PacketBuffer, now: Instant) {
@@ -390,7 +408,10 @@ public final class DataPlane {
     /// sessions are installed (and their staged packets flushed).
     private func completeHandshakes(now: Instant) {
         guard let handshakes else { return }
-        for outcome in handshakes.takeOutcomes() { tunnel.completeHandshake(outcome, now: now) }
+        for outcome in handshakes.takeOutcomes() {
+            tunnel.completeHandshake(outcome, now: now)
+            if tunnel.outbox.isFull { flushOutboxDeferringErrors() }
+        }
     }
 
     private func serviceControl(now: Instant) {

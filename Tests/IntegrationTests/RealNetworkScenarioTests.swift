@@ -11,4 +11,7 @@ import Testing
 struct RealNetworkScenarioTests {
     @Test("an idle client behind NAT (5 s UDP timeouts, PersistentKeepalive = 2): reachable from the server after 40 s")
     func natIdle() async { await Scenario.run("nat-idle", timeLimit: .seconds(120)) }
+
+    @Test("150/s of junk initiations (no valid mac1) do not fake load: a client started during them is up within 1 s")
+    func junkLoad() async { await Scenario.run("junk-load", timeLimit: .seconds(90)) }
 }

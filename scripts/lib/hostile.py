@@ -10,7 +10,8 @@ summary line ("<mode>: key value ...") on stdout.
                 Counts any datagram that comes back (there should be none).
   initiations   handshake initiations with a VALID mac1 for --server-pub (random everything else,
                 mac2 zero), to HOST:PORT at --rate per second; counts the cookie replies (type 3,
-                64 bytes, naming one of our sender indexes) that come back.
+                64 bytes, naming one of our sender indexes) that come back. With --no-mac1, random
+                bytes where the MACs go: the junk anyone can send without knowing a key.
   replay        on --iface (AF_PACKET), captures outgoing transport-data frames (type 4, longer than
                 a keepalive) to UDP port --port and injects each again, byte for byte (the UDP
                 checksum, which the capture may show unfinished, is recomputed), --repeat times at
@@ -163,8 +164,8 @@ def mac1_key(server_pub):
 
 def cmd_initiations(args):
     import base64
-    server_pub = base64.b64decode(args.server_pub)
-    if len(server_pub) != 32:
+    server_pub = base64.b64decode(args.server_pub) if args.server_pub else b""
+    if not args.no_mac1 and len(server_pub) != 32:
         sys.exit("initiations: --server-pub is not a base64 32-byte public key")
     key = mac1_key(server_pub)
     rng = random.Random(args.seed)
@@ -175,6 +176,8 @@ def cmd_initiations(args):
         index = rng.getrandbits(32)
         ours.add(index)
         body = header(1) + struct.pack("<I", index) + rng.randbytes(116 - 8)
+        if args.no_mac1:
+            return body + rng.randbytes(32)  # what anyone can send: no key knowledge at all
         mac1 = hashlib.blake2s(body, key=key, digest_size=16).digest()
         return body + mac1 + bytes(16)
 
@@ -394,7 +397,8 @@ def main():
     bounded(p, 1000, 50000, 20)
     p = sub.add_parser("initiations")
     p.add_argument("--to", type=host_port, required=True)
-    p.add_argument("--server-pub", required=True, help="the server's public key, base64")
+    p.add_argument("--server-pub", help="the server's public key, base64 (needed unless --no-mac1)")
+    p.add_argument("--no-mac1", action="store_true", help="random bytes where mac1 and mac2 go: junk anyone can send")
     bounded(p, 300, 20000, 20)
     p = sub.add_parser("replay")
     p.add_argument("--iface", required=True)
