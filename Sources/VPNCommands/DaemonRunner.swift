@@ -89,7 +89,9 @@ enum DaemonRunner {
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         try ConfigFileSecrecy.check(config, path: options.configPath)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
-        let remembered = memory.load()
+        let loaded = memory.load()
+        if let warning = loaded.warning { logger.warning("\(warning)") }
+        let remembered = loaded.endpoints
         let baseDirectory = Posix.containingDirectory(of: options.configPath)
         let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
         var peers: [PeerConfiguration] = []
