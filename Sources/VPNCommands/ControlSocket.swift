@@ -65,17 +65,27 @@ final class ControlSocket: @unchecked Sendable {
             raw.copyBytes(from: pathBytes)
             raw[pathBytes.count] = 0
         }
-        let previousMask = umask(0o077)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(previousMask)
-        guard bound == 0, listen(fd, 8) == 0 else {
+        guard Self.bindPrivately(fd, address: &address) == 0, listen(fd, 8) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw StartupError("control socket \(path): \(reason); check that \(directory) is writable")
         }
-        chmod(path, 0o600)
+    }
+
+    /// Binds `fd` to `address` with the socket file created mode 0600 by the kernel itself
+    /// (umask 0177 around `bind`: Linux gives a socket 0777 less the umask), so there is no
+    /// `chmod` on a path in a directory another account may own afterwards. Nothing else runs
+    /// yet that could change the process-wide umask meanwhile (the control socket is made on the
+    /// main thread before any other thread starts). Returns 0, or -1 with `errno` set.
+    static func bindPrivately(_ fd: Int32, address: inout sockaddr_un) -> Int32 {
+        let previousMask = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        let bindError = errno
+        umask(previousMask)
+        errno = bindError
+        return bound
     }
 
     func start() {

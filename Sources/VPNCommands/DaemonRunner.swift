@@ -89,14 +89,21 @@ enum DaemonRunner {
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         try ConfigFileSecrecy.check(config, path: options.configPath)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
-        let remembered = memory.load()
+        let loaded = memory.load()
+        if let warning = loaded.warning { logger.warning("\(warning)") }
+        let remembered = loaded.endpoints
         let baseDirectory = Posix.containingDirectory(of: options.configPath)
         let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
-        var peers: [PeerConfiguration] = []
+        var psks: [SecretKey?] = []
         for peer in config.peers {
-            let psk = try peer.presharedKey.map { try resolveKey($0, base: baseDirectory, secret: .presharedKey) }
-            var endpoint: Endpoint? = nil
-            if let spec = peer.endpoint { endpoint = try EndpointResolver.resolve(spec) }
+            psks.append(try peer.presharedKey.map { try resolveKey($0, base: baseDirectory, secret: .presharedKey) })
+        }
+        // Host names: with `User =`, resolved by a child that has already dropped privileges.
+        let endpoints = try EndpointResolver.resolveAll(config.peers.map(\.endpoint), as: account)
+        var peers: [PeerConfiguration] = []
+        for (i, peer) in config.peers.enumerated() {
+            let psk = psks[i]
+            let endpoint = endpoints[i]
             peers.append(
                 PeerConfiguration(
                     publicKey: peer.publicKey, presharedKey: psk, allowedIPs: peer.allowedIPs, endpoint: endpoint,

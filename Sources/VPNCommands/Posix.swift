@@ -30,13 +30,69 @@ enum Posix {
         return String(validating: bytes, as: UTF8.self)
     }
 
-    /// Creates or truncates `path` (mode 0666 less the umask) and writes `text` to it; false on
-    /// any failure.
-    static func writeFile(_ path: String, _ text: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(0o666))
+    /// What ``readOwnFile(_:maxBytes:)`` found.
+    enum OwnFileRead: Equatable {
+        case text(String)
+        /// Nothing at the path.
+        case missing
+        /// Something is there but was not read; `reason` says what, e.g. "is a symbolic link".
+        case refused(reason: String)
+    }
+
+    /// Reads a small file that lives in a directory another account may control (the run
+    /// directory after a privilege drop): the last component is never followed if it is a
+    /// symbolic link (`O_NOFOLLOW`), the open never blocks (`O_NONBLOCK`: a FIFO cannot hang it),
+    /// anything but a regular file is refused after `fstat`, and so is a file over `maxBytes`.
+    static func readOwnFile(_ path: String, maxBytes: Int) -> OwnFileRead {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            let error = errno
+            if error == ENOENT { return .missing }
+            if error == ELOOP { return .refused(reason: "is a symbolic link") }
+            return .refused(reason: "cannot be opened (\(String(cString: strerror(error))))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            return .refused(reason: "cannot be examined (\(String(cString: strerror(errno))))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .refused(reason: "is not a regular file") }
+        let tooLarge = OwnFileRead.refused(reason: "is larger than \(maxBytes) bytes")
+        guard info.st_size <= maxBytes else { return tooLarge }
+        // Read at most one byte more than allowed, in case the file grows meanwhile.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(info.st_size) + 1)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= maxBytes {
+            let want = min(chunk.count, maxBytes + 1 - bytes.count)
+            let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, want) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                return .refused(reason: "cannot be read (\(String(cString: strerror(errno))))")
+            }
+            if got == 0 { break }
+            bytes.append(contentsOf: chunk[0..<got])
+        }
+        guard bytes.count <= maxBytes else { return tooLarge }
+        return .text(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Replaces `path` atomically with a regular file holding `text`, mode 0600, without following
+    /// a symbolic link planted at `path` or at the temporary `path.tmp`: the temporary is created
+    /// afresh (`O_EXCL | O_NOFOLLOW`, after removing whatever had that name), written, synced and
+    /// renamed over `path` (rename replaces a link itself, never its target). False on any failure,
+    /// leaving `path` as it was.
+    static func replaceFileAtomically(_ path: String, _ text: String) -> Bool {
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
         guard fd >= 0 else { return false }
-        let written = writeAll(fd, Array(text.utf8))
-        return close(fd) == 0 && written
+        let written = writeAll(fd, Array(text.utf8)) && fsync(fd) == 0
+        guard close(fd) == 0 && written, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            return false
+        }
+        return true
     }
 
     /// Writes every byte to `fd`, retrying short writes and EINTR; false on an error.

@@ -6,6 +6,8 @@ import VPNLinux
 /// `User =` / `--user`: the account is looked up before anything is touched, and the switch
 /// happens once the interface, its routes, the sockets and the control socket exist, before the
 /// data-plane and control threads start (so no byte from the network is parsed as root).
+/// Host-name Endpoints are resolved before that by a child that has switched already
+/// (``EndpointResolver/resolveAll(_:as:)``).
 enum PrivilegeSetup {
     /// The account to switch to, or nil when no user is configured.
     /// - Throws: ``StartupError`` with one line, e.g. "user nosuchuser: no such user in the

@@ -211,67 +211,6 @@ struct CookieTests {
     }
 }
 
-@Suite("Handshake rate limiter")
-struct HandshakeRateLimiterTests {
-    let a = Endpoint(ipv4: 203, 0, 113, 1, port: 1000)
-
-    @Test("a burst of 5, then 20 per second")
-    func burstThenRate() {
-        var limiter = HandshakeRateLimiter()
-        let clock = ManualClock(start: Instant(nanoseconds: 5_000_000_000))
-        for i in 0..<5 { let ok = limiter.allow(a, now: clock.now()); #expect(ok, "burst \(i)") }
-        do { let ok = limiter.allow(a, now: clock.now()); #expect(!ok) }
-        // Another port of the same address shares the bucket; another address has its own.
-        var samePort = a
-        samePort.port = 2000
-        do { let ok = limiter.allow(samePort, now: clock.now()); #expect(!ok) }
-        do { let ok = limiter.allow(Endpoint(ipv4: 203, 0, 113, 2, port: 1000), now: clock.now()); #expect(ok) }
-        // One token every 50 ms.
-        clock.advance(by: .milliseconds(49))
-        do { let ok = limiter.allow(a, now: clock.now()); #expect(!ok) }
-        clock.advance(by: .milliseconds(1))
-        do { let ok = limiter.allow(a, now: clock.now()); #expect(ok) }
-        do { let ok = limiter.allow(a, now: clock.now()); #expect(!ok) }
-        // Sustained: one attempt every 10 ms for 10 s lets about 20 per second through.
-        var allowed = 0
-        for _ in 0..<1000 {
-            clock.advance(by: .milliseconds(10))
-            if limiter.allow(a, now: clock.now()) { allowed += 1 }
-        }
-        #expect(allowed == 200)
-        // After a quiet second the full burst is back.
-        clock.advance(by: .seconds(2))
-        for _ in 0..<5 { let ok = limiter.allow(a, now: clock.now()); #expect(ok) }
-        do { let ok = limiter.allow(a, now: clock.now()); #expect(!ok) }
-    }
-
-    @Test("IPv6 sources share a bucket per /64")
-    func ipv6Prefix() {
-        var limiter = HandshakeRateLimiter()
-        func v6(_ last: UInt8) -> Endpoint {
-            Endpoint(addressBytes: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, last], port: 1)
-        }
-        for i in 0..<5 { let ok = limiter.allow(v6(UInt8(i)), now: .zero); #expect(ok) }
-        do { let ok = limiter.allow(v6(99), now: .zero); #expect(!ok) }
-        var other = [UInt8](repeating: 0, count: 16)
-        other[0] = 0x20
-        other[7] = 2
-        do { let ok = limiter.allow(Endpoint(addressBytes: other, port: 1), now: .zero); #expect(ok) }
-    }
-
-    @Test("memory is bounded: idle sources are swept, and a full table refuses new sources")
-    func bounded() {
-        var limiter = HandshakeRateLimiter(capacity: 3)
-        for i in 0..<3 { let ok = limiter.allow(Endpoint(ipv4: 10, 0, 0, UInt8(i), port: 1), now: .zero); #expect(ok) }
-        #expect(limiter.trackedSources == 3)
-        do { let ok = limiter.allow(Endpoint(ipv4: 10, 0, 0, 9, port: 1), now: Instant(nanoseconds: 500_000_000)); #expect(!ok) }
-        do { let ok = limiter.allow(Endpoint(ipv4: 10, 0, 0, 0, port: 1), now: Instant(nanoseconds: 500_000_000)); #expect(ok) }
-        let later = Instant(nanoseconds: 1_200_000_000)
-        do { let ok = limiter.allow(Endpoint(ipv4: 10, 0, 0, 9, port: 1), now: later); #expect(ok) }
-        #expect(limiter.trackedSources == 2)
-    }
-}
-
 /// Hands `reply` to `jar` (outside `#expect`, whose expansion cannot call mutating members).
 func take(_ reply: [UInt8], _ jar: inout CookieJar, _ now: Instant) -> DropReason? {
     reply.withUnsafeBytes { jar.consumeCookieReply($0, now: now) }

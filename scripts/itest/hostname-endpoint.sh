@@ -4,7 +4,10 @@
 # `ip netns exec NS` bind-mounts /etc/netns/NS/* over /etc, so /etc/netns/<full ns name>/hosts maps
 # the name to the server's underlay address (and nsswitch.conf there says "files" only, so nothing
 # asks DNS). The tunnel works and `vpnd show` reports the resolved address. A name that does not
-# resolve makes vpnd exit 1 with one "cannot resolve" line and no interface.
+# resolve makes vpnd exit 1 with one "cannot resolve" line and no interface. With `--user nobody`
+# the name is resolved by a child that has already switched to nobody: with the namespace's hosts
+# file readable by root only, the name does not resolve for it (one line, exit 1, no interface),
+# and once the file is readable the client runs as nobody and resolves it.
 #
 #   srv: eth0 198.18.0.1, vpnd tun 10.79.0.1/24, ListenPort 51820
 #   cli: eth0 198.18.0.2, vpnd tun 10.79.0.2/24, Endpoint = vpn-server.itest.example:51820
@@ -51,9 +54,29 @@ grep -q 'cannot resolve.*no-such-host\.itest\.invalid' "$VPND_ITEST_DIR/bad.err"
 [ "$links_before" = "$links_after" ] || fail "links changed: [$links_before] -> [$links_after]"
 log "$(cat "$VPND_ITEST_DIR/bad.err")"
 
-log "the tunnel with a host-name Endpoint"
+log "--user nobody: the name is resolved without privileges (a hosts file only root can read does not do)"
+chmod 711 "$VPND_ITEST_DIR"
+mkdir -m 700 "$(vpnd_run_dir cli)" "$(vpnd_run_dir unpriv)"
+chmod 600 "$ETC_NETNS/hosts"
+set +e
+in_ns cli --timeout 20 env VPND_RUN_DIR="$(vpnd_run_dir unpriv)" "$VPND" --client --config "$(vpnd_conf_file cli)" \
+    --user nobody >"$VPND_ITEST_DIR/unpriv.out" 2>"$VPND_ITEST_DIR/unpriv.err"
+rc=$?
+set -e
+chmod 644 "$ETC_NETNS/hosts"
+links_after="$(ip -n "$(ns cli)" -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')"
+[ "$rc" -eq 1 ] || fail "vpnd --user nobody with a hosts file nobody cannot read exited $rc, expected 1: $(cat "$VPND_ITEST_DIR/unpriv.err")"
+[ "$(grep -c . "$VPND_ITEST_DIR/unpriv.err")" -eq 1 ] \
+    || fail "expected exactly one error line, got: $(cat "$VPND_ITEST_DIR/unpriv.err")"
+grep -q 'cannot resolve.*vpn-server\.itest\.example' "$VPND_ITEST_DIR/unpriv.err" \
+    || fail "the error does not say 'cannot resolve' with the name: $(cat "$VPND_ITEST_DIR/unpriv.err")"
+[ "$links_before" = "$links_after" ] || fail "links changed: [$links_before] -> [$links_after]"
+log "$(cat "$VPND_ITEST_DIR/unpriv.err")"
+
+log "the tunnel with a host-name Endpoint (the client as nobody)"
 vpnd_start srv srv vpnd0 --server --config "$(vpnd_conf_file srv)"
-vpnd_start cli cli vpnd0 --client --config "$(vpnd_conf_file cli)"
+vpnd_start cli cli vpnd0 --client --config "$(vpnd_conf_file cli)" --user nobody
+grep -q "switched to user nobody" "$(vpnd_log_file cli)" || fail "the client did not switch to nobody: $(cat "$(vpnd_log_file cli)")"
 wait_for "cli -> srv" 15 ping_ok cli 10.79.0.1 1
 ping_ok srv 10.79.0.2 5
 endpoint="$(vpnd_show cli vpnd0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"][0]["endpoint"])')"
