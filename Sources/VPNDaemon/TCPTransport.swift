@@ -284,8 +284,7 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
             return false
         }
         evicted &+= 1
-        logger.debug(
-            "TCP: \(maximumConnections) connections open; closing the oldest unauthenticated one, \(oldest.remote), for \(remote)")
+        logger.debug("TCP: all \(maximumConnections) slots taken; closing the oldest unauthenticated one, \(oldest.remote)")
         remove(oldest, why: "evicted for a new connection (it had not authenticated)")
         return true
     }
