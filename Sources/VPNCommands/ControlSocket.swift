@@ -178,6 +178,15 @@ enum StatusFormatter {
         if let port = info.listenPort { out += "  listening port: \(port)\n" }
         out += "  mode: \(info.mode)\n  transport: \(info.transport)\n"
         if !status.drops.isEmpty { out += "  drops: \(dropText(status.drops))\n" }
+        if let tcp = status.tcp {
+            out += "  tcp connections: \(tcp.open) open (\(tcp.authenticated) authenticated); "
+            if info.listenPort != nil {
+                out += "\(tcp.accepted) accepted, unauthenticated ones \(tcp.evicted) evicted and \(tcp.expired) expired, "
+                out += "\(tcp.refusedFull) refused (all authenticated), \(tcp.refusedSourceCap) refused (per-source cap)\n"
+            } else {
+                out += "connected \(tcp.connects) time\(tcp.connects == 1 ? "" : "s")\n"
+            }
+        }
         for peer in status.peers {
             out += "\npeer: \(KeyEncoding.encode(peer.publicKey))\n"
             out += "  endpoint: \(peer.endpoint.map { "\($0)" } ?? "(none)")\n"
@@ -204,6 +213,14 @@ enum StatusFormatter {
             "drops": dropObject(status.drops),
         ]
         if let port = info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
+        if let tcp = status.tcp {
+            root["tcp"] = .object([
+                "open": .unsigned(UInt64(tcp.open)), "authenticated": .unsigned(UInt64(tcp.authenticated)),
+                "accepted": .unsigned(tcp.accepted), "evicted": .unsigned(tcp.evicted), "expired": .unsigned(tcp.expired),
+                "refused_full": .unsigned(tcp.refusedFull), "refused_source_cap": .unsigned(tcp.refusedSourceCap),
+                "connects": .unsigned(tcp.connects),
+            ])
+        }
         root["peers"] = .array(status.peers.map { peer -> JSONValue in
             var entry: [String: JSONValue] = [
                 "public_key": .string(KeyEncoding.encode(peer.publicKey)),

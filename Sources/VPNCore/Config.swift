@@ -21,6 +21,11 @@ public struct Config: Equatable, Sendable {
     public static let minimumMTU = 576
     /// The smallest MTU that carries IPv6 (RFC 8200, section 5).
     public static let minimumIPv6MTU = 1280
+    /// The largest MTU that `Transport = tcp` carries (65,489): a frame's 2-byte length prefix
+    /// allows 65,535 bytes, and the largest frame is a data message around a packet of MTU + 14
+    /// bytes (the daemon leaves room for a tap frame's Ethernet header), so 16-byte header +
+    /// MTU + 14 + 16-byte tag.
+    public static let maximumTCPMTU = Spec.maximumTCPFrameLength - Spec.dataHeaderSize - Spec.tagSize - 14
     /// The interface name when none is configured.
     public static let defaultName = "vpnd0"
     /// The longest Linux interface name (IFNAMSIZ - 1).

@@ -90,6 +90,20 @@ extension Config {
                 "--mtu",
                 "\(result.interface.mtu) is below \(Config.minimumIPv6MTU), the minimum for IPv6, and Address \(v6) is IPv6")
         }
+        if overrides.mtu != nil || overrides.transport != nil,
+            result.interface.transport == .tcp, result.interface.mtu > Config.maximumTCPMTU
+        {
+            if overrides.mtu != nil {
+                throw flagError(
+                    "--mtu",
+                    "\(result.interface.mtu) is too large for Transport = tcp (at most \(Config.maximumTCPMTU): a TCP "
+                        + "frame holds 65535 bytes); lower it or use Transport = udp")
+            }
+            throw flagError(
+                "--transport",
+                "tcp carries an MTU of at most \(Config.maximumTCPMTU), and \(describedFile) has MTU "
+                    + "\(result.interface.mtu); lower MTU (or --mtu) or use udp")
+        }
         return result
     }
 

@@ -263,6 +263,12 @@ struct ConfigParser {
                 draft.seen[.mtu] ?? 0,
                 "MTU \(draft.mtu) is below \(Config.minimumIPv6MTU), the minimum for IPv6, and Address \(v6) is IPv6")
         }
+        if draft.transport == .tcp && draft.mtu > Config.maximumTCPMTU {
+            throw error(
+                draft.seen[.mtu] ?? 0,
+                "MTU \(draft.mtu) is too large for Transport = tcp (at most \(Config.maximumTCPMTU): a TCP frame "
+                    + "holds 65535 bytes); lower MTU or use Transport = udp")
+        }
         guard !peers.isEmpty else {
             throw error(0, "no [Peer] section; add one for the remote host, with its PublicKey")
         }

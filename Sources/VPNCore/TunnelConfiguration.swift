@@ -85,6 +85,44 @@ public struct TunnelStatus: Sendable {
     public var drops: [DropReason: UInt64]
     /// Per peer.
     public var peers: [PeerStatus]
+    /// The TCP transport's connection counters; nil over UDP. The data plane fills it in.
+    public var tcp: TCPConnectionStatus? = nil
+}
+
+/// The TCP transport's connections for `vpnd show`: how many are open and how the server's
+/// admission rules treated new ones (a server fills the admission counters, a client `connects`).
+public struct TCPConnectionStatus: Sendable, Equatable {
+    /// Connections open now.
+    public var open: Int
+    /// Of those, the ones that delivered an authenticated message.
+    public var authenticated: Int
+    /// Connections accepted (server) since start-up.
+    public var accepted: UInt64
+    /// Unauthenticated connections closed to make room for a new one (the table was full).
+    public var evicted: UInt64
+    /// Unauthenticated connections closed because their deadline passed.
+    public var expired: UInt64
+    /// New connections closed at once because every slot held an authenticated connection.
+    public var refusedFull: UInt64
+    /// New connections closed at once because their source address had its cap of
+    /// unauthenticated connections.
+    public var refusedSourceCap: UInt64
+    /// Connections established by dialling (client) since start-up: 1 means never redialled.
+    public var connects: UInt64
+
+    public init(
+        open: Int = 0, authenticated: Int = 0, accepted: UInt64 = 0, evicted: UInt64 = 0, expired: UInt64 = 0,
+        refusedFull: UInt64 = 0, refusedSourceCap: UInt64 = 0, connects: UInt64 = 0
+    ) {
+        self.open = open
+        self.authenticated = authenticated
+        self.accepted = accepted
+        self.evicted = evicted
+        self.expired = expired
+        self.refusedFull = refusedFull
+        self.refusedSourceCap = refusedSourceCap
+        self.connects = connects
+    }
 }
 
 /// One peer's line in `vpnd show`.

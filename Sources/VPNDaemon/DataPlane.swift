@@ -157,7 +157,7 @@ public final class DataPlane {
             default:
                 try transport.handle(
                     event, now: now, tunnel: tunnel,
-                    deliver: { (datagram: inout PacketBuffer, source: Endpoint) in
+                    deliver: { (datagram: inout PacketBuffer, source: Endpoint) -> Bool in
                         deliver(&datagram, from: source, now: now)
                     },
                     endOfBatch: { writePending(now: now) })
@@ -328,19 +328,28 @@ public final class DataPlane {
 
     // MARK: - Network → tun
 
-    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) {
+    /// Decapsulates one received message and writes (or holds) what it carries. Returns true when
+    /// the message authenticated: a transport-data message (a keepalive included) that a session
+    /// opened. Handshake messages never count here, whatever their outcome: a connection that
+    /// completes a handshake proves itself with the keepalive or data that follows at once.
+    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Bool {
+        // The type byte, read before decapsulation moves the buffer's start past the header.
+        let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
         switch tunnel.decapsulate(&datagram, from: source, now: now) {
         case .deliver:
             if offload == nil {
                 write(datagram, now: now)
-                return
+                return true
             }
             // Held until the end of the batch, where TCP segments of a flow are coalesced.
             if pendingCount == OffloadBuffers.maximumPendingWrites { writePending(now: now) }
             pendingWrites[pendingCount] = datagram
             pendingCount += 1
-        case .consumed, .drop:
-            break  // a drop is already counted by the tunnel (per peer where one is known)
+            return true
+        case .consumed:
+            return isData
+        case .drop:
+            return false  // a drop is already counted by the tunnel (per peer where one is known)
         }
         // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
         // is queued now, so that the next reply finds room.
@@ -419,7 +428,9 @@ public final class DataPlane {
             tunnel.setEndpoint(publicKey: publicKey, endpoint: endpoint, now: now)
         }
         if control.snapshotRequested {
-            control.publish(tunnel.status(now: now))
+            var status = tunnel.status(now: now)
+            status.tcp = transport.tcpStatus
+            control.publish(status)
         }
     }
 }

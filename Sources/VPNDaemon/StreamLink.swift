@@ -17,9 +17,17 @@ final class StreamLink {
     private var queuedEnd = 0
     var connecting: Bool
     var watchingWritable = false
-    /// When the connection last delivered a message (or was accepted): the least recently
-    /// active connection is the one evicted when the server is full.
-    var lastActivity: Instant = .zero
+    /// When the connection was accepted or dialled.
+    var openedAt: Instant = .zero
+    /// True once the connection delivered an authenticated message (see ``Transport/handle``):
+    /// from then on a server never evicts it for a newcomer.
+    var authenticated = false
+    /// The server's list of unauthenticated connections in accept order (intrusive, so that
+    /// admission, eviction and expiry cost O(1)): set only while on the list. The newer link is
+    /// held strongly (the server holds the oldest), the older one weakly, so no cycle outlives it.
+    weak var olderUnauthenticated: StreamLink?
+    var newerUnauthenticated: StreamLink?
+    var onUnauthenticatedList = false
     var droppedMessages: UInt64 = 0
 
     init(connection: any StreamConnection, token: UInt64, maxFrame: Int, connecting: Bool, sendQueueSize: Int = 1 << 20) {

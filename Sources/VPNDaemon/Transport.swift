@@ -17,10 +17,12 @@ public protocol Transport: AnyObject {
     /// Registers the transport's handles with `poller`, with tokens from `tokenBase` up.
     func register(with poller: any Poller, tokenBase: UInt64) throws(IOError)
     /// Handles readiness on one of the transport's handles, handing each received message to
-    /// `deliver`. A delivered buffer stays valid until `endOfBatch` is called, which the
-    /// transport does before it reuses any buffer it delivered.
+    /// `deliver`, which returns true when the message authenticated (a transport-data message,
+    /// keepalives included, that the tunnel accepted): the TCP server admits connections by it.
+    /// A delivered buffer stays valid until `endOfBatch` is called, which the transport does
+    /// before it reuses any buffer it delivered.
     func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
         endOfBatch: () -> Void
     ) throws(IOError)
     /// True when ``sendSegmented(_:segmentSizes:to:)`` sends a run of datagrams in one call.
@@ -34,12 +36,16 @@ public protocol Transport: AnyObject {
     /// Sends `buffers[i]` to `destinations[i]`. A message that cannot be sent now is dropped, as a
     /// full NIC queue drops, and counted.
     func send(_ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>) throws(IOError)
-    /// Time-driven work (redialling a broken TCP connection).
+    /// Time-driven work (redialling a broken TCP connection, closing unauthenticated
+    /// connections past their deadline).
     func tick(now: Instant, tunnel: Tunnel) throws(IOError)
+    /// Connection counters for `vpnd show` (TCP only; nil for UDP).
+    var tcpStatus: TCPConnectionStatus? { get }
 }
 
 extension Transport {
     public var supportsSegmentedSend: Bool { false }
+    public var tcpStatus: TCPConnectionStatus? { nil }
 
     /// Without segmented sends: each run is cut into single messages, sent one batch at a time.
     public func sendSegmented(
@@ -143,7 +149,7 @@ public final class UDPTransport: Transport {
     }
 
     public func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
         endOfBatch: () -> Void
     ) throws(IOError) {
         guard event.token == token else { return }
@@ -162,13 +168,13 @@ public final class UDPTransport: Transport {
                         let length = min(size, run.count - offset)
                         var datagram = PacketBuffer(base: run.baseAddress! + offset, capacity: length, headroom: 0)
                         datagram.didWrite(length)
-                        deliver(&datagram, sources[i])
+                        _ = deliver(&datagram, sources[i])
                         offset += length
                     }
                 }
             } else {
                 count = try socket.receive(into: buffers, sources: sources)
-                for i in 0..<count { deliver(&buffers[i], sources[i]) }
+                for i in 0..<count { _ = deliver(&buffers[i], sources[i]) }
             }
             endOfBatch()
             if count < batchSize { return }

@@ -36,4 +36,7 @@ struct FaultScenarioTests {
 
     @Test("garbage on the TCP transport port closes only that connection; the real client's tunnel keeps working")
     func tcpGarbage() async { await Scenario.run("tcp-garbage", timeLimit: .seconds(120)) }
+
+    @Test("3 attackers churning connections to the TCP port for 20 s: transfers intact, the real client never disconnected")
+    func tcpChurn() async { await Scenario.run("tcp-churn", timeLimit: .seconds(150)) }
 }

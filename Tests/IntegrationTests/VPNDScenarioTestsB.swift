@@ -23,6 +23,6 @@ struct VPNDScenarioTestsB {
     @Test("interop: wireguard-go client <-> vpnd server, ping and 100 MB each way")
     func interopWireGuardClient() async { await Scenario.run("interop-wg-client", timeLimit: .seconds(240)) }
 
-    @Test("26 broken configs and command lines: exit 1 fast, one stderr line with file:line and a hint, no interface")
+    @Test("28 broken configs and command lines: exit 1 fast, one stderr line with file:line and a hint, no interface")
     func badConfig() async { await Scenario.run("bad-config", timeLimit: .seconds(120)) }
 }

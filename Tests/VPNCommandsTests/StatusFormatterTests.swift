@@ -21,6 +21,13 @@ struct StatusFormatterTests {
             "transport": info.transport, "drops": drops(status.drops),
         ]
         if let port = info.listenPort { root["listen_port"] = port }
+        if let tcp = status.tcp {
+            root["tcp"] = [
+                "open": tcp.open, "authenticated": tcp.authenticated, "accepted": tcp.accepted, "evicted": tcp.evicted,
+                "expired": tcp.expired, "refused_full": tcp.refusedFull, "refused_source_cap": tcp.refusedSourceCap,
+                "connects": tcp.connects,
+            ]
+        }
         root["peers"] = status.peers.map { peer -> [String: Any] in
             var entry: [String: Any] = [
                 "public_key": KeyEncoding.encode(peer.publicKey),
@@ -70,8 +77,14 @@ struct StatusFormatterTests {
             peer(5, handshakeAt: now - 10_000, endpoint: nil, drops: [:]),
             peer(6, handshakeAt: now - 100_000_000_000 / 3, endpoint: nil, drops: [:]),
         ]
+        var tcpInfo = info
+        tcpInfo.transport = "tcp"
+        let tcp = TCPConnectionStatus(
+            open: 256, authenticated: 3, accepted: 123_456, evicted: 100_000, expired: 20_000, refusedFull: 7,
+            refusedSourceCap: .max, connects: 0)
         return [
             (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: [])),
+            (tcpInfo, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: Array(peers.prefix(1)), tcp: tcp)),
             (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1)))),
             (odd, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers)),
         ]
@@ -81,6 +94,23 @@ struct StatusFormatterTests {
         for (info, status) in Self.cases {
             #expect(StatusFormatter.json(info: info, status: status) == Self.foundationJSON(info: info, status: status))
         }
+    }
+
+    /// The TCP line of `vpnd show`: admission counters on a server, the connect count on a client.
+    @Test func tcpConnectionsLine() {
+        var info = DaemonInfo(interfaceName: "vpn0", publicKey: "k", listenPort: 51820, mode: "tun", transport: "tcp")
+        var status = TunnelStatus(
+            publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:], peers: [],
+            tcp: TCPConnectionStatus(
+                open: 9, authenticated: 1, accepted: 50, evicted: 30, expired: 10, refusedFull: 2, refusedSourceCap: 4))
+        #expect(StatusFormatter.text(info: info, status: status).contains(
+            "  tcp connections: 9 open (1 authenticated); 50 accepted, unauthenticated ones 30 evicted and 10 expired, "
+                + "2 refused (all authenticated), 4 refused (per-source cap)\n"))
+        info.listenPort = nil
+        status.tcp = TCPConnectionStatus(open: 1, authenticated: 1, connects: 1)
+        #expect(StatusFormatter.text(info: info, status: status).contains("  tcp connections: 1 open (1 authenticated); connected 1 time\n"))
+        status.tcp = nil
+        #expect(!StatusFormatter.text(info: info, status: status).contains("tcp connections"))
     }
 
     @Test func numbersAreWhatFoundationWrote() throws {

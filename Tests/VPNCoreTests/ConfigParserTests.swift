@@ -193,6 +193,10 @@ struct ConfigParserTests {
         ("User = root user", "x.conf:4: User \"root user\" is not a user name"),
         ("MTU = 1000\nAddress = fd00::1/64",
          "x.conf:4: MTU 1000 is below 1280, the minimum for IPv6, and Address fd00::1/64 is IPv6"),
+        ("Transport = tcp\nMTU = 65490",
+         "x.conf:5: MTU 65490 is too large for Transport = tcp (at most 65489: a TCP frame holds 65535 bytes); lower MTU or use Transport = udp"),
+        ("MTU = 65535\nTransport = tcp",
+         "x.conf:4: MTU 65535 is too large for Transport = tcp (at most 65489: a TCP frame holds 65535 bytes); lower MTU or use Transport = udp"),
         ("ListenPort 51821", "x.conf:4: expected \"Key = Value\" or \"[Section]\""),
         ("= 5", "x.conf:4: a line starts with \"=\" (expected \"Key = Value\")"),
         ("[Interface]", "x.conf:4: [Interface] appears twice (first at line 1)"),
@@ -348,6 +352,30 @@ struct ConfigParserTests {
         (ConfigOverrides(mtu: "1000"), "--mtu: 1000 is below 1280, the minimum for IPv6, and Address fd00::2/64 is IPv6"),
         (ConfigOverrides(name: "this-name-is-too-long"), "--name: \"this-name-is-too-long\" is too long (21 characters; Linux allows 15)"),
     ]
+
+    /// `Transport = tcp` with the largest MTU it carries: its largest frame is exactly what the 2-byte
+    /// length prefix allows (one more byte of MTU trapped in TCPDeframer.init on the first connection).
+    @Test func tcpTakesTheLargestMTUItCarries() throws {
+        let config = try Config.parse(Self.base(interfaceLine: "Transport = tcp\nMTU = 65489"), fileName: "x.conf")
+        #expect(config.interface.mtu == Config.maximumTCPMTU)
+        let mtu = Config.maximumTCPMTU
+        #expect(TransportData.messageSize(forPacketLength: mtu + 14, mtu: mtu + 14) == Spec.maximumTCPFrameLength)
+        // Over UDP the same MTU is accepted (datagrams are fragmented by the kernel instead).
+        let udp = try Config.parse(Self.base(interfaceLine: "MTU = 65535"), fileName: "x.conf")
+        #expect(udp.interface.mtu == 65535)
+        #expect(throws: ConfigError(fileName: "", line: 0, message:
+            "--transport: tcp carries an MTU of at most 65489, and x.conf has MTU 65535; lower MTU (or --mtu) or use udp"))
+        {
+            try udp.applying(ConfigOverrides(transport: "tcp"))
+        }
+        #expect(throws: ConfigError(fileName: "", line: 0, message:
+            "--mtu: 65490 is too large for Transport = tcp (at most 65489: a TCP frame holds 65535 bytes); lower it or use Transport = udp"))
+        {
+            try config.applying(ConfigOverrides(mtu: "65490"))
+        }
+        #expect(try config.applying(ConfigOverrides(mtu: "65489")).interface.mtu == 65489)
+        #expect(try udp.applying(ConfigOverrides(transport: "tcp", mtu: "1420")).interface.mtu == 1420)
+    }
 
     @Test(arguments: badOverrides)
     func rejectsOverride(overrides: ConfigOverrides, message: String) throws {

@@ -236,7 +236,12 @@ struct TCPFakePair {
     let server: Node
     let client: Node
 
-    init(writeChunk: Int = .max, pipeCapacity: Int = 1 << 16) throws {
+    /// The server transport's admission limits are its defaults unless given.
+    init(
+        writeChunk: Int = .max, pipeCapacity: Int = 1 << 16, maximumConnections: Int = 256,
+        unauthenticatedDeadline: Duration = TCPServerTransport.defaultUnauthenticatedDeadline,
+        unauthenticatedPerSource: Int = 8
+    ) throws {
         let ids = TestIdentities()
         network = FakeStreamNetwork()
         network.writeChunk = writeChunk
@@ -248,7 +253,10 @@ struct TCPFakePair {
         let clientLog = LogRecorder()
         server = try fakeNode(
             "server", configuration: ids.serverConfiguration(), seed: 100,
-            transport: TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: makeLogger(serverLog)),
+            transport: TCPServerTransport(
+                listener: listener, maxFrame: maxMessage, logger: makeLogger(serverLog),
+                maximumConnections: maximumConnections, unauthenticatedDeadline: unauthenticatedDeadline,
+                unauthenticatedPerSource: unauthenticatedPerSource),
             clock: ManualClock(), log: serverLog)
         client = try fakeNode(
             "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), seed: 200,

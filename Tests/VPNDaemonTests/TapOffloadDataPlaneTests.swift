@@ -75,7 +75,7 @@ private final class SegmentRecorder: Transport {
         try inner.register(with: poller, tokenBase: tokenBase)
     }
     func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Void,
+        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
         endOfBatch: () -> Void
     ) throws(IOError) {
         try inner.handle(event, now: now, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)

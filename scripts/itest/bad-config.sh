@@ -107,6 +107,17 @@ PublicKey = $PEER
 EOF
 row mtu-100 server '^mtu-100\.conf:4: MTU "100" .*576.*65535'
 
+conf mtu-tcp <<EOF
+[Interface]
+PrivateKeyFile = me.key
+ListenPort = 51820
+Transport = tcp
+MTU = 65490
+[Peer]
+PublicKey = $PEER
+EOF
+row mtu-tcp server '^mtu-tcp\.conf:5: MTU 65490 is too large for Transport = tcp \(at most 65489: .*\); lower MTU or use Transport = udp$'
+
 conf mode-foo <<EOF
 [Interface]
 PrivateKeyFile = me.key
@@ -281,6 +292,9 @@ cp "$CASES/good-server.conf" "$CASES/listen-port-abc.conf"
 row listen-port-abc server '^--listen-port: "abc" is not a port number \(1-65535\)$' --listen-port abc
 cp "$CASES/good-server.conf" "$CASES/mtu-flag.conf"
 row mtu-flag server '^--mtu: "9" .*576.*65535' --mtu 9
+cp "$CASES/good-server.conf" "$CASES/mtu-tcp-flag.conf"
+row mtu-tcp-flag server '^--mtu: 65535 is too large for Transport = tcp \(at most 65489: .*\); lower it or use Transport = udp$' \
+    --transport tcp --mtu 65535
 cp "$CASES/good-server.conf" "$CASES/mode-flag.conf"
 row mode-flag server '^--mode: "ethernet" .*tun.*tap' --mode ethernet
 

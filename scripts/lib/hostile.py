@@ -22,8 +22,15 @@ summary line ("<mode>: key value ...") on stdout.
                 server answers: a zero length, an oversized length, a frame that is not a message and
                 random bytes must get the connection closed; a well-formed data message with a random
                 body must not (it is only dropped).
+  tcp-churn     opens connections to vpnd's TCP transport at HOST:PORT as fast as it can, from the
+                --from source addresses in turn, and holds up to --hold of them (the oldest is closed
+                for a new one); of each connection, a third stay silent, a third send junk (the server
+                must close those) and a third send well-formed frames that authenticate nothing (an
+                initiation with a random mac1, a data message with a random body). Bounded by
+                --seconds and --count (connections); counts how the server answered.
 """
 import argparse
+import collections
 import hashlib
 import os
 import random
@@ -382,6 +389,116 @@ def cmd_tcp_garbage(args):
         sys.exit("tcp-garbage: " + "; ".join(failures))
 
 
+def cmd_tcp_churn(args):
+    import errno
+    import resource
+    family, addr = args.to
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = args.hold + 64
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    sources = args.sources or [None]
+    rng = random.Random(args.seed)
+    # Payloads made in advance, so the loop spends its time on connections.
+    junk = [struct.pack("!H", rng.choice([0, 65535])) + rng.randbytes(60) for _ in range(16)]
+    junk += [struct.pack("!H", 148) + bytes([0xEE, 0, 0, 0]) + rng.randbytes(144) for _ in range(16)]
+    wellformed = [struct.pack("!H", INITIATION_SIZE) + header(1) + rng.randbytes(INITIATION_SIZE - 4) for _ in range(16)]
+    wellformed += [struct.pack("!H", 64) + header(4) + rng.randbytes(60) for _ in range(16)]
+    ep = select.epoll()
+    socks = {}                   # fd -> [socket, connected, kind, serial]
+    order = collections.deque()  # (fd, serial), oldest first (closed ones are skipped lazily)
+    stats = collections.Counter()
+    start = time.monotonic()
+    end = start + args.seconds
+
+    def close(fd, why):
+        entry = socks.pop(fd, None)
+        if entry is None:
+            return
+        stats[why] += 1
+        try:
+            ep.unregister(fd)
+        except OSError:
+            pass
+        entry[0].close()
+
+    n = 0
+    while stats["opened"] < args.count:
+        now = time.monotonic()
+        if now >= end:
+            break
+        for _ in range(32):
+            if stats["opened"] >= args.count:
+                break
+            while len(socks) >= args.hold and order:
+                fd, serial = order.popleft()
+                if fd in socks and socks[fd][3] == serial:
+                    close(fd, "closed-by-us")
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            source = sources[n % len(sources)]
+            n += 1
+            try:
+                if source is not None:
+                    sock.bind((source, 0))
+                sock.connect(addr)
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                stats["connect-error-" + (errno.errorcode.get(err.errno, str(err.errno)))] += 1
+                sock.close()
+                continue
+            stats["opened"] += 1
+            socks[sock.fileno()] = [sock, False, n % 3, n]
+            order.append((sock.fileno(), n))
+            ep.register(sock.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP)
+        for fd, events in ep.poll(0.001, 256):
+            entry = socks.get(fd)
+            if entry is None:
+                continue
+            sock = entry[0]
+            if not entry[1]:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    close(fd, "refused-" + errno.errorcode.get(err, str(err)))
+                    continue
+                if events & select.EPOLLOUT:
+                    entry[1] = True
+                    stats["connected"] += 1
+                    kind = entry[2]
+                    try:
+                        if kind == 1:
+                            sock.send(rng.choice(junk))
+                            stats["sent-junk"] += 1
+                        elif kind == 2:
+                            sock.send(rng.choice(wellformed))
+                            stats["sent-wellformed"] += 1
+                        else:
+                            stats["silent"] += 1
+                    except OSError:
+                        close(fd, "reset-by-server")
+                        continue
+                    ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
+                    continue
+            if events & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+                try:
+                    data = sock.recv(4096)
+                    if data:
+                        stats["bytes-from-server"] += len(data)
+                        continue
+                    close(fd, "closed-by-server")
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    close(fd, "reset-by-server")
+    took = time.monotonic() - start
+    held = len(socks)
+    for fd in list(socks):
+        close(fd, "closed-at-end")
+    summary = " ".join(f"{k}={v}" for k, v in sorted(stats.items()))
+    print(f"tcp-churn: seconds {took:.1f} rate {stats['opened'] / took:.0f}/s held-at-end {held} {summary}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -424,9 +541,17 @@ def main():
     p.add_argument("--to", type=host_port, required=True)
     p.add_argument("--wait", type=float, default=3.0, help="seconds to wait for the server to close")
     p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("tcp-churn")
+    p.add_argument("--to", type=host_port, required=True)
+    p.add_argument("--from", dest="sources", action="append", default=[], help="a source address (repeat)")
+    p.add_argument("--hold", type=int, default=300, help="connections held open at once, at most")
+    p.add_argument("--count", type=int, default=200000, help="at most this many connections")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     {"garbage": cmd_garbage, "initiations": cmd_initiations, "replay": cmd_replay, "seq-send": cmd_seq_send,
-     "seq-recv": cmd_seq_recv, "tcp-garbage": cmd_tcp_garbage}[args.mode](args)
+     "seq-recv": cmd_seq_recv, "tcp-garbage": cmd_tcp_garbage,
+     "tcp-churn": cmd_tcp_churn}[args.mode](args)
 
 
 if __name__ == "__main__":
