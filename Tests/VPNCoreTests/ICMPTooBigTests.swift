@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import CAllocationCounter
 import Testing
 import VPNBasics
 import VPNCore
@@ -352,5 +353,28 @@ struct ICMPTooBigTests {
             let garbage = offloadRandomBytes(&entropy, Int(entropy.nextUInt64() % 200))
             _ = icmpWrite(garbage, capacity: garbage.count + Int(entropy.nextUInt64() % 60), mtu: 1280)
         }
+    }
+
+    @Test("10,000 errors written allocate nothing")
+    func allocationFree() {
+        let v4 = icmpIPv4(body: [UInt8](repeating: 1, count: 1380))
+        let v6 = icmpIPv6(body: [UInt8](repeating: 1, count: 1360))
+        var storage = [UInt8](repeating: 0, count: 1400)
+        var written = 0
+        v4.withUnsafeBytes { v4Bytes in
+            v6.withUnsafeBytes { v6Bytes in
+                storage.withUnsafeMutableBytes { raw in
+                    vpnd_allocations_begin()
+                    for round in 0..<10_000 {
+                        let source = round % 2 == 0 ? v4Bytes : v6Bytes
+                        raw.copyMemory(from: source)
+                        if ICMPTooBig.write(into: raw, count: 1400, mtu: 1280) != nil { written += 1 }
+                    }
+                    let allocations = vpnd_allocations_end()
+                    #expect(allocations == 0)
+                }
+            }
+        }
+        #expect(written == 10_000)
     }
 }

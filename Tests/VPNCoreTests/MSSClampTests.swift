@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import CAllocationCounter
 import Testing
 import VPNBasics
 import VPNCore
@@ -349,5 +350,27 @@ struct MSSClampTests {
             _ = mssClamp(garbage, link: 0)
             _ = mssClamp(garbage, link: 14)
         }
+    }
+
+    @Test("10,000 pre-checks and clamps allocate nothing")
+    func allocationFree() {
+        let syn = mssSegment(v6: false, options: MSSOption.nop + MSSOption.mss(1460) + MSSOption.windowScale)
+        var storage = syn
+        var changed = 0
+        storage.withUnsafeMutableBytes { raw in
+            vpnd_allocations_begin()
+            for round in 0..<10_000 {
+                raw[20 + 23] = 0x05
+                raw[20 + 24] = 0xB4
+                if MSSClamp.isTCPSYN(UnsafeRawBufferPointer(raw), linkHeaderLength: 0),
+                    MSSClamp.clamp(raw, linkHeaderLength: 0, maximumSegmentSize4: 1000 + round % 300, maximumSegmentSize6: 1360)
+                {
+                    changed += 1
+                }
+            }
+            let allocations = vpnd_allocations_end()
+            #expect(allocations == 0)
+        }
+        #expect(changed == 10_000)
     }
 }
