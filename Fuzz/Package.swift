@@ -22,5 +22,6 @@ let package = Package(
         .executableTarget(name: "FuzzHandshake", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzTCPDeframer", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport"]),
+        .executableTarget(name: "FuzzPMTU", dependencies: ["FuzzSupport"]),
     ]
 )
