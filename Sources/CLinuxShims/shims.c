@@ -15,6 +15,7 @@
 #include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <netinet/udp.h>
+#include <linux/errqueue.h>
 
 // MARK: - Errors
 
@@ -180,6 +181,28 @@ void vpnd_mmsg_destroy(vpnd_mmsg *batch) {
 
 unsigned vpnd_mmsg_capacity(const vpnd_mmsg *batch) { return batch->capacity; }
 
+// With IP_RECVERR an ICMP error for any datagram we sent (port unreachable, too big, ...) is also
+// reported once by the next receive call; it says nothing about the datagrams waiting to be read
+// (the error itself is in the error queue), so the receive is simply repeated.
+static int is_reported_icmp_error(int err) {
+    switch (err) {
+    case ECONNREFUSED:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EMSGSIZE:
+    case EHOSTDOWN:
+    case ENOPROTOOPT:
+    case EPROTO:
+    case EOPNOTSUPP:
+    case EACCES:
+    case ENETDOWN:
+    case ETIMEDOUT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int vpnd_udp_recv_batch(int fd, vpnd_mmsg *batch, void *const *bases, const size_t *capacities, unsigned count,
                         size_t *out_lengths, vpnd_endpoint *out_sources) {
     if (count > batch->capacity) count = batch->capacity;
@@ -195,9 +218,10 @@ int vpnd_udp_recv_batch(int fd, vpnd_mmsg *batch, void *const *bases, const size
         batch->messages[i].msg_len = 0;
     }
     int received;
+    int reported = 0;
     do {
         received = recvmmsg(fd, batch->messages, count, MSG_DONTWAIT, NULL);
-    } while (received < 0 && errno == EINTR);
+    } while (received < 0 && (errno == EINTR || (is_reported_icmp_error(errno) && ++reported < 8)));
     if (received < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         return -errno;
@@ -282,6 +306,59 @@ int vpnd_udp_probe_gso(int fd) {
     return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, sizeof(size)) < 0 ? -errno : 0;
 }
 
+int vpnd_udp_enable_pmtu(int fd, int family) {
+    int on = 1;
+    int discover = IP_PMTUDISC_DO;
+    if (family == AF_INET6) {
+        int discover6 = IPV6_PMTUDISC_DO;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &discover6, sizeof discover6) != 0) return -errno;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on) != 0) return -errno;
+        // IPv4-mapped traffic of a dual-stack socket follows the IPv4 options; an IPv6-only
+        // socket may refuse them, which is fine.
+        (void)setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &discover, sizeof discover);
+        (void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+        return 0;
+    }
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &discover, sizeof discover) != 0) return -errno;
+    if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on) != 0) return -errno;
+    return 0;
+}
+
+int vpnd_udp_read_error(int fd, vpnd_endpoint *destination, uint32_t *mtu) {
+    struct sockaddr_storage address;
+    char payload[64];
+    char control[512];
+    struct iovec iov = {.iov_base = payload, .iov_len = sizeof payload};
+    struct msghdr h;
+    memset(&h, 0, sizeof h);
+    memset(&address, 0, sizeof address);
+    h.msg_name = &address;
+    h.msg_namelen = sizeof address;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = control;
+    h.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = recvmsg(fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    *mtu = 0;
+    memset(destination, 0, sizeof *destination);
+    vpnd_sockaddr_to_endpoint(&address, destination);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c != NULL; c = CMSG_NXTHDR(&h, c)) {
+        int v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+        int v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+        if (!(v4 || v6) || c->cmsg_len < CMSG_LEN(sizeof(struct sock_extended_err))) continue;
+        struct sock_extended_err e;
+        memcpy(&e, CMSG_DATA(c), sizeof e);
+        int too_big = e.ee_errno == EMSGSIZE
+            && (e.ee_origin == SO_EE_ORIGIN_LOCAL || e.ee_origin == SO_EE_ORIGIN_ICMP || e.ee_origin == SO_EE_ORIGIN_ICMP6);
+        if (too_big) *mtu = e.ee_info;
+    }
+    return 1;
+}
+
 int vpnd_udp_enable_gro(int fd) {
     int on = 1;
     return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) < 0 ? -errno : 0;
@@ -302,9 +379,10 @@ int vpnd_udp_recv_batch_gro(int fd, vpnd_mmsg *batch, void *const *bases, const 
         batch->messages[i].msg_len = 0;
     }
     int received;
+    int reported = 0;
     do {
         received = recvmmsg(fd, batch->messages, count, MSG_DONTWAIT, NULL);
-    } while (received < 0 && errno == EINTR);
+    } while (received < 0 && (errno == EINTR || (is_reported_icmp_error(errno) && ++reported < 8)));
     if (received < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         return -errno;

@@ -113,6 +113,16 @@ public protocol DatagramSocket: Pollable {
 }
 
 /// A connected byte stream (a TCP connection on Linux), non-blocking.
+/// A datagram socket that sends with the DF bit and reports what it learns of path MTUs: ICMP
+/// "fragmentation needed" / "packet too big" and local `EMSGSIZE` errors queued for datagrams it
+/// sent. A pending error shows as ``PollEvents/hangup`` on its poll handle until read.
+public protocol PathMTUReportingSocket: DatagramSocket {
+    /// Reads every error queued on the socket, without blocking, and calls `report` for each
+    /// "too big" one with the datagram's destination (port 0 when the kernel does not say) and
+    /// the path MTU (IP header included). Returns the number of errors read.
+    func drainErrors(_ report: (Endpoint, Int) -> Void) -> Int
+}
+
 public protocol StreamConnection: Pollable {
     /// The peer's address.
     var remoteEndpoint: Endpoint { get }

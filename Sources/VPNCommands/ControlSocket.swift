@@ -201,6 +201,15 @@ enum StatusFormatter {
             out += " (\(peer.receivedPackets) packets received, \(peer.sentPackets) sent)\n"
             let keepalive = peer.persistentKeepalive.components.seconds
             if keepalive > 0 { out += "  persistent keepalive: every \(keepalive) seconds\n" }
+            if peer.pathMTU > 0 {
+                let probes: String
+                switch peer.echoesProbes {
+                case true?: probes = " (found by path probes)"
+                case false?: probes = " (the peer does not answer path probes)"
+                case nil: probes = ""
+                }
+                out += "  path mtu: \(peer.pathMTU)\(probes)\n"
+            }
             if !peer.drops.isEmpty { out += "  drops: \(dropText(peer.drops))\n" }
         }
         return out
@@ -230,7 +239,9 @@ enum StatusFormatter {
                 "persistent_keepalive": .integer(peer.persistentKeepalive.components.seconds),
                 "has_session": .bool(peer.hasSession),
                 "drops": dropObject(peer.drops),
+                "path_mtu": .integer(Int64(peer.pathMTU)),
             ]
+            entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = .double(Double((status.now - latest).nanosecondsClamped) / 1e9)

@@ -117,8 +117,11 @@ enum DaemonRunner {
             timers = .shortened(rekeyAfterTime: .seconds(seconds))
             logger.warning("test timers in use: rekey after \(seconds) s (VPND_TEST_REKEY_AFTER_SECONDS)")
         }
+        // Path MTU discovery is for UDP: a TCP stream carries messages of any size.
+        let discovery = config.interface.pathMTUDiscovery && config.interface.transport == .udp
         let tunnelConfiguration = TunnelConfiguration(
-            mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers)
+            mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers,
+            pathMTUDiscovery: discovery, mssClamp: config.interface.mssClamp)
 
         // Sockets first (a port in use must stop us before the interface exists).
         let transport: any Transport
@@ -127,7 +130,7 @@ enum DaemonRunner {
         let maxMessage = TransportData.messageSize(forPacketLength: config.interface.mtu + 14, mtu: config.interface.mtu + 14)
         switch config.interface.transport {
         case .udp:
-            let socket = try UDPSocket(bindingTo: bindEndpoint, offloads: options.offloads)
+            let socket = try UDPSocket(bindingTo: bindEndpoint, offloads: options.offloads, pathMTUDiscovery: discovery)
             transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
         case .tcp:
             if options.role == .server {

@@ -57,12 +57,20 @@ public struct Config: Equatable, Sendable {
         public var bridge: String?
         /// `User`: the user to drop privileges to after set-up (stored, not checked here).
         public var user: String?
+        /// `MSSClamp`, default ``MSSClampSetting/auto``.
+        public var mssClamp: MSSClampSetting
+        /// `PathMTUDiscovery`, default on: over UDP, the DF bit on every datagram and probes to
+        /// find each peer's path MTU (off: the kernel fragments, as before).
+        public var pathMTUDiscovery: Bool
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,
             mtu: Int = Config.defaultMTU, mode: Mode = .tun, transport: Transport = .udp,
-            name: String = Config.defaultName, bridge: String? = nil, user: String? = nil
+            name: String = Config.defaultName, bridge: String? = nil, user: String? = nil,
+            mssClamp: MSSClampSetting = .auto, pathMTUDiscovery: Bool = true
         ) {
+            self.mssClamp = mssClamp
+            self.pathMTUDiscovery = pathMTUDiscovery
             self.privateKey = privateKey
             self.addresses = addresses
             self.listenPort = listenPort
@@ -130,6 +138,9 @@ public struct Config: Equatable, Sendable {
     }
 
     /// `Mode`: what the virtual interface carries.
+    /// How the MSS of TCP connections through the tunnel is clamped (`MSSClamp`).
+    public typealias MSSClampSetting = VPNCore.MSSClampSetting
+
     public enum Mode: String, CaseIterable, Sendable {
         /// IP packets (layer 3), routed by AllowedIPs; WireGuard-compatible over UDP.
         case tun

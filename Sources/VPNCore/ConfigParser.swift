@@ -27,7 +27,8 @@ struct ConfigParser {
     enum Key: String, CaseIterable {
         case privateKey = "PrivateKey", privateKeyFile = "PrivateKeyFile", address = "Address"
         case listenPort = "ListenPort", mtu = "MTU", mode = "Mode", transport = "Transport", name = "Name"
-        case bridge = "Bridge", user = "User"
+        case bridge = "Bridge", user = "User", mssClamp = "MSSClamp"
+        case pathMTUDiscovery = "PathMTUDiscovery"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
@@ -40,7 +41,10 @@ struct ConfigParser {
         var keys: [Key] {
             switch self {
             case .interface:
-                return [.privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user]
+                return [
+                    .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
+                    .mssClamp, .pathMTUDiscovery,
+                ]
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
             }
@@ -62,6 +66,8 @@ struct ConfigParser {
         var name = Config.defaultName
         var bridge: String?
         var user: String?
+        var mssClamp = Config.MSSClampSetting.auto
+        var pathMTUDiscovery = true
     }
 
     struct PeerDraft {
@@ -210,6 +216,10 @@ struct ConfigParser {
             draft.bridge = try ConfigValues.interfaceName(value)
         case .user:
             draft.user = try ConfigValues.userName(value)
+        case .mssClamp:
+            draft.mssClamp = try ConfigValues.mssClamp(value)
+        case .pathMTUDiscovery:
+            draft.pathMTUDiscovery = try ConfigValues.onOff(value)
         case .publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive:
             preconditionFailure("\(key) is not an [Interface] key")
         }
@@ -231,7 +241,8 @@ struct ConfigParser {
             draft.endpoint = try EndpointSpec.parse(value)
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
-        case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user:
+        case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
+            .mssClamp, .pathMTUDiscovery:
             preconditionFailure("\(key) is not a [Peer] key")
         }
     }
@@ -297,7 +308,8 @@ struct ConfigParser {
         }
         let interfaceModel = Config.Interface(
             privateKey: privateKey, addresses: draft.addresses, listenPort: draft.listenPort, mtu: draft.mtu,
-            mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user)
+            mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user,
+            mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery)
         return Config(fileName: fileName, interface: interfaceModel, peers: built)
     }
 

@@ -35,6 +35,28 @@ enum ConfigValues {
         return value
     }
 
+    /// `auto`, `off` (any case) or a maximum segment size from 536 (RFC 9293's default) to 65495.
+    static func mssClamp(_ text: String) throws(ValueProblem) -> Config.MSSClampSetting {
+        switch text.lowercased() {
+        case "auto": return .auto
+        case "off": return .off
+        default:
+            guard let value = decimal(text), (536...65495).contains(value) else {
+                throw ValueProblem("\"\(text)\" is not auto, off or a segment size between 536 and 65495")
+            }
+            return .fixed(value)
+        }
+    }
+
+    /// `on`/`off` (also yes/no, true/false), any case.
+    static func onOff(_ text: String) throws(ValueProblem) -> Bool {
+        switch text.lowercased() {
+        case "on", "yes", "true": return true
+        case "off", "no", "false": return false
+        default: throw ValueProblem("\"\(text)\" is not on or off")
+        }
+    }
+
     /// `tun` or `tap`, any case.
     static func mode(_ text: String) throws(ValueProblem) -> Config.Mode {
         guard let mode = Config.Mode(rawValue: text.lowercased()) else {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 
-/// The four WireGuard message types, by their type byte (whitepaper 5.4).
+/// The message types, by their type byte: WireGuard's four (whitepaper 5.4) and vpnd's path probe.
 public enum MessageType: UInt8, CaseIterable, Sendable {
     /// Handshake initiation, 148 bytes (whitepaper 5.4.2).
     case initiation = 1
@@ -10,6 +10,10 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case cookieReply = 3
     /// Transport data, 32 bytes or more (whitepaper 5.4.6).
     case transportData = 4
+    /// vpnd's path-MTU probe and its echo (docs/protocol.md): laid out like transport data, sealed
+    /// with the session key and the header as associated data. WireGuard implementations drop
+    /// this type as unknown, so vpnd sends it to any peer and learns from the echoes of vpnd peers.
+    case pathProbe = 5
 
     /// The exact size of a message of this type, or nil for transport data (variable length).
     @inlinable
@@ -18,7 +22,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
         case .initiation: return Spec.initiationSize
         case .response: return Spec.responseSize
         case .cookieReply: return Spec.cookieReplySize
-        case .transportData: return nil
+        case .transportData, .pathProbe: return nil
         }
     }
 

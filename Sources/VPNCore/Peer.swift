@@ -31,9 +31,25 @@ final class Peer {
     var drops: [UInt64]
     /// True after a handshake gave up, until the next one succeeds (so the log says it once).
     var reportedGiveUp = false
+    /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
+    var prober: PathMTUProber
+    /// Whether the search ran once (it starts with the first session that can send).
+    var proberStarted = false
+    /// A packet larger than ``PathMTUProber/conservativeMTU`` went out since the peer was last
+    /// heard from (for the black-hole fallback with peers that do not echo probes).
+    var largeSentUnanswered = false
+    /// Data went unanswered after large packets: if the next handshake still completes, small
+    /// packets get through and large ones do not.
+    var blackHoleSuspected = false
+    /// When the last ICMP "too big" went back into the device for this peer (rate limit).
+    var lastTooBigAt: Instant?
 
-    init(number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, stagingSlots: Int, slotSize: Int) {
+    init(
+        number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, stagingSlots: Int, slotSize: Int,
+        mtu: Int
+    ) {
         self.number = number
+        prober = PathMTUProber(maximum: mtu)
         self.configuration = configuration
         handshakeInfo = PeerHandshakeInfo(publicKey: configuration.publicKey, presharedKey: configuration.presharedKey)
         self.timers = PeerTimers(settings: timers, persistentKeepalive: configuration.persistentKeepalive)

@@ -19,6 +19,10 @@ public struct TimerActions: OptionSet, Sendable, Hashable, CustomStringConvertib
     /// No session for REJECT_AFTER_TIME × 3: zero and drop every keypair and any partial handshake,
     /// and drop the staged packets.
     public static let zeroKeys = TimerActions(rawValue: 1 << 3)
+    /// The new-handshake timer fired: data went out and nothing authenticated came back for
+    /// KEEPALIVE_TIMEOUT + REKEY_TIMEOUT. Reported whether or not an initiation is allowed, so the
+    /// owner can look at the path (its MTU may have shrunk).
+    public static let dataUnanswered = TimerActions(rawValue: 1 << 4)
 
     public var description: String {
         var names: [String] = []
@@ -26,6 +30,7 @@ public struct TimerActions: OptionSet, Sendable, Hashable, CustomStringConvertib
         if contains(.sendKeepalive) { names.append("sendKeepalive") }
         if contains(.handshakeGaveUp) { names.append("handshakeGaveUp") }
         if contains(.zeroKeys) { names.append("zeroKeys") }
+        if contains(.dataUnanswered) { names.append("dataUnanswered") }
         return "[" + names.joined(separator: ", ") + "]"
     }
 }
@@ -155,6 +160,7 @@ public struct PeerTimers: Sendable, Equatable {
         }
         if let due = newHandshakeAt, due <= now {
             newHandshakeAt = nil
+            actions.insert(.dataUnanswered)
             if initiationAllowed(now: now) { actions.insert(.sendHandshakeInitiation) }
         }
         if let due = passiveKeepaliveAt, due <= now {

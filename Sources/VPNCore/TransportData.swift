@@ -99,7 +99,7 @@ public enum TransportData {
         switch Wire.classify(message) {
         case .data(_, let c): counter = c
         case .invalid(let reason): return .drop(reason)
-        case .initiation, .response, .cookieReply: return .drop(.unknownType)
+        case .initiation, .response, .cookieReply, .probe: return .drop(.unknownType)
         }
         guard counter < Spec.rejectAfterMessages else { return .drop(.counterLimit) }
         guard replay.wouldAccept(counter) else { return .drop(.replayed) }

@@ -171,7 +171,7 @@ extension Tunnel {
             remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
         for retired in peer.slots.installResponded(keypair) { indexTable[retired] = nil }
         indexTable[localIndex] = peer.number
-        updateEndpoint(peer, job.source)
+        updateEndpoint(peer, job.source, now: now)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         peer.timers.sessionDerived(now: now)
@@ -193,7 +193,7 @@ extension Tunnel {
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
         for retired in peer.slots.installInitiated(keypair) { indexTable[retired] = nil }
-        updateEndpoint(peer, job.source)
+        updateEndpoint(peer, job.source, now: now)
         let firstSession = peer.latestHandshake == nil
         peer.latestHandshake = now
         peer.reportedGiveUp = false
@@ -203,6 +203,7 @@ extension Tunnel {
         peer.timers.sessionDerived(now: now)
         note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (we initiated), session established")
         flushStaged(peer, now: now)
+        sessionCanSend(peer, now: now)
         return .consumed
     }
 
@@ -231,7 +232,7 @@ extension Tunnel {
     public func setEndpoint(publicKey: Bytes32, endpoint: Endpoint, now: Instant) -> Bool {
         guard let number = peersByKey[publicKey] else { return false }
         let peer = peers[number]
-        updateEndpoint(peer, endpoint)
+        updateEndpoint(peer, endpoint, now: now)
         if peer.slots.current == nil { startHandshake(peer, now: now) }
         return true
     }

@@ -9,6 +9,9 @@ public enum EncapsulateResult: Sendable {
     /// No session yet: the packet was copied into the peer's staging queue and a handshake is
     /// under way; the buffer may be reused.
     case staged
+    /// The packet is larger than the peer's path carries: the buffer now holds the ICMP error
+    /// ("fragmentation needed" / "packet too big") for its sender; write it to the device.
+    case reply
     /// Refused, for this reason.
     case drop(DropReason)
 }
@@ -92,7 +95,7 @@ public final class Tunnel {
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
                 number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
-                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize)
+                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: configuration.mtu)
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
@@ -105,6 +108,7 @@ public final class Tunnel {
         var earliest: Instant? = nil
         for peer in peers {
             if let d = peer.timers.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
+            if let d = peer.prober.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
         }
         return earliest
     }
@@ -120,10 +124,14 @@ public final class Tunnel {
 
     /// Roaming: the peer's endpoint follows the source of its latest authenticated message.
     @inline(__always)
-    func updateEndpoint(_ peer: Peer, _ source: Endpoint) {
+    func updateEndpoint(_ peer: Peer, _ source: Endpoint, now: Instant) {
         guard peer.endpoint != source else { return }
         let previous = peer.endpoint
         peer.endpoint = source
+        if previous != nil && peer.proberStarted {
+            peer.prober.begin(now: now)  // a new path: search it
+            serviceProber(peer, now: now)
+        }
         guard events.count < 256 else { return }
         events.append(TunnelEvent(
             level: previous == nil ? .debug : .info,
@@ -159,6 +167,17 @@ public final class Tunnel {
             peer = only
         }
         guard let destination = peer.endpoint else { return drop(.noEndpoint, peer: peer) }
+        let pathMTU = peer.prober.mtu
+        let link = configuration.mode == .tap ? 14 : 0
+        if packet.count > pathMTU + link {
+            return tooBig(&packet, for: peer, pathMTU: pathMTU, now: now)
+        }
+        if configuration.mssClamp != .off, MSSClamp.isTCPSYN(UnsafeRawBufferPointer(packet.bytes), linkHeaderLength: link) {
+            clampMSS(packet.bytes, pathMTU: pathMTU, linkHeaderLength: link)
+        }
+        if configuration.pathMTUDiscovery && packet.count > PathMTUProber.conservativeMTU + link {
+            peer.largeSentUnanswered = true
+        }
 
         if let current = peer.slots.current?.created,
             let counter = peer.slots.current?.sendCounter,
@@ -169,7 +188,7 @@ public final class Tunnel {
                 keypair.sendCounter = counter + 1
                 TransportData.seal(
                     &packet, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
-                    padding: configuration.pads, mtu: configuration.mtu)
+                    padding: configuration.pads, mtu: pathMTU)
                 return peer.timers.shouldRekeyOnSend(
                     keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: counter + 1, now: now)
             }
@@ -204,6 +223,8 @@ public final class Tunnel {
         switch Wire.classify(UnsafeRawBufferPointer(datagram.bytes)) {
         case .data(let receiverIndex, _):
             return receiveData(&datagram, receiverIndex: receiverIndex, from: source, now: now)
+        case .probe(let receiverIndex, _):
+            return receiveProbe(&datagram, receiverIndex: receiverIndex, from: source, now: now)
         case .initiation:
             return receiveInitiation(datagram, from: source, now: now)
         case .response:
@@ -236,16 +257,9 @@ public final class Tunnel {
         }
         if case .drop(let reason) = result { return drop(reason, peer: peer) }
         // Authenticated: follow the peer's address (roaming), confirm a responder session.
-        updateEndpoint(peer, source)
-        if slot == .next {
-            if let retired = peer.slots.confirmNext() { indexTable[retired] = nil }
-            let firstSession = peer.latestHandshake == nil
-            peer.latestHandshake = now
-            peer.reportedGiveUp = false
-            peer.timers.handshakeCompleted(now: now)
-            note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (peer initiated), session established")
-            flushStaged(peer, now: now)
-        }
+        updateEndpoint(peer, source, now: now)
+        if slot == .next { confirmSession(peer, now: now) }
+        peer.largeSentUnanswered = false
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         if isInitiator,
@@ -266,6 +280,10 @@ public final class Tunnel {
             else { return drop(.sourceNotAllowed, peer: peer) }
             datagram.truncate(to: length)
         }
+        let link = configuration.mode == .tap ? 14 : 0
+        if configuration.mssClamp != .off, MSSClamp.isTCPSYN(UnsafeRawBufferPointer(datagram.bytes), linkHeaderLength: link) {
+            clampMSS(datagram.bytes, pathMTU: peer.prober.mtu, linkHeaderLength: link)
+        }
         peer.receivedPackets &+= 1
         peer.receivedBytes &+= UInt64(datagram.count)
         return .deliver
@@ -276,6 +294,10 @@ public final class Tunnel {
     /// Runs every peer's due timers: retries, keepalives, key expiry.
     public func tick(now: Instant) {
         for peer in peers {
+            if let due = peer.prober.deadline, due <= now {
+                peer.prober.tick(now: now)
+                serviceProber(peer, now: now)
+            }
             guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
             let actions = peer.timers.tick(now: now)
             if actions.contains(.zeroKeys) || actions.contains(.handshakeGaveUp) {
@@ -300,6 +322,7 @@ public final class Tunnel {
                     note(configured ? .warning : .debug, "peer \(shortKey(peer)): \(peer.timers.handshakeGaveUpMessage)")
                 }
             }
+            if actions.contains(.dataUnanswered) { dataWentUnanswered(peer, now: now) }
             if actions.contains(.sendHandshakeInitiation) {
                 sendInitiation(peer, now: now, isRetry: true)
             }
@@ -329,7 +352,7 @@ public final class Tunnel {
         let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
             TransportData.seal(
                 &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
-                padding: configuration.pads, mtu: configuration.mtu)
+                padding: configuration.pads, mtu: peer.prober.mtu)
             return true
         }
         guard queued else { return peer.count(.queueFull) }
@@ -359,7 +382,7 @@ public final class Tunnel {
                     buffer.append(contentsOf: source)
                     TransportData.seal(
                         &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
-                        padding: configuration.pads, mtu: configuration.mtu)
+                        padding: configuration.pads, mtu: max(peer.prober.mtu, source.count))
                     return true
                 }
                 if ok {
@@ -427,7 +450,8 @@ public final class Tunnel {
                     allowedIPs: peer.configuration.allowedIPs, latestHandshake: peer.latestHandshake,
                     receivedBytes: peer.receivedBytes, receivedPackets: peer.receivedPackets, sentBytes: peer.sentBytes,
                     sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
-                    drops: table(peer.drops), hasSession: usable)
+                    drops: table(peer.drops), hasSession: usable, pathMTU: peer.prober.mtu,
+                    echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil)
             })
     }
 }

@@ -17,11 +17,18 @@ public struct TunnelConfiguration: Sendable {
     public var timers: TimerSettings
     /// Packets waiting for a handshake, per peer.
     public var stagedPacketsPerPeer: Int
+    /// Whether each peer's path MTU is searched with probes (over UDP; a TCP stream needs none).
+    public var pathMTUDiscovery: Bool
+    /// How the MSS of TCP SYNs crossing the tunnel is clamped.
+    public var mssClamp: MSSClampSetting
 
     public init(
         mode: HandshakeIdentity.Mode, privateKey: SecretKey, mtu: Int, peers: [PeerConfiguration],
-        timers: TimerSettings = .wireGuard, stagedPacketsPerPeer: Int = Tuning.stagedPacketsPerPeer
+        timers: TimerSettings = .wireGuard, stagedPacketsPerPeer: Int = Tuning.stagedPacketsPerPeer,
+        pathMTUDiscovery: Bool = false, mssClamp: MSSClampSetting = .auto
     ) {
+        self.pathMTUDiscovery = pathMTUDiscovery
+        self.mssClamp = mssClamp
         self.mode = mode
         self.privateKey = privateKey
         self.mtu = mtu
@@ -37,6 +44,16 @@ public struct TunnelConfiguration: Sendable {
 }
 
 /// One peer as the core sees it.
+/// `MSSClamp`: TCP SYNs and SYN-ACKs crossing the tunnel (both ways) carry at most this MSS.
+public enum MSSClampSetting: Equatable, Sendable {
+    /// What fits the peer's path: its path MTU less 40 (IPv4) or 60 (IPv6) bytes of headers.
+    case auto
+    /// Never touch a segment.
+    case off
+    /// At most this MSS (and at most what `auto` gives).
+    case fixed(Int)
+}
+
 public struct PeerConfiguration: Sendable {
     /// The peer's static public key.
     public var publicKey: Bytes32
@@ -141,6 +158,11 @@ public struct PeerStatus: Sendable {
     public var drops: [DropReason: UInt64]
     /// True when a session key is usable right now.
     public var hasSession: Bool
+    /// The inner packet size usable towards the peer now: the MTU, or less once path MTU
+    /// discovery found a smaller path.
+    public var pathMTU: Int = 0
+    /// Whether the peer echoes vpnd's path probes (nil: not known yet, or discovery is off).
+    public var echoesProbes: Bool? = nil
 }
 
 /// Something the daemon should log: the core never logs itself.

@@ -13,6 +13,8 @@ public enum WireClassification: Equatable, Sendable {
     case cookieReply
     /// A transport data message (type 4) with its receiver index and counter, not yet authenticated.
     case data(receiverIndex: UInt32, counter: UInt64)
+    /// A path probe or echo (type 5) with its receiver index and counter, not yet authenticated.
+    case probe(receiverIndex: UInt32, counter: UInt64)
     /// Not a well-formed WireGuard message; drop it for this reason.
     case invalid(DropReason)
 }
@@ -46,6 +48,11 @@ public enum Wire {
             case .response: return .response
             default: return .cookieReply
             }
+        }
+        if type == .pathProbe {
+            if bytes.count < PathProbe.minimumMessageSize { return .invalid(.truncated) }
+            if bytes.count > Spec.dataMaximumSize { return .invalid(.oversized) }
+            return .probe(receiverIndex: bytes.loadLE32(at: 4), counter: bytes.loadLE64(at: 8))
         }
         if bytes.count < Spec.dataMinimumSize { return .invalid(.truncated) }
         if bytes.count > Spec.dataMaximumSize { return .invalid(.oversized) }

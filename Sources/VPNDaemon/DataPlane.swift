@@ -197,6 +197,8 @@ public final class DataPlane {
                     sendBuffers[pending] = buffers[i]
                     sendEndpoints[pending] = destination
                     pending += 1
+                case .reply:
+                    write(buffers[i], now: now)  // an ICMP error for the packet's sender
                 case .staged, .drop:
                     break  // a drop is already counted by the tunnel (per peer where one is known)
                 }
@@ -276,6 +278,15 @@ public final class DataPlane {
                             || (i < produced - 1 && offload.segments[i].count != stride)
                         {
                             contiguous = false
+                        }
+                    case .reply:
+                        // The segment became an ICMP error for its sender: back into the device,
+                        // behind a plain virtio-net header.
+                        contiguous = false
+                        if offload.segments[i].headroom >= VirtioNetHeader.size {
+                            let header = offload.segments[i].prepend(VirtioNetHeader.size)
+                            VirtioNetHeader().write(to: header.baseAddress!)
+                            write(offload.segments[i], now: now)
                         }
                     case .staged, .drop:
                         contiguous = false

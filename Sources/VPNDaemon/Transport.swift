@@ -153,6 +153,13 @@ public final class UDPTransport: Transport {
         endOfBatch: () -> Void
     ) throws(IOError) {
         guard event.token == token else { return }
+        if event.events.contains(.hangup), let reporting = socket as? any PathMTUReportingSocket {
+            // Errors queued for what we sent (they keep the socket "ready" until read): learn
+            // each peer's path MTU from the "too big" ones.
+            _ = reporting.drainErrors { destination, mtu in
+                tunnel.pathMTUReported(destination: destination, outerMTU: mtu, now: now)
+            }
+        }
         // Bounded so that a flood cannot starve the tun side.
         for _ in 0..<8 {
             for i in 0..<batchSize { buffers[i].reset(headroom: 0) }

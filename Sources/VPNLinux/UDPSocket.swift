@@ -57,7 +57,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     /// - Throws: ``IOError``, e.g. "bind 0.0.0.0:51820: address already in use (EADDRINUSE); ...".
     public init(
         bindingTo endpoint: Endpoint, batchCapacity: Int = 64, bufferSize: Int = 7 << 20,
-        offloads: LinuxOffloadOptions = .disabled
+        offloads: LinuxOffloadOptions = .disabled, pathMTUDiscovery: Bool = true
     ) throws(IOError) {
         precondition(batchCapacity > 0 && batchCapacity <= 1024, "UDPSocket batchCapacity must be 1...1024")
         let family = endpoint.socketFamily
@@ -74,6 +74,14 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
                 }
             }
             UDPSocket.raiseBuffers(fd, size: Int32(clamping: bufferSize))
+            if pathMTUDiscovery {
+                let rc = vpnd_udp_enable_pmtu(fd, family)
+                if rc != 0 {
+                    throw .system(
+                        "setsockopt(IP_MTU_DISCOVER, IP_RECVERR)", subject: endpoint.description,
+                        errno: Errno(rawValue: -rc))
+                }
+            }
             guard case (var address, let length)? = endpoint.sockaddr(family: family) else {
                 throw .invalid("bind", subject: endpoint.description, reason: "unsupported address")
             }
@@ -120,11 +128,12 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
 
     /// Opens a dual-stack socket on `port` of every address (`[::]:port`); 0 picks a free port.
     public convenience init(
-        port: UInt16, batchCapacity: Int = 64, bufferSize: Int = 7 << 20, offloads: LinuxOffloadOptions = .disabled
+        port: UInt16, batchCapacity: Int = 64, bufferSize: Int = 7 << 20, offloads: LinuxOffloadOptions = .disabled,
+        pathMTUDiscovery: Bool = true
     ) throws(IOError) {
         try self.init(
             bindingTo: Endpoint(address: (0, 0), port: port), batchCapacity: batchCapacity, bufferSize: bufferSize,
-            offloads: offloads)
+            offloads: offloads, pathMTUDiscovery: pathMTUDiscovery)
     }
 
     deinit { Syscall.close(fileDescriptor) }
@@ -212,6 +221,23 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
 }
 
 /// Arrays for one direction of a ``UDPSocket``, allocated once.
+extension UDPSocket: PathMTUReportingSocket {
+    public func drainErrors(_ report: (Endpoint, Int) -> Void) -> Int {
+        var read = 0
+        // Bounded: the queue holds what the kernel queued so far; a flood of ICMP cannot hold
+        // the data plane here.
+        while read < 256 {
+            var destination = vpnd_endpoint()
+            var mtu: UInt32 = 0
+            let rc = vpnd_udp_read_error(fileDescriptor, &destination, &mtu)
+            if rc <= 0 { break }
+            read += 1
+            if mtu > 0 { report(Endpoint(destination), Int(mtu)) }
+        }
+        return read
+    }
+}
+
 final class Scratch {
     let capacity: Int
     let batch: OpaquePointer

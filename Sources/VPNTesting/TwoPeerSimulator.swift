@@ -50,6 +50,10 @@ public struct TwoPeerOptions: Sendable {
     public var impairment = Impairment.none
     /// Outbox slots per tunnel.
     public var outboxCapacity = 256
+    /// Path MTU discovery (probes) on both sides, as the daemon has it over UDP.
+    public var pathMTUDiscovery = false
+    /// `MSSClamp` on both sides.
+    public var mssClamp = MSSClampSetting.auto
 
     public init() {}
 }
@@ -156,10 +160,12 @@ public final class TwoPeerSimulator {
             persistentKeepalive: options.persistentKeepaliveAtB)
         let configurationA = TunnelConfiguration(
             mode: options.mode, privateKey: privateKeyA, mtu: options.mtu, peers: [peerB], timers: options.timers,
-            stagedPacketsPerPeer: options.stagedPacketsPerPeer)
+            stagedPacketsPerPeer: options.stagedPacketsPerPeer, pathMTUDiscovery: options.pathMTUDiscovery,
+            mssClamp: options.mssClamp)
         let configurationB = TunnelConfiguration(
             mode: options.bMode ?? options.mode, privateKey: privateKeyB, mtu: options.mtu, peers: [peerA],
-            timers: options.timers, stagedPacketsPerPeer: options.stagedPacketsPerPeer)
+            timers: options.timers, stagedPacketsPerPeer: options.stagedPacketsPerPeer,
+            pathMTUDiscovery: options.pathMTUDiscovery, mssClamp: options.mssClamp)
         let tunnelA = Tunnel(
             configuration: configurationA, entropy: SeededEntropy(seed: options.seed &+ 0xA),
             timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity)

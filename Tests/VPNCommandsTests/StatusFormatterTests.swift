@@ -35,9 +35,10 @@ struct StatusFormatterTests {
                 "rx_bytes": peer.receivedBytes, "tx_bytes": peer.sentBytes,
                 "rx_packets": peer.receivedPackets, "tx_packets": peer.sentPackets,
                 "persistent_keepalive": peer.persistentKeepalive.components.seconds,
-                "has_session": peer.hasSession, "drops": drops(peer.drops),
+                "has_session": peer.hasSession, "drops": drops(peer.drops), "path_mtu": peer.pathMTU,
             ]
             entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
+            entry["echoes_probes"] = peer.echoesProbes.map { $0 as Any } ?? NSNull()
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = Double((status.now - latest).nanosecondsClamped) / 1e9
             } else {

@@ -175,14 +175,15 @@ let timerScenarios: [TimerScenario] = [
         events: [(0, .receiveData), (7, .receiveData)], until: 60, expected: [(10, .sendKeepalive)]),
     TimerScenario(
         name: "new handshake 15 s after unanswered data, retried, given up",
-        events: [(0, .sendData)], until: 200, expected: retries(from: 15)),
+        events: [(0, .sendData)], until: 200,
+        expected: [(15, [TimerActions.sendHandshakeInitiation, .dataUnanswered])] + Array(retries(from: 15).dropFirst())),
     TimerScenario(
         name: "any received packet cancels the new handshake",
         events: [(0, .sendData), (14.9, .receiveKeepalive)], until: 60, expected: []),
     TimerScenario(
         name: "new handshake counts from the first unanswered data",
         events: [(0, .sendData), (10, .sendData), (16, .receiveResponse)], until: 60,
-        expected: [(15, .sendHandshakeInitiation)]),
+        expected: [(15, [.sendHandshakeInitiation, .dataUnanswered])]),
     TimerScenario(
         name: "retry every 5 s, give up after 18 initiations, zero keys 540 s later",
         events: [(0, .initiate)], until: 700,

@@ -47,7 +47,7 @@ struct WireTests {
         #expect(classify(message(type: 4, count: Spec.dataMaximumSize + 1)) == .invalid(.oversized))
     }
 
-    @Test("unknown type bytes are refused", arguments: [0, 5, 6, 0x14, 0x80, 0xFF] as [UInt8])
+    @Test("unknown type bytes are refused", arguments: [0, 6, 0x14, 0x80, 0xFF] as [UInt8])
     func unknownTypes(type: UInt8) {
         for length in [4, 32, 64, 92, 148] {
             #expect(classify(message(type: type, count: length)) == .invalid(.unknownType))
@@ -69,18 +69,25 @@ struct WireTests {
     /// An independent statement of the rules, for the random corpus.
     private func reference(_ bytes: [UInt8]) -> WireClassification {
         if bytes.count < 4 { return .invalid(.truncated) }
-        if bytes[1] != 0 || bytes[2] != 0 || bytes[3] != 0 || !(1...4).contains(bytes[0]) { return .invalid(.unknownType) }
+        if bytes[1] != 0 || bytes[2] != 0 || bytes[3] != 0 || !(1...5).contains(bytes[0]) { return .invalid(.unknownType) }
         let sizes: [UInt8: Int] = [1: 148, 2: 92, 3: 64]
         if let size = sizes[bytes[0]] {
             if bytes.count != size { return .invalid(bytes.count < size ? .truncated : .oversized) }
             return [1: WireClassification.initiation, 2: .response, 3: .cookieReply][bytes[0]]!
         }
-        if bytes.count < 32 { return .invalid(.truncated) }
+        if bytes.count < (bytes[0] == 5 ? 48 : 32) { return .invalid(.truncated) }
         var index: UInt32 = 0
         var counter: UInt64 = 0
         for i in (4..<8).reversed() { index = index << 8 | UInt32(bytes[i]) }
         for i in (8..<16).reversed() { counter = counter << 8 | UInt64(bytes[i]) }
-        return .data(receiverIndex: index, counter: counter)
+        return bytes[0] == 5 ? .probe(receiverIndex: index, counter: counter) : .data(receiverIndex: index, counter: counter)
+    }
+
+    @Test("path probes (type 5): at least 48 bytes, classified apart from data")
+    func pathProbes() {
+        #expect(classify(message(type: 5, count: 47)) == .invalid(.truncated))
+        if case .probe = classify(message(type: 5, count: 48)) {} else { Issue.record("a 48-byte probe was refused") }
+        #expect(classify(message(type: 5, count: Spec.dataMaximumSize + 1)) == .invalid(.oversized))
     }
 
     @Test("10,000 random datagrams never crash and match the reference rules")
@@ -92,7 +99,7 @@ struct WireTests {
             var bytes = entropy.bytes(length)
             // Make plausible prefixes common, so every branch is exercised.
             if length >= 4 && entropy.next(below: 2) == 0 {
-                bytes[0] = UInt8(1 + entropy.next(below: 4))
+                bytes[0] = UInt8(1 + entropy.next(below: 5))
                 if entropy.next(below: 4) != 0 { bytes[1] = 0; bytes[2] = 0; bytes[3] = 0 }
             }
             let result = classify(bytes)

@@ -227,3 +227,75 @@ private func ipv4UDP(from source: [UInt8], port sourcePort: UInt16, to destinati
           UInt8(udpLength >> 8), UInt8(udpLength & 0xFF), 0, 0]
     return p + payload
 }
+
+/// Path MTU discovery on the UDP socket: DF on every datagram, "too big" errors read back from
+/// the socket's error queue, and ICMP errors that never disturb receiving.
+@Suite(.enabled(if: Privilege.shouldRun, Privilege.reason))
+struct UDPPathMTUTests {
+    init() throws {
+        try #require(Privilege.available, "root and /dev/net/tun are required under CI=true")
+    }
+
+    @Test(arguments: [false, true])
+    func oversizedDatagramIsRefusedAndItsPathMTUReported(dualStack: Bool) async throws {
+        let ns = try TestNamespace.make()
+        defer { ns.delete() }
+        try await ns.run { checks in
+            let netlink = try Netlink()
+            try netlink.setMTU(1280, on: "lo")
+            try netlink.setLink("lo", up: true)
+            let bind = dualStack ? Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: 0) : Endpoint(ipv4: 127, 0, 0, 1, port: 0)
+            let sender = try UDPSocket(bindingTo: bind)
+            let receiver = try UDPSocket(bindingTo: Endpoint(ipv4: 127, 0, 0, 1, port: 0))
+            let buffers = TestBuffers(count: 2, slotSize: 2048)
+            [UInt8](repeating: 1, count: 1400).withUnsafeBytes { buffers.buffers[0].append(contentsOf: $0) }
+            [UInt8](repeating: 2, count: 1000).withUnsafeBytes { buffers.buffers[1].append(contentsOf: $0) }
+            let to = receiver.localEndpoint
+            var destinations = [to, to]
+            let sent = try destinations.withUnsafeMutableBufferPointer { d in
+                try sender.send(UnsafeBufferPointer(buffers.buffers), to: UnsafeBufferPointer(d))
+            }
+            // The 1400-byte datagram is refused (DF: never fragmented) and counted; the other goes.
+            checks.expect(sent == 2, "sent \(sent)")
+            checks.expect(sender.droppedOnSend == 1, "dropped \(sender.droppedOnSend)")
+            var reports: [(Endpoint, Int)] = []
+            let read = sender.drainErrors { reports.append(($0, $1)) }
+            checks.expect(read == 1 && reports.count == 1, "\(read) errors, \(reports)")
+            checks.expect(reports.first?.1 == 1280, "\(reports)")
+            checks.expect(reports.first.map { $0.0.isIPv4 && $0.0.address == to.address } == true, "\(reports)")
+            checks.expect(sender.drainErrors { _, _ in } == 0, "the queue is empty after draining")
+            let received = TestBuffers(count: 4, slotSize: 2048)
+            var sources = [Endpoint](repeating: .none, count: 4)
+            let got = try sources.withUnsafeMutableBufferPointer { try receiver.receive(into: received.buffers, sources: $0) }
+            checks.expect(got == 1 && received.buffers[0].count == 1000, "received \(got)")
+        }
+    }
+
+    @Test func portUnreachableDoesNotDisturbReceiving() async throws {
+        let ns = try TestNamespace.make()
+        defer { ns.delete() }
+        try await ns.run { checks in
+            let netlink = try Netlink()
+            try netlink.setLink("lo", up: true)
+            let socket = try UDPSocket(bindingTo: Endpoint(ipv4: 127, 0, 0, 1, port: 0))
+            let peer = try UDPSocket(bindingTo: Endpoint(ipv4: 127, 0, 0, 1, port: 0))
+            let buffers = TestBuffers(count: 1, slotSize: 2048)
+            [UInt8](repeating: 3, count: 100).withUnsafeBytes { buffers.buffers[0].append(contentsOf: $0) }
+            // A closed port answers with ICMP port unreachable, which IP_RECVERR reports on the
+            // next receive; a datagram from the peer must still be read.
+            var closed = [Endpoint(ipv4: 127, 0, 0, 1, port: 9)]
+            _ = try closed.withUnsafeMutableBufferPointer { try socket.send(UnsafeBufferPointer(buffers.buffers), to: UnsafeBufferPointer($0)) }
+            usleep(50_000)
+            var back = [socket.localEndpoint]
+            _ = try back.withUnsafeMutableBufferPointer { try peer.send(UnsafeBufferPointer(buffers.buffers), to: UnsafeBufferPointer($0)) }
+            usleep(50_000)
+            let received = TestBuffers(count: 4, slotSize: 2048)
+            var sources = [Endpoint](repeating: .none, count: 4)
+            let got = try sources.withUnsafeMutableBufferPointer { try socket.receive(into: received.buffers, sources: $0) }
+            checks.expect(got == 1, "received \(got)")
+            var reports = 0
+            checks.expect(socket.drainErrors { _, _ in reports += 1 } == 1, "the port-unreachable error is queued")
+            checks.expect(reports == 0, "port unreachable is not a path MTU")
+        }
+    }
+}

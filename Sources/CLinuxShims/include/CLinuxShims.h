@@ -138,6 +138,18 @@ int vpnd_udp_probe_gso(int fd);
 /// Returns 0 or -errno. The corresponding C call is `setsockopt(SOL_UDP, UDP_GRO, 1)`.
 int vpnd_udp_enable_gro(int fd);
 
+/// Path MTU discovery on a UDP socket: the DF bit on every datagram (IP_PMTUDISC_DO; on an IPv6
+/// socket IPV6_PMTUDISC_DO, and IPv4's too for a dual-stack one), so the kernel never fragments
+/// them, and errors queued on the socket (IP_RECVERR, IPV6_RECVERR), so "fragmentation needed",
+/// "packet too big" and local EMSGSIZE can be read back with vpnd_udp_read_error. 0 or -errno.
+int vpnd_udp_enable_pmtu(int fd, int family);
+
+/// Reads one error queued on `fd` (MSG_ERRQUEUE) without blocking. Returns 1 and sets
+/// `*destination` (the original datagram's destination; port 0 for a local error) and `*mtu` (the
+/// path MTU for a "too big" error from ICMP, ICMPv6 or the local stack; 0 for any other error);
+/// 0 when the queue is empty; -errno on failure.
+int vpnd_udp_read_error(int fd, vpnd_endpoint *destination, uint32_t *mtu);
+
 /// Like vpnd_udp_recv_batch, and also reads each message's UDP_GRO control message into
 /// `out_segment_sizes[i]` (0 when the buffer holds one plain datagram). Uses the batch's
 /// preallocated control buffers. The corresponding C call is `recvmmsg(2)`.
