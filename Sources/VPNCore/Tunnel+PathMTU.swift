@@ -17,7 +17,8 @@ extension Tunnel {
     public func pathMTUReported(destination: Endpoint, outerMTU: Int, now: Instant) {
         guard configuration.pathMTUDiscovery else { return }
         let ipHeader = destination.isIPv4 ? 20 : 40
-        let inner = outerMTU - ipHeader - Self.udpMessageOverhead
+        // The prober counts IP packets; in tap mode each carries a 14-byte Ethernet header too.
+        let inner = outerMTU - ipHeader - Self.udpMessageOverhead - linkHeaderLength
         for peer in peers {
             guard let endpoint = peer.endpoint, endpoint.address == destination.address,
                 destination.port == 0 || endpoint.port == destination.port
@@ -27,6 +28,9 @@ extension Tunnel {
             }
         }
     }
+
+    /// 14 in tap mode (an Ethernet header in front of each IP packet), else 0.
+    var linkHeaderLength: Int { configuration.mode == .tap ? 14 : 0 }
 
     /// A packet larger than the peer's path: tell its sender (tun mode, when it asked not to be
     /// fragmented), or drop it.
@@ -101,12 +105,14 @@ extension Tunnel {
             peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
         else { return }
         for i in 0..<peer.prober.probeCount {
+            // As large as a data message carrying an IP packet of that size (in a frame, for tap).
             let size = peer.prober.size(at: i)
+            let bodySize = size + linkHeaderLength
             let id = peer.prober.probeID(at: i)
             let counter = keypair.sendCounter
             let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
                 PathProbe.seal(
-                    .probe, id: id, size: size, bodySize: size, into: &buffer, receiverIndex: keypair.remoteIndex,
+                    .probe, id: id, size: size, bodySize: bodySize, into: &buffer, receiverIndex: keypair.remoteIndex,
                     counter: counter, key: keypair.sendKey)
                 return true
             }

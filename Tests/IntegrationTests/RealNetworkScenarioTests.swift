@@ -14,4 +14,7 @@ struct RealNetworkScenarioTests {
 
     @Test("150/s of junk initiations (no valid mac1) do not fake load: a client started during them is up within 1 s")
     func junkLoad() async { await Scenario.run("junk-load", timeLimit: .seconds(90)) }
+
+    @Test("a 1280-byte black hole (no fragments, no ICMP) with MTU 1420: probes find 1220, 50 MB each way at >= 70 % of MTU 1220 by hand; with ICMP, frag-needed names 1220")
+    func pmtuBlackhole() async { await Scenario.run("pmtu-blackhole", timeLimit: .seconds(240)) }
 }

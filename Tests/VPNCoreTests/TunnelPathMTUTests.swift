@@ -140,7 +140,28 @@ struct TunnelMSSAndICMPTests {
         offloadPutBE16(&p, 10, 0)
         offloadPutBE16(&p, 10, Int(offloadReferenceChecksum(Array(p[0..<20]))))
         mssFixChecksum(&p)
-        return p
+        guard sim.options.mode == .tap else { return p }
+        return TestPackets.ethernet(destination: sim.peer(side.other).mac, source: sim.peer(side).mac, payload: p)
+    }
+
+    @Test("tap mode: SYNs inside Ethernet frames are clamped too")
+    func clampInTap() {
+        var options = TwoPeerOptions()
+        options.mode = .tap
+        options.pathMTUDiscovery = true
+        let sim = TwoPeerSimulator(options)
+        sim.network.filter = { $0.bytes.count <= 1252 + 14 }
+        sim.connect(within: .seconds(2))
+        #expect(sim.b.peerStatus(sim.now).pathMTU == 1220)
+        sim.send(.b, syn(sim, from: .b))
+        sim.run(for: .milliseconds(10))
+        guard let got = sim.a.delivered.last else {
+            Issue.record("nothing delivered")
+            return
+        }
+        let ip = Array(got[14...])
+        #expect(offloadBE16(ip, 20 + 22) == 1180)
+        #expect(offloadL4ChecksumValid(ip))
     }
 
     @Test("SYN and SYN-ACK in both directions carry at most the path MTU less 40, checksums intact",
