@@ -34,14 +34,33 @@ private struct VectorFile: Decodable {
     let vectors: [CacophonyVector]
 }
 
-/// The vectors of `shared/vectors/noise-cacophony.json`, which sits beside the repository:
-/// `<repo>/Tests/VPNCoreTests/<file>.swift` → `<repo>/../shared/vectors/`.
-func cacophonyVectors(filePath: String = #filePath) throws -> [CacophonyVector] {
-    let repo = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    let url = repo.deletingLastPathComponent().appendingPathComponent("shared/vectors/noise-cacophony.json")
-    guard let data = FileManager.default.contents(atPath: url.path) else {
-        throw VectorFileMissing(path: url.path)
+/// Where the Cacophony vectors are: `shared/vectors/noise-cacophony.json` beside the repository
+/// (`<repo>/Tests/VPNCoreTests/<file>.swift` → `<repo>/../shared/vectors/`). They are material
+/// from elsewhere and are not copied into the repository, so a clone on its own has no such file:
+/// outside CI the vector tests then say they were skipped (the project's own known-answer tests,
+/// checked against an independent Python implementation, still run); with `CI=true` the file
+/// must be there.
+enum CacophonyFile {
+    static func path(filePath: String = #filePath) -> String {
+        let repo = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return repo.deletingLastPathComponent().appendingPathComponent("shared/vectors/noise-cacophony.json").path
+    }
+
+    static var isPresent: Bool { FileManager.default.fileExists(atPath: path()) }
+    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    /// Run when the file is there, and always under CI (where a missing file fails).
+    static var shouldRun: Bool { isPresent || isCI }
+    static var skipReason: Comment {
+        "the Cacophony vectors need \(path()) (the shared/ directory beside the checkout); with CI=true they are required"
+    }
+}
+
+/// The vectors of ``CacophonyFile``.
+func cacophonyVectors() throws -> [CacophonyVector] {
+    let path = CacophonyFile.path()
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw VectorFileMissing(path: path)
     }
     return try JSONDecoder().decode(VectorFile.self, from: data).vectors
 }
@@ -75,7 +94,7 @@ func hex(_ text: String) -> [UInt8] {
     return bytes
 }
 
-@Suite("Noise IK / IKpsk2 against the Cacophony vectors")
+@Suite("Noise IK / IKpsk2 against the Cacophony vectors", .enabled(if: CacophonyFile.shouldRun, CacophonyFile.skipReason))
 struct NoiseCacophonyTests {
     static let wanted = ["Noise_IK_25519_ChaChaPoly_BLAKE2s", "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"]
 
@@ -180,7 +199,11 @@ struct NoiseCacophonyTests {
         }
         #expect(initiatorCounter == 2 && responderCounter == 2)
     }
+}
 
+/// Noise behaviour that needs no vector file.
+@Suite("Noise IK / IKpsk2 without vectors")
+struct NoisePrologueTests {
     @Test("a responder with another prologue cannot read message 1")
     func prologueMismatch() throws {
         var entropy = SeededEntropy(seed: 7)
