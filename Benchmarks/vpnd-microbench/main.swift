@@ -105,14 +105,12 @@ func benchmarkDeferredHandshakes() {
     let client = HandshakeIdentity(privateKey: clientKey)
     let towardServer = PeerHandshakeInfo(publicKey: X25519.publicKey(for: serverKey))
     var jar = CookieJar(peerPublicKey: towardServer.publicKey)
-    var jobs: [HandshakeJob] = []
-    jobs.reserveCapacity(4)
     let server = Tunnel(
         configuration: TunnelConfiguration(
             mode: .tun, privateKey: serverKey, mtu: mtu,
             peers: [PeerConfiguration(publicKey: client.publicKey, allowedIPs: [IPPrefix("10.8.0.2/32")!])]),
         entropy: SeededEntropy(seed: 1), timestamps: SystemlessTimestamps(),
-        handshakes: .deferred(submit: { jobs.append($0); return true }, backlog: { jobs.count }))
+        handshakes: .deferred(capacity: HandshakeExecution.defaultCapacity))
     var processor = server.makeHandshakeProcessor()
     var workerEntropy = SeededEntropy(seed: 2)
     let slab = PacketSlab(slotSize: 256, slotCount: 1)
@@ -131,9 +129,10 @@ func benchmarkDeferredHandshakes() {
         else { fatalError("vpnd-microbench: no initiation") }
         let t0 = seconds()
         _ = server.decapsulate(&buffer, from: source, now: now)
+        let jobs = server.takeHandshakeJobs()
         let t1 = seconds()
         guard jobs.count == 1 else { fatalError("vpnd-microbench: the initiation was not deferred") }
-        let outcome = processor.process(jobs.removeLast(), entropy: &workerEntropy)
+        let outcome = processor.process(jobs[0], entropy: &workerEntropy)
         let t2 = seconds()
         server.completeHandshake(outcome, now: now)
         let t3 = seconds()

@@ -167,7 +167,7 @@ enum DaemonRunner {
         let handshakePoller = try EpollPoller()
         let tunnel = Tunnel(
             configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps(),
-            handshakes: .deferred(submit: handshakeWorker.submit, backlog: { handshakeWorker.backlog }))
+            handshakes: .deferred(capacity: handshakeWorker.capacity))
         let dataPlane = try DataPlane(
             tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
             logger: logger,

@@ -48,8 +48,21 @@ extension HandshakeIdentity {
         peer: PeerHandshakeInfo, localIndex: UInt32, timestamp: TAI64N, cookieJar: inout CookieJar,
         now: Instant, entropy: inout some EntropySource, into message: UnsafeMutableRawBufferPointer
     ) throws(HandshakeError) -> PendingInitiation {
-        precondition(message.count == Spec.initiationSize, "an initiation has 148 bytes")
         precondition(cookieJar.peerPublicKey == peer.publicKey, "the cookie jar belongs to another peer")
+        let pending = try writeInitiation(
+            peer: peer, localIndex: localIndex, timestamp: timestamp, now: now, entropy: &entropy, into: message)
+        cookieJar.stampMACs(message, now: now)
+        return pending
+    }
+
+    /// ``createInitiation(peer:localIndex:timestamp:cookieJar:now:entropy:into:)`` without the
+    /// MACs, which stay zero: the handshake thread writes the Noise part, and the packet thread,
+    /// which owns the peer's cookie jar, stamps them once when it sends the message.
+    public func writeInitiation(
+        peer: PeerHandshakeInfo, localIndex: UInt32, timestamp: TAI64N, now: Instant,
+        entropy: inout some EntropySource, into message: UnsafeMutableRawBufferPointer
+    ) throws(HandshakeError) -> PendingInitiation {
+        precondition(message.count == Spec.initiationSize, "an initiation has 148 bytes")
         var noise = noiseState(role: .initiator, remoteStatic: peer.publicKey, presharedKey: peer.presharedKey)
         Wire.writePrefix(.initiation, to: message)
         message.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
@@ -67,7 +80,6 @@ extension HandshakeIdentity {
             secureZero(message)
             throw .invalidPeerPublicKey(peer.publicKey)
         }
-        cookieJar.stampMACs(message, now: now)
         return PendingInitiation(
             noise: noise, localIndex: localIndex, peerPublicKey: peer.publicKey, timestamp: timestamp,
             createdAt: now)

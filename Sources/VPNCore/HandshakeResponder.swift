@@ -99,8 +99,19 @@ extension HandshakeIdentity {
         to initiation: ConsumedInitiation, localIndex: UInt32, cookieJar: inout CookieJar, now: Instant,
         entropy: inout some EntropySource, into message: UnsafeMutableRawBufferPointer
     ) -> HandshakeResult<SessionKeys> {
-        precondition(message.count == Spec.responseSize, "a response has 92 bytes")
         precondition(cookieJar.peerPublicKey == initiation.peerPublicKey, "the cookie jar belongs to another peer")
+        let keys = writeResponse(to: initiation, localIndex: localIndex, entropy: &entropy, into: message)
+        if case .accepted = keys { cookieJar.stampMACs(message, now: now) }
+        return keys
+    }
+
+    /// ``createResponse(to:localIndex:cookieJar:now:entropy:into:)`` without the MACs, which stay
+    /// zero for the packet thread to stamp once (see ``writeInitiation(peer:localIndex:timestamp:now:entropy:into:)``).
+    public func writeResponse(
+        to initiation: ConsumedInitiation, localIndex: UInt32, entropy: inout some EntropySource,
+        into message: UnsafeMutableRawBufferPointer
+    ) -> HandshakeResult<SessionKeys> {
+        precondition(message.count == Spec.responseSize, "a response has 92 bytes")
         var noise = initiation.noise
         Wire.writePrefix(.response, to: message)
         message.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
@@ -114,7 +125,6 @@ extension HandshakeIdentity {
             secureZero(message)
             return .drop(.handshakeFailed)
         }
-        cookieJar.stampMACs(message, now: now)
         let keys = noise.split()
         return .accepted(SessionKeys(
             sendKey: keys.send, receiveKey: keys.receive, localIndex: localIndex,

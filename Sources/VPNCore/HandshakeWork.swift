@@ -8,17 +8,18 @@ import VPNCrypto
 //   packet thread (Tunnel)                       handshake thread (HandshakeProcessor)
 //   ---------------------                        -------------------------------------
 //   admission: mac1, cookie, rate limit (cheap)
-//   HandshakeJob  ------------------------------> process: X25519, Noise, the responder's
-//                                                 replay state (TAI64N, flood guard)
+//   HandshakeJob, returned by takeHandshakeJobs  process: X25519, Noise, the responder's
+//     (the daemon carries it over) ------------>  replay state (TAI64N, flood guard)
 //   completeHandshake(outcome) <----------------- HandshakeOutcome
 //   local index, mac1/mac2 (peer's cookie jar),
 //   keypair slots, timers, outbox
 //
-// The sender index and the MACs are not part of the Noise transcript, so the processor builds
-// messages with a zero sender index and throw-away MACs; the packet thread, which owns the
-// index table and the cookie jars, writes the index and stamps the MACs when it applies the
-// outcome. In the inline mode (tests, fuzzing) the Tunnel runs the processor itself, at once,
-// through exactly the same job and outcome values.
+// The sender index and the MACs are not part of the Noise transcript, so the processor writes
+// messages with a zero sender index and no MACs; the packet thread, which owns the index table
+// and the cookie jars, writes the index and stamps the MACs, once, when it applies the outcome.
+// The core never calls out: jobs wait in the Tunnel until the daemon takes them. In the inline
+// mode (tests, fuzzing) the Tunnel runs the processor itself, at once, through exactly the same
+// job and outcome values.
 
 /// A handshake message copied out of a receive buffer (at most 148 bytes).
 public struct HandshakeMessage: Sendable {
@@ -130,12 +131,11 @@ public struct HandshakeProcessor {
         switch job.work {
         case .initiate(let info, let timestamp):
             var message = HandshakeMessage(count: Spec.initiationSize)
-            var jar = CookieJar(peerPublicKey: info.publicKey)
             do throws(HandshakeError) {
                 let pending = try message.withUnsafeMutableBytes { (bytes) throws(HandshakeError) in
-                    try identity.createInitiation(
-                        peer: info, localIndex: 0, timestamp: timestamp, cookieJar: &jar, now: job.submittedAt,
-                        entropy: &entropy, into: bytes)
+                    try identity.writeInitiation(
+                        peer: info, localIndex: 0, timestamp: timestamp, now: job.submittedAt, entropy: &entropy,
+                        into: bytes)
                 }
                 return .initiation(message, pending)
             } catch {
@@ -154,10 +154,8 @@ public struct HandshakeProcessor {
             peers[consumed.peerPublicKey]?.lastTimestamp = consumed.timestamp
             peers[consumed.peerPublicKey]?.lastInitiationAt = job.submittedAt
             var message = HandshakeMessage(count: Spec.responseSize)
-            var jar = CookieJar(peerPublicKey: consumed.peerPublicKey)
             let keys = message.withUnsafeMutableBytes { bytes in
-                identity.createResponse(
-                    to: consumed, localIndex: 0, cookieJar: &jar, now: job.submittedAt, entropy: &entropy, into: bytes)
+                identity.writeResponse(to: consumed, localIndex: 0, entropy: &entropy, into: bytes)
             }
             switch keys {
             case .accepted(let keys): return .response(message, keys)
@@ -177,14 +175,19 @@ public struct HandshakeProcessor {
 extension HandshakeProcessor: Sendable {}
 
 /// Where the Tunnel's handshake work runs.
-public enum HandshakeExecution {
+public enum HandshakeExecution: Sendable {
     /// On the caller's thread, at once (tests, fuzzing, the simulator).
     case inline
-    /// Handed to `submit` (which returns false when its queue is full); the outcomes come back
-    /// through ``Tunnel/completeHandshake(_:now:)``. The submitter's processor comes from
-    /// ``Tunnel/makeHandshakeProcessor()``. `backlog` says how many jobs wait, not yet started:
-    /// from 128 on, the interface is under load (cookies and rate limits apply).
-    case deferred(submit: (HandshakeJob) -> Bool, backlog: () -> Int)
+    /// On another thread: the jobs wait in the Tunnel until the owner takes them
+    /// (``Tunnel/takeHandshakeJobs()``) and computes them with the processor from
+    /// ``Tunnel/makeHandshakeProcessor()``; the outcomes come back through
+    /// ``Tunnel/completeHandshake(_:now:)``. At most `capacity` jobs are in flight (made and not
+    /// yet answered); one beyond is refused as `queue-full`. From
+    /// ``Tunnel/underLoadBacklog`` in flight on, the interface is under load.
+    case deferred(capacity: Int)
+
+    /// wireguard-go's handshake queue.
+    public static let defaultCapacity = 1024
 }
 
 extension SessionKeys {

@@ -8,9 +8,9 @@ extension Tunnel {
     static let underLoadInitiationsPerSecond = 64
     /// How long the under-load state lasts after the last burst (wireguard-go: 1 s).
     static let underLoadHold: Duration = .seconds(1)
-    /// Handshake jobs waiting for the handshake thread (not yet taken) at which we are under
+    /// Handshake jobs in flight (deferred mode: made and not yet answered) at which we are under
     /// load too, whatever the rate: wireguard-go's figure, an eighth of its 1024-job queue.
-    static let underLoadBacklog = 128
+    public static let underLoadBacklog = 128
 
     // MARK: - Initiating
 
@@ -52,40 +52,64 @@ extension Tunnel {
 
     // MARK: - Handshake work: inline or deferred
 
-    /// The processor for a deferred submitter's thread: our identity and the configured peers.
-    /// Every initiation of this interface must reach that one processor (it keeps the replay state).
+    /// The processor for the owner's handshake thread (deferred mode): our identity and the
+    /// configured peers. Every initiation of this interface must reach that one processor (it
+    /// keeps the replay state).
     public func makeHandshakeProcessor() -> HandshakeProcessor {
         HandshakeProcessor(
             identity: identity,
             peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
     }
 
-    /// Runs `job` now (inline: returns what applying it gave) or hands it to the submitter
-    /// (deferred: returns nil, or `.drop(.queueFull)` when the submitter's queue is full).
+    /// Runs `job` now (inline: returns what applying it gave) or leaves it for
+    /// ``takeHandshakeJobs()`` (deferred: returns nil, or `.drop(.queueFull)` when `capacity`
+    /// jobs are in flight already).
     func submit(_ job: HandshakeJob, now: Instant) -> DecapsulateResult? {
         switch handshakeExecution {
         case .inline:
             return apply(processor!.process(job, entropy: &entropy), now: now)
-        case .deferred(let hand, _):
-            guard hand(job) else {
-                if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count {
-                    return .drop(peers[Int(job.peer)].countReturning(.queueFull))
-                }
-                return .drop(countUnattributed(.queueFull))
-            }
+        case .deferred(let capacity):
+            guard handshakesInFlight < capacity else { return .drop(countQueueFull(job)) }
+            handshakeJobs.append(job)
             handshakesInFlight += 1
             return nil
         }
     }
 
-    /// Jobs handed to the deferred submitter that it has not started on (0 inline).
-    var handshakeBacklog: Int {
-        if case .deferred(_, let backlog) = handshakeExecution { return backlog() }
+    private func countQueueFull(_ job: HandshakeJob) -> DropReason {
+        if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count {
+            return peers[Int(job.peer)].countReturning(.queueFull)
+        }
+        return countUnattributed(.queueFull)
+    }
+
+    /// Whether the deferred mode has jobs for ``takeHandshakeJobs()``.
+    public var hasHandshakeJobs: Bool { !handshakeJobs.isEmpty }
+
+    /// The jobs made since the last call, oldest first, for the owner's handshake thread (deferred
+    /// mode; always empty inline). Each comes back through ``completeHandshake(_:now:)``, or
+    /// through ``handshakeJobNotTaken(_:)`` when the thread could not queue it.
+    public func takeHandshakeJobs() -> [HandshakeJob] {
+        guard !handshakeJobs.isEmpty else { return [] }
+        defer { handshakeJobs.removeAll(keepingCapacity: true) }
+        return handshakeJobs
+    }
+
+    /// A job from ``takeHandshakeJobs()`` that the handshake thread could not queue: counted as
+    /// `queue-full`, no longer in flight (the retry timer tries an initiation again).
+    public func handshakeJobNotTaken(_ job: HandshakeJob) {
+        if handshakesInFlight > 0 { handshakesInFlight -= 1 }
+        _ = countQueueFull(job)
+    }
+
+    /// The most jobs the deferred mode keeps in flight (0 inline).
+    public var handshakeCapacity: Int {
+        if case .deferred(let capacity) = handshakeExecution { return capacity }
         return 0
     }
 
-    /// Applies the outcome of a job handed to the deferred submitter: sends the message it made,
-    /// installs the session, or counts the refusal. Anything to send is in the outbox afterwards.
+    /// Applies the outcome of a deferred job: sends the message it made, installs the session, or
+    /// counts the refusal. Anything to send is in the outbox afterwards.
     public func completeHandshake(_ outcome: HandshakeOutcome, now: Instant) {
         if handshakesInFlight > 0 { handshakesInFlight -= 1 }
         _ = apply(outcome, now: now)
@@ -262,7 +286,7 @@ extension Tunnel {
 
     /// Whether handshake messages now need a valid mac2 (and face the per-source rate limit).
     func isUnderLoad(now: Instant) -> Bool {
-        if handshakeBacklog >= Self.underLoadBacklog { underLoadUntil = now + Self.underLoadHold }
+        if handshakesInFlight >= Self.underLoadBacklog { underLoadUntil = now + Self.underLoadHold }
         return now < underLoadUntil
     }
 

@@ -63,16 +63,19 @@ public final class Tunnel {
     let slotSize: Int
     /// Where the handshakes' Diffie-Hellman work runs.
     let handshakeExecution: HandshakeExecution
-    /// The processor of the inline mode (nil in the deferred mode: the submitter owns one).
+    /// The processor of the inline mode (nil in the deferred mode: the owner's thread has one).
     var processor: HandshakeProcessor?
-    /// Jobs handed to the deferred submitter whose outcome has not come back yet.
+    /// Deferred jobs made and not yet taken by ``takeHandshakeJobs()``.
+    var handshakeJobs: [HandshakeJob] = []
+    /// Deferred jobs made whose outcome has not come back yet (waiting here, taken, or being
+    /// computed): the one count of handshake work in flight.
     public internal(set) var handshakesInFlight = 0
 
     /// Builds the core for `configuration`.
     ///
     /// - Parameter handshakes: `.inline` computes handshakes at once on the caller's thread;
-    ///   `.deferred` hands them to a submitter (the daemon's handshake thread), whose outcomes
-    ///   come back through ``completeHandshake(_:now:)``.
+    ///   `.deferred` leaves them for the owner to take (``takeHandshakeJobs()``) to its handshake
+    ///   thread, whose outcomes come back through ``completeHandshake(_:now:)``.
     public init(
         configuration: TunnelConfiguration, entropy: any EntropySource, timestamps: any TimestampSource,
         outboxCapacity: Int = 256, handshakes: HandshakeExecution = .inline

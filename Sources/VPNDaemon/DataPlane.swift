@@ -65,13 +65,18 @@ public final class DataPlane {
     static let transportTokenBase: UInt64 = 16
 
     /// Builds the loop; registers the device, the transport and the control wakeup with `poller`.
-    /// With `handshakes`, `tunnel` must defer its handshakes to that worker, which rings the
-    /// control wakeup when outcomes are ready.
+    /// `handshakes` is given exactly when `tunnel` defers its handshakes (`.deferred(capacity:)`,
+    /// at most the worker's capacity): the loop carries the tunnel's jobs to that worker, which
+    /// rings the control wakeup when outcomes are ready.
     public init(
         tunnel: Tunnel, device: any PacketDevice, transport: any Transport, poller: any Poller,
         clock: any Clock, control: DataPlaneControl, logger: Logger, batchSize: Int = 64,
         offloads: DataPlaneOffloads = DataPlaneOffloads(), handshakes: HandshakeWorker? = nil
     ) throws(IOError) {
+        precondition(
+            (handshakes != nil) == (tunnel.handshakeCapacity > 0)
+                && tunnel.handshakeCapacity <= (handshakes?.capacity ?? 0),
+            "DataPlane: a tunnel with deferred handshakes needs a HandshakeWorker of at least its capacity, an inline one none")
         self.tunnel = tunnel
         self.handshakes = handshakes
         self.device = device
@@ -133,6 +138,8 @@ public final class DataPlane {
     /// One iteration: wait for readiness or the next timer (at most `timeoutCap`), then handle
     /// everything that is ready.
     public func runOnce(timeoutCap: Duration?) throws(IOError) {
+        // Jobs made outside an iteration (start-up's initiations) go out before the wait.
+        if tunnel.hasHandshakeJobs { submitHandshakeJobs() }
         var now = clock.now()
         var timeout: Duration? = nil
         if let deadline = tunnel.nextDeadline {
@@ -346,7 +353,11 @@ public final class DataPlane {
     private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Bool {
         // The type byte, read before decapsulation moves the buffer's start past the header.
         let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
-        switch tunnel.decapsulate(&datagram, from: source, now: now) {
+        let result = tunnel.decapsulate(&datagram, from: source, now: now)
+        // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
+        // is queued now, so that the next reply finds room.
+        if tunnel.outbox.isFull { flushOutboxDeferringErrors() }
+        switch result {
         case .deliver:
             if offload == nil {
                 write(datagram, now: now)
@@ -362,9 +373,6 @@ public final class DataPlane {
         case .drop:
             return false  // a drop is already counted by the tunnel (per peer where one is known)
         }
-        // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
-        // is queued now, so that the next reply finds room.
-        if tunnel.outbox.isFull { flushOutboxDeferringErrors() }
     }
 
     private func flushOutboxDeferringErrors() {
@@ -396,7 +404,9 @@ public final class DataPlane {
 
     // MARK: - Outbox, events, control
 
+    /// Hands the tunnel's handshake jobs to the handshake thread, then sends the outbox.
     private func flushOutbox() throws(IOError) {
+        if tunnel.hasHandshakeJobs { submitHandshakeJobs() }
         while !tunnel.outbox.isEmpty {
             var pending = 0
             while pending < batchSize,
@@ -421,6 +431,15 @@ public final class DataPlane {
             case .warning: logger.warning("\(event.message)")
             case .debug: logger.debug("\(event.message)")
             }
+        }
+    }
+
+    /// Carries the jobs the tunnel made to the handshake thread (Daemon → thread); a job that
+    /// finds the thread's queue full goes back to the tunnel, counted.
+    private func submitHandshakeJobs() {
+        guard let handshakes else { return }
+        for job in tunnel.takeHandshakeJobs() where !handshakes.submit(job) {
+            tunnel.handshakeJobNotTaken(job)
         }
     }
 

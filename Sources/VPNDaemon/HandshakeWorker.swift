@@ -6,30 +6,25 @@ import VPNCore
 /// The handshake thread: runs the handshakes' Diffie-Hellman work (``HandshakeProcessor``) so
 /// that no X25519 operation ever runs on the packet thread.
 ///
-/// The data plane's ``Tunnel`` (built with `handshakes: .deferred(submit: worker.submit, backlog:
-/// { worker.backlog })`) hands jobs over with ``submit(_:)`` after the cheap admission checks
-/// (mac1, cookies, rate limit); the thread in ``run(processor:entropy:poller:)`` computes them in
-/// arrival order and rings the data plane's wakeup, whose loop takes the outcomes with
-/// ``takeOutcomes()`` and applies them with ``Tunnel/completeHandshake(_:now:)``.
+/// The data plane takes the jobs its ``Tunnel`` (built with `handshakes: .deferred(capacity:)`)
+/// made (``Tunnel/takeHandshakeJobs()``) and queues them with ``submit(_:)``; the thread in
+/// ``run(processor:entropy:poller:)`` computes them in arrival order and rings the data plane's
+/// wakeup, whose loop takes the outcomes with ``takeOutcomes()`` and applies them with
+/// ``Tunnel/completeHandshake(_:now:)``. The Tunnel counts the jobs in flight (for its capacity
+/// and its load); the worker only holds them.
 ///
 /// Both directions are single-producer single-consumer rings ordered by atomics: no lock, and
 /// nothing that ThreadSanitizer cannot see (it does not see `Synchronization.Mutex` on Linux).
-/// At most `capacity` jobs are in flight (queued, being computed, or computed and not yet taken),
-/// so neither ring can overflow.
+/// The thread takes a job only while the outcome ring has room, so neither ring can overflow:
+/// a job finds the job ring full only if `capacity` jobs wait already.
 ///
-/// Thread-safe in this sense: ``submit(_:)``, ``backlog`` and ``takeOutcomes()`` are called by
-/// one thread (the data plane's), ``processPending(with:entropy:)`` and the loop by one other.
+/// Thread-safe in this sense: ``submit(_:)`` and ``takeOutcomes()`` are called by one thread (the
+/// data plane's), ``processPending(with:entropy:)`` and the loop by one other.
 public final class HandshakeWorker: Sendable {
-    /// Jobs in flight at most (wireguard-go's handshake queue); a job beyond this is refused
-    /// (counted as `queue-full`). The Tunnel is under load from an eighth of it waiting (cookies
-    /// and rate limits apply).
-    public static let defaultCapacity = 1024
-
-    private let capacity: Int
+    /// Jobs each ring holds; the data plane's Tunnel keeps at most this many in flight.
+    public let capacity: Int
     private let jobs: SPSCRing<HandshakeJob>
     private let outcomes: SPSCRing<HandshakeOutcome>
-    /// Submitted and not yet taken back as an outcome; touched by the data-plane thread only.
-    private let inFlight = Atomic<Int>(0)
     private let stopFlag = Atomic<Bool>(false)
     private let processed = Atomic<UInt64>(0)
     /// Rings the handshake thread.
@@ -39,7 +34,7 @@ public final class HandshakeWorker: Sendable {
 
     /// A worker that waits on `doorbell` and rings `dataPlaneWakeup` (the data plane's
     /// ``DataPlaneControl`` wakeup) with outcomes.
-    public init(doorbell: any Wakeup, dataPlaneWakeup: any Wakeup, capacity: Int = HandshakeWorker.defaultCapacity) {
+    public init(doorbell: any Wakeup, dataPlaneWakeup: any Wakeup, capacity: Int = HandshakeExecution.defaultCapacity) {
         precondition(capacity > 0, "a HandshakeWorker needs room for one job")
         self.doorbell = doorbell
         self.dataPlaneWakeup = dataPlaneWakeup
@@ -48,11 +43,10 @@ public final class HandshakeWorker: Sendable {
         outcomes = SPSCRing(capacity: capacity)
     }
 
-    /// Queues `job` for the handshake thread; false when `capacity` jobs are in flight.
+    /// Queues `job` for the handshake thread; false when `capacity` jobs wait already.
     /// Called on the data-plane thread.
     public func submit(_ job: HandshakeJob) -> Bool {
-        guard inFlight.load(ordering: .relaxed) < capacity, jobs.push(job) else { return false }
-        inFlight.add(1, ordering: .relaxed)
+        guard jobs.push(job) else { return false }
         doorbell.signal()
         return true
     }
@@ -64,22 +58,23 @@ public final class HandshakeWorker: Sendable {
     public func takeOutcomes() -> [HandshakeOutcome] {
         var ready: [HandshakeOutcome] = []
         while let outcome = outcomes.pop() { ready.append(outcome) }
-        if !ready.isEmpty { inFlight.subtract(ready.count, ordering: .relaxed) }
+        if !ready.isEmpty { doorbell.signal() }  // room again: jobs held back can go on
         return ready
     }
 
     /// Jobs computed since start (for tests and status).
     public var processedCount: UInt64 { processed.load(ordering: .relaxed) }
 
-    /// Computes every queued job now, on the caller's thread; returns how many. The thread's
+    /// Computes every queued job now (as many as the outcome ring has room for), on the caller's
+    /// thread; returns how many. The thread's
     /// loop is built on it; tests call it directly to interleave the two sides by hand.
     @discardableResult
     public func processPending(with processor: inout HandshakeProcessor, entropy: inout some EntropySource) -> Int {
         var count = 0
-        while let job = jobs.pop() {
-            // Room is certain: at most `capacity` jobs are in flight.
+        // A job is taken only when its outcome has room; the rest wait for takeOutcomes().
+        while outcomes.count < capacity, let job = jobs.pop() {
             let pushed = outcomes.push(processor.process(job, entropy: &entropy))
-            precondition(pushed, "HandshakeWorker: outcome ring full with at most capacity jobs in flight")
+            precondition(pushed, "HandshakeWorker: the outcome ring has one producer")
             processed.add(1, ordering: .relaxed)
             count += 1
             // At once, not after the batch: the first session need not wait for a flood's tail.

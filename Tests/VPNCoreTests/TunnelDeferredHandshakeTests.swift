@@ -12,9 +12,15 @@ struct TunnelDeferredHandshakeTests {
     static let serverAt = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
     static let clientAt = Endpoint(ipv4: 192, 0, 2, 2, port: 40000)
 
-    /// A client with deferred handshakes (jobs collected in `jobs`) and an inline server.
+    /// A client with deferred handshakes (its jobs taken into `jobs` as the daemon would) and an
+    /// inline server.
     final class World {
-        var jobs: [HandshakeJob] = []
+        var taken: [HandshakeJob] = []
+        /// The client's jobs so far, taken from it and not yet computed.
+        var jobs: [HandshakeJob] {
+            taken += client.takeHandshakeJobs()
+            return taken
+        }
         var client: Tunnel!
         let server: Tunnel
         var processor: HandshakeProcessor!
@@ -40,19 +46,15 @@ struct TunnelDeferredHandshakeTests {
                             endpoint: TunnelDeferredHandshakeTests.serverAt)
                     ]),
                 entropy: SeededEntropy(seed: 5), timestamps: StepTimestamps(),
-                handshakes: .deferred(
-                    submit: { [unowned self] job in
-                        jobs.append(job)
-                        return true
-                    },
-                    backlog: { [unowned self] in jobs.count }))
+                handshakes: .deferred(capacity: HandshakeExecution.defaultCapacity))
             processor = client.makeHandshakeProcessor()
         }
 
         /// Computes every queued job and returns the outcomes (not yet applied).
         func compute() -> [HandshakeOutcome] {
-            defer { jobs.removeAll() }
-            return jobs.map { processor.process($0, entropy: &entropy) }
+            let all = jobs
+            taken.removeAll()
+            return all.map { processor.process($0, entropy: &entropy) }
         }
 
         /// Takes the client's outbox.
@@ -185,26 +187,63 @@ struct TunnelDeferredHandshakeTests {
         #expect(world.clientSent().isEmpty)
     }
 
-    @Test("a backlog of 128 jobs for the handshake thread puts the interface under load: cookie reply, no job")
+    @Test("128 jobs in flight for the handshake thread put the interface under load: cookie reply, no job")
     func backlogMeansUnderLoad() throws {
         let world = World()
         world.stagePacket(now: .zero)
         for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
         let initiation = try #require(world.clientSent().first)
-        var serverJobs = 0
         let busyServer = Tunnel(
             configuration: world.server.configuration, entropy: SeededEntropy(seed: 8), timestamps: StepTimestamps(),
-            handshakes: .deferred(submit: { _ in serverJobs += 1; return true }, backlog: { 128 }))
-        let result = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: .zero)
+            handshakes: .deferred(capacity: HandshakeExecution.defaultCapacity))
+        // 127 initiations from as many sources, one second apart each (never above the rate):
+        // jobs in flight, not under load yet.
+        var now = Instant.zero
+        for i in 0..<(Tunnel.underLoadBacklog - 1) {
+            now = now + .milliseconds(20)
+            let source = Endpoint(ipv4: 198, 51, 100, UInt8(i % 250 + 1), port: UInt16(1000 + i))
+            guard case .consumed = world.deliver(initiation, to: busyServer, from: source, now: now) else {
+                Issue.record("initiation \(i) was not taken as a job")
+                return
+            }
+        }
+        #expect(busyServer.handshakesInFlight == Tunnel.underLoadBacklog - 1)
+        #expect(busyServer.takeHandshakeJobs().count == Tunnel.underLoadBacklog - 1)
+        #expect(busyServer.handshakesInFlight == Tunnel.underLoadBacklog - 1, "taken is still in flight")
+        // One more makes 128 in flight; the next one finds the interface under load.
+        _ = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: now + .seconds(1))
+        let result = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: now + .seconds(1))
         guard case .drop(.invalidMAC2) = result else {
             Issue.record("expected a cookie reply and an invalid-mac2 drop, got \(result)")
             return
         }
-        #expect(serverJobs == 0)
+        #expect(busyServer.takeHandshakeJobs().count == 1)
         let replies = world.drainOutbox(busyServer)
         #expect(replies.count == 1)
         #expect(replies.first?.count == 64)
         #expect(replies.first?.first == 3)
+    }
+
+    @Test("jobs beyond the capacity are refused as queue-full; one the thread could not queue is counted and frees its place")
+    func capacityRefusesJobs() throws {
+        let world = World()
+        world.stagePacket(now: .zero)
+        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
+        let initiation = try #require(world.clientSent().first)
+        let server = Tunnel(
+            configuration: world.server.configuration, entropy: SeededEntropy(seed: 9), timestamps: StepTimestamps(),
+            handshakes: .deferred(capacity: 2))
+        for port in UInt16(1)...3 {
+            _ = world.deliver(initiation, to: server, from: Endpoint(ipv4: 198, 51, 100, 1, port: port), now: .zero)
+        }
+        #expect(server.handshakesInFlight == 2)
+        #expect(server.status(now: .zero).drops[.queueFull] == 1)
+        let jobs = server.takeHandshakeJobs()
+        #expect(jobs.count == 2)
+        #expect(server.takeHandshakeJobs().isEmpty)
+        server.handshakeJobNotTaken(jobs[1])
+        #expect(server.handshakesInFlight == 1)
+        #expect(server.status(now: .zero).drops[.queueFull] == 2)
     }
 
     @Test("a replayed initiation is refused by the processor that answered the first copy")

@@ -131,7 +131,7 @@ final class Node {
             self.worker = worker
             tunnel = Tunnel(
                 configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps(),
-                handshakes: .deferred(submit: worker.submit, backlog: { worker.backlog }))
+                handshakes: .deferred(capacity: worker.capacity))
             processor = tunnel.makeHandshakeProcessor()
         } else {
             worker = nil

@@ -124,8 +124,8 @@ import VPNTesting
         #expect(stopped)
     }
 
-    @Test("at most capacity jobs in flight: queued, computed or waiting to be taken; taking outcomes makes room")
-    func capacityBoundsJobsInFlight() throws {
+    @Test("each ring holds capacity jobs: a job waits while the outcome ring is full; taking outcomes makes room")
+    func capacityBoundsTheRings() throws {
         let ids = TestIdentities()
         let worker = HandshakeWorker(doorbell: FakeWakeup(), dataPlaneWakeup: FakeWakeup(), capacity: 2)
         var processor = Tunnel(
@@ -144,11 +144,11 @@ import VPNTesting
         #expect(worker.backlog == 2)
         #expect(worker.processPending(with: &processor, entropy: &entropy) == 2)
         #expect(worker.backlog == 0)
-        #expect(!worker.submit(job(4)))  // computed, not yet taken: still in flight
+        #expect(worker.submit(job(4)))
+        #expect(worker.processPending(with: &processor, entropy: &entropy) == 0, "the outcome ring is full")
         #expect(worker.takeOutcomes().map(\.job.ticket) == [1, 2])
-        #expect(worker.submit(job(5)))
         #expect(worker.processPending(with: &processor, entropy: &entropy) == 1)
-        #expect(worker.takeOutcomes().map(\.job.ticket) == [5])
+        #expect(worker.takeOutcomes().map(\.job.ticket) == [4])
         // Left queued on purpose: the rings' deinit must release it and its heap-held message
         // (LeakSanitizer checks under scripts/sanitize).
         let bytes = [UInt8](repeating: 1, count: Spec.initiationSize)
@@ -158,21 +158,12 @@ import VPNTesting
         #expect(worker.submit(leftover))
     }
 
-    @Test("a full queue refuses the job: counted as queue-full, and the retry timer tries again later")
+    @Test("a full handshake capacity refuses the job: counted as queue-full, and the retry timer tries again later")
     func fullQueueIsCountedAndRetried() throws {
         let ids = TestIdentities()
-        var submitted: [HandshakeJob] = []
-        var accept = false
         let tunnel = Tunnel(
             configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 5),
-            timestamps: CountingTimestamps(),
-            handshakes: .deferred(
-                submit: { job in
-                    guard accept else { return false }
-                    submitted.append(job)
-                    return true
-                },
-                backlog: { submitted.count }))
+            timestamps: CountingTimestamps(), handshakes: .deferred(capacity: 1))
         let slab = PacketSlab(slotSize: 2048, slotCount: 1)
         var packet = slab.buffer(0, headroom: TransportData.tcpHeadroom)
         ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)).withUnsafeBytes { packet.append(contentsOf: $0) }
@@ -180,12 +171,16 @@ import VPNTesting
             Issue.record("expected the packet to be staged")
             return
         }
+        #expect(tunnel.handshakesInFlight == 1)
+        // The handshake thread's queue was full: the job comes back.
+        let refused = tunnel.takeHandshakeJobs()
+        #expect(refused.count == 1)
+        tunnel.handshakeJobNotTaken(refused[0])
         #expect(tunnel.status(now: .zero).peers[0].drops[.queueFull] == 1)
         #expect(tunnel.handshakesInFlight == 0)
-        accept = true
-        // REKEY_TIMEOUT (5 s) and at most 333 ms of jitter later, the retry goes to the worker.
+        // REKEY_TIMEOUT (5 s) and at most 333 ms of jitter later, the retry is a new job.
         tunnel.tick(now: .zero + .milliseconds(5400))
-        #expect(submitted.count == 1)
+        #expect(tunnel.takeHandshakeJobs().count == 1)
         #expect(tunnel.handshakesInFlight == 1)
     }
 }
