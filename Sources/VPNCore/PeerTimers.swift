@@ -13,8 +13,9 @@ public struct TimerActions: OptionSet, Sendable, Hashable, CustomStringConvertib
     /// Send a keepalive: a transport message with an empty payload, or, with no usable key, stage
     /// one and start a handshake.
     public static let sendKeepalive = TimerActions(rawValue: 1 << 1)
-    /// The handshake round failed: drop the staged packets and log
-    /// ``PeerTimers/handshakeGaveUpMessage``. A new round starts when new data is staged.
+    /// The handshake round failed: drop the staged packets and report it
+    /// (``TunnelEvent/handshakeGaveUp(peer:after:configuredEndpoint:)``). A new round starts when
+    /// new data is staged.
     public static let handshakeGaveUp = TimerActions(rawValue: 1 << 2)
     /// No session for REJECT_AFTER_TIME × 3: zero and drop every keypair and any partial handshake,
     /// and drop the staged packets.
@@ -115,13 +116,6 @@ public struct PeerTimers: Sendable, Equatable {
         earliest = candidate
     }
 
-    /// The log line for ``TimerActions/handshakeGaveUp``, naming REKEY_ATTEMPT_TIME and the usual
-    /// causes.
-    public var handshakeGaveUpMessage: String {
-        "no handshake answer after \(Self.seconds(settings.rekeyAttemptTime)) s: "
-            + "check the peer's Endpoint, PublicKey and Mode"
-    }
-
     /// Fires every timer due at `now`, once, and returns what the owner must do.
     ///
     /// - Retransmit handshake (§6.4): if fewer than ``TimerSettings/maxHandshakeAttempts``
@@ -184,22 +178,5 @@ public struct PeerTimers: Sendable, Equatable {
     public mutating func setPersistentKeepalive(_ interval: Duration, now: Instant) {
         persistentKeepalive = max(interval, .zero)
         persistentKeepaliveAt = persistentKeepalive > .zero ? now + persistentKeepalive : nil
-    }
-
-    /// Formats a duration as seconds with up to three decimals, e.g. `90` or `1.5`.
-    static func seconds(_ duration: Duration) -> String {
-        let millis = max(duration.nanosecondsClamped, 0) / 1_000_000
-        var text = String(millis / 1000)
-        var fraction = millis % 1000
-        if fraction != 0 {
-            var digits = 3
-            while fraction % 10 == 0 {
-                fraction /= 10
-                digits -= 1
-            }
-            let padded = String(fraction)
-            text += "." + String(repeating: "0", count: digits - padded.count) + padded
-        }
-        return text
     }
 }

@@ -33,16 +33,14 @@ extension Tunnel {
         peer.timers.handshakeInitiated(now: now, entropy: &jitter)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        note(.debug, "peer \(shortKey(peer)): sending handshake initiation\(isRetry ? " (retry)" : "")")
+        emit(.initiationStarted(peer: peer.configuration.publicKey, isRetry: isRetry))
         if isRetry && peer.timers.handshakeAttempts == 2 && peer.latestHandshake == nil
             && peer.configuration.endpoint != nil
         {
             // The first retry towards a configured peer that never answered. A wrong PublicKey for the
             // peer fails mac1 there, which is dropped without a word, so hint now, long before the
-            // give-up warning (info: a peer that is merely not up yet is no mistake).
-            let waited = PeerTimers.seconds(peer.timers.settings.rekeyTimeout)
-            note(.info,
-                "peer \(shortKey(peer)): no valid handshake response after \(waited) s, still trying: check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport")
+            // give-up.
+            emit(.noResponseYet(peer: peer.configuration.publicKey, waited: peer.timers.settings.rekeyTimeout))
         }
         let job = HandshakeJob(
             work: .initiate(peer.handshakeInfo, timestamp: timestamps.timestamp()), peer: peer.number,
@@ -121,7 +119,9 @@ extension Tunnel {
         case .initiation(let message, let pending):
             return applyInitiation(message, pending: pending, job: job, now: now)
         case .invalidPeerKey(let error):
-            note(.warning, "peer \(job.peer < peers.count ? shortKey(peers[Int(job.peer)]) : "?"): \(error)")
+            if Int(job.peer) < peers.count {
+                emit(.initiationImpossible(peer: peers[Int(job.peer)].configuration.publicKey, error))
+            }
             return .drop(.handshakeFailed)
         case .response(let message, let keys):
             return applyResponse(message, keys: keys, job: job, now: now)
@@ -133,16 +133,15 @@ extension Tunnel {
                 return .drop(reason)
             case .respond:
                 if reason == .handshakeFailed {
-                    note(.debug, "handshake initiation from \(job.source) did not decrypt: wrong key, or a peer in the other Mode (tun/tap)")
+                    emit(.initiationNotDecrypted(source: job.source))
                 } else if reason == .unknownPeer {
-                    note(.debug, "handshake initiation from \(job.source) by a public key that is not a [Peer] here")
+                    emit(.initiationFromUnknownKey(source: job.source))
                 }
                 return .drop(countUnattributed(reason))
             case .complete:
                 let peer = peers[Int(job.peer)]
                 if reason == .handshakeFailed {
-                    note(.warning,
-                        "peer \(shortKey(peer)): handshake response from \(job.source) did not authenticate: check both ends' keys, PresharedKey and Mode (tun/tap)")
+                    emit(.responseNotAuthenticated(peer: peer.configuration.publicKey, source: job.source))
                 }
                 return .drop(peer.countReturning(reason))
             }
@@ -201,7 +200,7 @@ extension Tunnel {
         peer.timers.sessionDerived(now: now)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.handshakeResponseSent(now: now)
-        note(.debug, "peer \(shortKey(peer)): answered handshake initiation from \(job.source)")
+        emit(.initiationAnswered(peer: peer.configuration.publicKey, source: job.source))
         return .consumed
     }
 
@@ -225,7 +224,7 @@ extension Tunnel {
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         peer.timers.handshakeCompleted(now: now)
         peer.timers.sessionDerived(now: now)
-        note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (we initiated), session established")
+        emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: true, firstSession: firstSession))
         flushStaged(peer, now: now)
         sessionCanSend(peer, now: now)
         return .consumed
@@ -345,7 +344,7 @@ extension Tunnel {
         if let reason = peer.cookieJar.consumeCookieReply(message, now: now) {
             return .drop(peer.countReturning(reason))
         }
-        note(.debug, "peer \(shortKey(peer)): received a cookie reply (the peer is under load)")
+        emit(.cookieReceived(peer: peer.configuration.publicKey))
         return .consumed
     }
 }

@@ -24,7 +24,8 @@ extension Tunnel {
                 destination.port == 0 || endpoint.port == destination.port
             else { continue }
             if peer.prober.pathTooSmall(innerMTU: inner, now: now) {
-                note(.info, "peer \(shortKey(peer)): the path to \(endpoint) carries \(outerMTU)-byte datagrams: sending inner packets of at most \(peer.prober.mtu) bytes")
+                emit(.pathNarrowed(
+                    peer: peer.configuration.publicKey, endpoint: endpoint, outerMTU: outerMTU, innerMTU: peer.prober.mtu))
             }
         }
     }
@@ -68,7 +69,7 @@ extension Tunnel {
         peer.latestHandshake = now
         peer.reportedGiveUp = false
         peer.timers.handshakeCompleted(now: now)
-        note(firstSession ? .info : .debug, "peer \(shortKey(peer)): handshake completed (peer initiated), session established")
+        emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: false, firstSession: firstSession))
         flushStaged(peer, now: now)
         sessionCanSend(peer, now: now)
     }
@@ -80,8 +81,7 @@ extension Tunnel {
             // Large packets went unanswered while this (small) handshake got through.
             peer.blackHoleSuspected = false
             if peer.prober.assumeBlackHole(now: now) {
-                note(.warning,
-                    "peer \(shortKey(peer)): large packets go unanswered while small ones get through, and the peer does not answer path probes (WireGuard?): assuming a path that drops them, sending inner packets of at most \(peer.prober.mtu) bytes; set MTU by hand on both ends to choose")
+                emit(.blackHoleAssumed(peer: peer.configuration.publicKey, innerMTU: peer.prober.mtu))
             }
         }
         if !peer.proberStarted {

@@ -116,13 +116,14 @@ public final class Tunnel {
         return earliest
     }
 
-    /// Pops the oldest event for the log.
+    /// Pops the oldest event (for the log, and the endpoints the daemon remembers).
     public func nextEvent() -> TunnelEvent? {
         events.isEmpty ? nil : events.removeFirst()
     }
 
-    func note(_ level: TunnelEvent.Level, _ message: String) {
-        if events.count < 256 { events.append(TunnelEvent(level: level, message: message)) }
+    /// Queues `event` for the owner (at most 256 wait; the rest are lost, never the traffic).
+    func emit(_ event: TunnelEvent) {
+        if events.count < 256 { events.append(event) }
     }
 
     /// Roaming: the peer's endpoint follows the source of its latest authenticated message.
@@ -135,11 +136,7 @@ public final class Tunnel {
             peer.prober.begin(now: now)  // a new path: search it
             serviceProber(peer, now: now)
         }
-        guard events.count < 256 else { return }
-        events.append(TunnelEvent(
-            level: previous == nil ? .debug : .info,
-            message: previous == nil ? "peer \(shortKey(peer)) is at \(source)" : "peer \(shortKey(peer)) endpoint changed to \(source)",
-            endpointChange: (peer.configuration.publicKey, source)))
+        emit(.endpointChanged(peer: peer.configuration.publicKey, previous: previous, endpoint: source))
     }
 
     /// Counts a drop that the data plane saw outside the core (a device write that failed).
@@ -320,9 +317,9 @@ public final class Tunnel {
                 peer.pendingInitiation = nil
                 if !peer.reportedGiveUp {
                     peer.reportedGiveUp = true
-                    // A remembered (not configured) endpoint going quiet is a client gone offline, not a mistake.
-                    let configured = peer.configuration.endpoint != nil
-                    note(configured ? .warning : .debug, "peer \(shortKey(peer)): \(peer.timers.handshakeGaveUpMessage)")
+                    emit(.handshakeGaveUp(
+                        peer: peer.configuration.publicKey, after: peer.timers.settings.rekeyAttemptTime,
+                        configuredEndpoint: peer.configuration.endpoint != nil))
                 }
             }
             if actions.contains(.dataUnanswered) { dataWentUnanswered(peer, now: now) }
@@ -425,10 +422,6 @@ public final class Tunnel {
     func countUnattributed(_ reason: DropReason) -> DropReason {
         unattributedDrops[Int(reason.rawValue)] &+= 1
         return reason
-    }
-
-    func shortKey(_ peer: Peer) -> String {
-        String(KeyEncoding.encode(peer.configuration.publicKey).prefix(8)) + "…"
     }
 
     // MARK: - Status

@@ -164,19 +164,3 @@ public struct PeerStatus: Sendable {
     /// Whether the peer echoes vpnd's path probes (nil: not known yet, or discovery is off).
     public var echoesProbes: Bool? = nil
 }
-
-/// Something the daemon should log: the core never logs itself.
-public struct TunnelEvent: Sendable {
-    public enum Level: Sendable { case debug, info, warning }
-    public var level: Level
-    public var message: String
-    /// Set when a peer's endpoint changed: its public key and new endpoint (for the daemon to
-    /// remember across restarts).
-    public var endpointChange: (publicKey: Bytes32, endpoint: Endpoint)?
-
-    public init(level: Level, message: String, endpointChange: (publicKey: Bytes32, endpoint: Endpoint)? = nil) {
-        self.level = level
-        self.message = message
-        self.endpointChange = endpointChange
-    }
-}

@@ -23,6 +23,15 @@ import VPNCore
 // Ordering: packets of one direction leave in the order they arrived within and across
 // batches; the outbox is flushed after each stage, so a handshake response never waits
 // behind a full batch.
+//
+// One handshake's walk (Daemon → Core → Daemon's handshake thread → Core):
+//   transport delivers an initiation -> tunnel.decapsulate: mac1, cookie, rate limit; returns
+//     .consumed and keeps a HandshakeJob -> flushOutbox(): tunnel.takeHandshakeJobs() ->
+//     HandshakeWorker.submit -> the handshake thread: HandshakeProcessor.process (X25519, Noise,
+//     TAI64N replay) -> outcome ring, wakeup rings -> completeHandshakes():
+//     tunnel.completeHandshake(outcome): index, MACs, session installed, response in the outbox
+//     -> flushOutbox() sends it. The core stores no closure of ours and logs nothing: its
+//     TunnelEvents become log lines in reportEvents().
 
 /// The packet loop: moves packets between the virtual interface and the transport through the
 /// sans-IO ``Tunnel``.
@@ -425,12 +434,9 @@ public final class DataPlane {
 
     private func reportEvents() {
         while let event = tunnel.nextEvent() {
-            if let change = event.endpointChange { control.noteEndpoint(change.publicKey, change.endpoint) }
-            switch event.level {
-            case .info: logger.info("\(event.message)")
-            case .warning: logger.warning("\(event.message)")
-            case .debug: logger.debug("\(event.message)")
-            }
+            if case .endpointChanged(let peer, _, let endpoint) = event { control.noteEndpoint(peer, endpoint) }
+            let line = event.logLine
+            logger.log(level: line.level, "\(line.message)")
         }
     }
 

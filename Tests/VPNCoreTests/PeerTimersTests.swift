@@ -460,16 +460,6 @@ let timerScenarios: [TimerScenario] = [
         #expect(TimerSettings.shortened(rekeyAfterTime: .seconds(120)) == .wireGuard)
     }
 
-    @Test func giveUpMessageNamesTheAttemptTimeAndTheFix() {
-        #expect(
-            PeerTimers().handshakeGaveUpMessage
-                == "no handshake answer after 90 s: check the peer's Endpoint, PublicKey and Mode")
-        let short = PeerTimers(settings: .shortened(rekeyAfterTime: .seconds(2)))
-        #expect(short.handshakeGaveUpMessage.hasPrefix("no handshake answer after 1.5 s: "))
-        let odd = PeerTimers(settings: TimerSettings(rekeyAttemptTime: .milliseconds(2050)))
-        #expect(odd.handshakeGaveUpMessage.hasPrefix("no handshake answer after 2.05 s: "))
-    }
-
     @Test func actionsDescribeThemselves() {
         #expect(TimerActions([.sendKeepalive, .zeroKeys]).description == "[sendKeepalive, zeroKeys]")
         #expect(TimerActions().description == "[]")

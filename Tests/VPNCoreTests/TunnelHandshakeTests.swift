@@ -51,8 +51,8 @@ struct TunnelHandshakeTests {
         #expect(log[2].index4 == log[1].index4)
         #expect(sim.a.peerStatus(sim.now).endpoint == b)
         #expect(sim.a.peerStatus(sim.now).latestHandshake != nil)
-        #expect(sim.b.events.contains { $0.level == .info && $0.message.contains("handshake completed (we initiated)") })
-        #expect(sim.a.events.contains { $0.level == .info && $0.message.contains("handshake completed (peer initiated)") })
+        #expect(sim.b.events.contains(.handshakeCompleted(peer: sim.a.tunnel.identity.publicKey, weInitiated: true, firstSession: true)))
+        #expect(sim.a.events.contains(.handshakeCompleted(peer: sim.b.tunnel.identity.publicKey, weInitiated: false, firstSession: true)))
         #expect(sim.a.drops.isEmpty && sim.b.drops.isEmpty)
     }
 
@@ -233,7 +233,7 @@ struct TunnelHandshakeTests {
         #expect(!sim.a.drops.isEmpty && sim.a.drops.allSatisfy { $0 == .invalidMAC1 })
         #expect(sim.network.sent(.response, from: a).isEmpty)
         #expect(sim.a.delivered.isEmpty)
-        #expect(sim.b.events.contains { $0.level == .warning && $0.message.contains("no handshake answer") })
+        #expect(sim.b.events.contains { if case .handshakeGaveUp(_, _, true) = $0 { true } else { false } })
     }
 
     static let pskCases: [([UInt8]?, [UInt8]?)] = [
@@ -255,7 +255,7 @@ struct TunnelHandshakeTests {
         #expect(!sim.b.drops.isEmpty && sim.b.drops.allSatisfy { $0 == .handshakeFailed })
         #expect(sim.a.delivered.isEmpty && sim.b.delivered.isEmpty)
         #expect(sim.network.sent(.transportData, from: b).isEmpty)
-        #expect(sim.b.events.contains { $0.level == .warning && $0.message.contains("PresharedKey") })
+        #expect(sim.b.events.contains { if case .responseNotAuthenticated = $0 { true } else { false } })
     }
 
     @Test("the same PSK on both sides works")
@@ -310,7 +310,7 @@ struct TunnelHandshakeTests {
         #expect(!sim.a.hasSession(sim.now) && !sim.b.hasSession(sim.now))
         #expect(!sim.a.drops.isEmpty && sim.a.drops.allSatisfy { $0 == .handshakeFailed })
         #expect(sim.network.sent(.response, from: a).isEmpty)
-        #expect(sim.a.events.contains { $0.message.contains("other Mode") })
+        #expect(sim.a.events.contains { if case .initiationNotDecrypted = $0 { true } else { false } })
     }
 
     @Test("symmetric peers initiating at the same instant both end up with working sessions")
@@ -354,6 +354,11 @@ struct TunnelHandshakeTests {
         #expect(sim.sendData(from: .a, payload: simPayload(1)).isSend)
     }
 
+    static func isGiveUp(_ event: TunnelEvent) -> Bool {
+        if case .handshakeGaveUp = event { return true }
+        return false
+    }
+
     @Test("with no answer, B gives up after 90 s: staged packets are dropped and a warning is logged once")
     func giveUp() throws {
         let sim = TwoPeerSimulator()
@@ -364,7 +369,7 @@ struct TunnelHandshakeTests {
         var gaveUpBy: Instant? = nil
         while sim.now < start + .seconds(120) {
             sim.run(for: .seconds(1))
-            if sim.b.events.contains(where: { $0.level == .warning }) {
+            if sim.b.events.contains(where: Self.isGiveUp) {
                 gaveUpBy = sim.now
                 break
             }
@@ -375,13 +380,12 @@ struct TunnelHandshakeTests {
         // 18 rounds of REKEY_TIMEOUT + jitter (≤ 333 ms) each: between 90 s and 96 s.
         #expect(gaveUp - start >= .seconds(90) && gaveUp - start <= .seconds(97))
         #expect(try #require(initiations.last).sentAt + .seconds(5) <= gaveUp)
-        let warnings = sim.b.events.filter { $0.level == .warning }
-        #expect(warnings.count == 1)
-        #expect(warnings.first?.message.contains("no handshake answer after 90 s") == true)
+        let warnings = sim.b.events.filter(Self.isGiveUp)
+        #expect(warnings == [.handshakeGaveUp(peer: sim.a.tunnel.identity.publicKey, after: .seconds(90), configuredEndpoint: true)])
         // Nothing more goes out until new data asks for a handshake.
         sim.run(until: start + .seconds(200))
         #expect(sim.network.sent(.initiation, from: b).count == 18)
-        #expect(sim.b.events.filter { $0.level == .warning }.count == 1)
+        #expect(sim.b.events.filter(Self.isGiveUp).count == 1)
         // The network heals; a new packet starts a new round; the old staged ones are gone.
         sim.network.filter = nil
         #expect(sim.sendData(from: .b, payload: simPayload(99)).isStaged)

@@ -238,7 +238,9 @@ struct TunnelSessionTests {
         sim.run(for: .milliseconds(10))
         #expect(simSequences(sim.a) == [1])
         #expect(sim.a.peerStatus(sim.now).endpoint == moved)
-        #expect(sim.a.events.contains { $0.message.contains("endpoint changed to 203.0.113.9:50000") })
+        #expect(sim.a.events.contains {
+            if case .endpointChanged(_, .some, let endpoint) = $0 { endpoint == Endpoint(ipv4: 203, 0, 113, 9, port: 50000) } else { false }
+        })
         guard case .send(let to) = sim.sendData(from: .a, payload: simPayload(2)) else {
             Issue.record("A could not send")
             return

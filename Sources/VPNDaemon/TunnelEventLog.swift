@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+import Logging
+import VPNBasics
+import VPNCore
+import VPNCrypto
+
+/// The log text of the core's events: the one place where they become words.
+extension TunnelEvent {
+    /// The level and the line for the log.
+    public var logLine: (level: Logger.Level, message: String) {
+        switch self {
+        case .initiationStarted(let peer, let isRetry):
+            return (.debug, "peer \(Self.short(peer)): sending handshake initiation\(isRetry ? " (retry)" : "")")
+        case .noResponseYet(let peer, let waited):
+            // Info: a peer that is merely not up yet is no mistake.
+            return (.info,
+                "peer \(Self.short(peer)): no valid handshake response after \(Self.seconds(waited)) s, still trying: check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport")
+        case .initiationImpossible(let peer, let error):
+            return (.warning, "peer \(Self.short(peer)): \(error)")
+        case .initiationNotDecrypted(let source):
+            return (.debug, "handshake initiation from \(source) did not decrypt: wrong key, or a peer in the other Mode (tun/tap)")
+        case .initiationFromUnknownKey(let source):
+            return (.debug, "handshake initiation from \(source) by a public key that is not a [Peer] here")
+        case .responseNotAuthenticated(let peer, let source):
+            return (.warning,
+                "peer \(Self.short(peer)): handshake response from \(source) did not authenticate: check both ends' keys, PresharedKey and Mode (tun/tap)")
+        case .initiationAnswered(let peer, let source):
+            return (.debug, "peer \(Self.short(peer)): answered handshake initiation from \(source)")
+        case .handshakeCompleted(let peer, let weInitiated, let firstSession):
+            return (firstSession ? .info : .debug,
+                "peer \(Self.short(peer)): handshake completed (\(weInitiated ? "we" : "peer") initiated), session established")
+        case .cookieReceived(let peer):
+            return (.debug, "peer \(Self.short(peer)): received a cookie reply (the peer is under load)")
+        case .endpointChanged(let peer, let previous, let endpoint):
+            return previous == nil
+                ? (.debug, "peer \(Self.short(peer)) is at \(endpoint)")
+                : (.info, "peer \(Self.short(peer)) endpoint changed to \(endpoint)")
+        case .handshakeGaveUp(let peer, let after, let configuredEndpoint):
+            // A remembered (not configured) endpoint going quiet is a client gone offline, not a mistake.
+            return (configuredEndpoint ? .warning : .debug,
+                "peer \(Self.short(peer)): \(Self.gaveUpText(after: after))")
+        case .pathNarrowed(let peer, let endpoint, let outerMTU, let innerMTU):
+            return (.info,
+                "peer \(Self.short(peer)): the path to \(endpoint) carries \(outerMTU)-byte datagrams: sending inner packets of at most \(innerMTU) bytes")
+        case .blackHoleAssumed(let peer, let innerMTU):
+            return (.warning,
+                "peer \(Self.short(peer)): large packets go unanswered while small ones get through, and the peer does not answer path probes (WireGuard?): assuming a path that drops them, sending inner packets of at most \(innerMTU) bytes; set MTU by hand on both ends to choose")
+        }
+    }
+
+    /// The give-up text: REKEY_ATTEMPT_TIME and the usual causes.
+    static func gaveUpText(after: Duration) -> String {
+        "no handshake answer after \(seconds(after)) s: check the peer's Endpoint, PublicKey and Mode"
+    }
+
+    /// The first 8 characters of a public key's base64 and an ellipsis.
+    static func short(_ key: Bytes32) -> String {
+        String(KeyEncoding.encode(key).prefix(8)) + "…"
+    }
+
+    /// A duration as seconds with up to three decimals, e.g. `90` or `1.5`.
+    static func seconds(_ duration: Duration) -> String {
+        let (whole, attoseconds) = duration.components
+        let millis = max(whole * 1000 + attoseconds / 1_000_000_000_000_000, 0)
+        var text = String(millis / 1000)
+        var fraction = millis % 1000
+        if fraction != 0 {
+            var digits = 3
+            while fraction % 10 == 0 {
+                fraction /= 10
+                digits -= 1
+            }
+            let padded = String(fraction)
+            text += "." + String(repeating: "0", count: digits - padded.count) + padded
+        }
+        return text
+    }
+}
