@@ -28,7 +28,7 @@ final class Peer {
     var sentBytes: UInt64 = 0
     var sentPackets: UInt64 = 0
     var latestHandshake: Instant?
-    var drops: [UInt64]
+    var drops = DropCounters()
     /// True after a handshake gave up, until the next one succeeds (so the log says it once).
     var reportedGiveUp = false
     /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
@@ -56,11 +56,10 @@ final class Peer {
         endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
         staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
-        drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
     }
 
     @inline(__always)
-    func count(_ reason: DropReason) { drops[Int(reason.rawValue)] &+= 1 }
+    func count(_ reason: DropReason) { drops.count(reason) }
 }
 
 @available(*, unavailable)

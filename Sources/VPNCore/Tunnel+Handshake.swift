@@ -3,14 +3,9 @@ import VPNBasics
 import VPNCrypto
 
 extension Tunnel {
-    /// More initiations than this within one second puts the interface under load: initiations
-    /// then need a valid mac2 (a cookie) and are rate-limited per source (whitepaper 5.3).
-    static let underLoadInitiationsPerSecond = 64
-    /// How long the under-load state lasts after the last burst (wireguard-go: 1 s).
-    static let underLoadHold: Duration = .seconds(1)
     /// Handshake jobs in flight (deferred mode: made and not yet answered) at which we are under
-    /// load too, whatever the rate: wireguard-go's figure, an eighth of its 1024-job queue.
-    public static let underLoadBacklog = 128
+    /// load, whatever the rate: wireguard-go's figure, an eighth of its 1024-job queue.
+    public static let underLoadBacklog = HandshakeGate.underLoadBacklog
 
     // MARK: - Initiating
 
@@ -26,7 +21,7 @@ extension Tunnel {
         guard let destination = peer.endpoint else { return }
         if !isRetry && peer.pendingInitiation == nil { peer.reportedGiveUp = false }
         if let old = peer.pendingInitiation {
-            indexTable[old.localIndex] = nil
+            indexTable.remove(old.localIndex)
             peer.pendingInitiation = nil
         }
         peer.initiationTicket &+= 1
@@ -158,7 +153,7 @@ extension Tunnel {
         }
         let localIndex = newLocalIndex()
         guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: destination, now: now) else { return .drop(peer.countReturning(.queueFull)) }
-        indexTable[localIndex] = peer.number
+        indexTable.insert(localIndex, peer: peer.number)
         peer.pendingInitiation = pending.withLocalIndex(localIndex)
         return .consumed
     }
@@ -192,8 +187,8 @@ extension Tunnel {
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
-        for retired in peer.slots.installResponded(keypair) { indexTable[retired] = nil }
-        indexTable[localIndex] = peer.number
+        indexTable.remove(peer.slots.installResponded(keypair))
+        indexTable.insert(localIndex, peer: peer.number)
         updateEndpoint(peer, job.source, now: now)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
@@ -215,18 +210,12 @@ extension Tunnel {
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
-        for retired in peer.slots.installInitiated(keypair) { indexTable[retired] = nil }
+        indexTable.remove(peer.slots.installInitiated(keypair))
         updateEndpoint(peer, job.source, now: now)
-        let firstSession = peer.latestHandshake == nil
-        peer.latestHandshake = now
-        peer.reportedGiveUp = false
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        peer.timers.handshakeCompleted(now: now)
         peer.timers.sessionDerived(now: now)
-        emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: true, firstSession: firstSession))
-        flushStaged(peer, now: now)
-        sessionCanSend(peer, now: now)
+        sessionEstablished(peer, weInitiated: true, now: now)
         return .consumed
     }
 
@@ -234,7 +223,7 @@ extension Tunnel {
     /// may have lost our keys with the old connection).
     public func restartSessions(now: Instant) {
         for peer in peers {
-            for index in peer.slots.clear() { indexTable[index] = nil }
+            indexTable.remove(peer.slots.clear())
             if peer.endpoint != nil {
                 sendInitiation(peer, now: now, isRetry: false)
             }
@@ -261,55 +250,31 @@ extension Tunnel {
     }
 
     func newLocalIndex() -> UInt32 {
-        HandshakeIdentity.newLocalIndex(using: &entropy) { indexTable[$0] != nil }
+        indexTable.newIndex(using: &entropy)
     }
 
     // MARK: - Responding
 
-    /// Counts an initiation whose mac1 verified and says whether we are under load.
-    ///
-    /// Load is judged only from work that costs the sender something: initiations with a valid
-    /// mac1 (the sender knows our public key) arriving faster than
-    /// ``underLoadInitiationsPerSecond``, or the handshake thread's backlog (wireguard-go's only
-    /// signal). Datagrams that fail mac1 never count, so junk cannot push real clients onto the
-    /// cookie path.
-    func noteInitiationAndCheckLoad(now: Instant) -> Bool {
-        if now - loadWindowStart >= .seconds(1) {
-            loadWindowStart = now
-            initiationsInWindow = 0
-        }
-        initiationsInWindow += 1
-        if initiationsInWindow > Self.underLoadInitiationsPerSecond { underLoadUntil = now + Self.underLoadHold }
-        return isUnderLoad(now: now)
-    }
-
-    /// Whether handshake messages now need a valid mac2 (and face the per-source rate limit).
-    func isUnderLoad(now: Instant) -> Bool {
-        if handshakesInFlight >= Self.underLoadBacklog { underLoadUntil = now + Self.underLoadHold }
-        return now < underLoadUntil
-    }
-
-    /// Admission of an initiation or a response, in wireguard-go's order: mac1 (else dropped
-    /// without a word); then, under load, mac2 (else a cookie reply) and the per-source rate
-    /// limit. The MACs are checked before anything is queued, so a full outbox can cost at most
-    /// the cookie reply, never a valid message. Returns nil to go on, or the result to return.
+    /// Admission of an initiation or a response (``HandshakeGate``): nil to go on, or the
+    /// result to return. The MACs are checked before anything is queued, so a full outbox can
+    /// cost at most the cookie reply, never a valid message.
     func admit(_ message: UnsafeRawBufferPointer, from source: Endpoint, isInitiation: Bool, now: Instant)
         -> DecapsulateResult?
     {
-        guard cookieChecker.verifyMAC1(message) else { return .drop(countUnattributed(.invalidMAC1)) }
-        let underLoad = isInitiation ? noteInitiationAndCheckLoad(now: now) : isUnderLoad(now: now)
-        guard underLoad else { return nil }
-        if !cookieChecker.verifyMAC2(message, source: source, now: now) {
+        switch admission.check(message, from: source, isInitiation: isInitiation, jobsInFlight: handshakesInFlight, now: now) {
+        case .admit:
+            return nil
+        case .drop(let reason):
+            return .drop(countUnattributed(reason))
+        case .cookieReply:
             let queued = outbox.enqueue(destination: source, peer: OutgoingFrame.noPeer) { buffer in
                 let reply = buffer.append(Spec.cookieReplySize)
-                cookieChecker.writeCookieReply(answering: message, source: source, now: now, entropy: &entropy, into: reply)
+                admission.writeCookieReply(answering: message, source: source, now: now, entropy: &entropy, into: reply)
                 return true
             }
             if !queued { countUnattributed(.queueFull) }
             return .drop(countUnattributed(.invalidMAC2))
         }
-        if !rateLimiter.allow(source, now: now) { return .drop(countUnattributed(.rateLimited)) }
-        return nil
     }
 
     func receiveInitiation(_ datagram: PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {

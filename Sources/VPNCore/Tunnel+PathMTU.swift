@@ -64,12 +64,18 @@ extension Tunnel {
 
     /// A responder's session confirmed by the initiator's first authenticated message.
     func confirmSession(_ peer: Peer, now: Instant) {
-        if let retired = peer.slots.confirmNext() { indexTable[retired] = nil }
+        if let retired = peer.slots.confirmNext() { indexTable.remove(retired) }
+        sessionEstablished(peer, weInitiated: false, now: now)
+    }
+
+    /// A session with `peer` is ours to send on: as initiator when its response authenticated,
+    /// as responder when the initiator's first message confirmed it. Flushes what was staged.
+    func sessionEstablished(_ peer: Peer, weInitiated: Bool, now: Instant) {
         let firstSession = peer.latestHandshake == nil
         peer.latestHandshake = now
         peer.reportedGiveUp = false
         peer.timers.handshakeCompleted(now: now)
-        emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: false, firstSession: firstSession))
+        emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: weInitiated, firstSession: firstSession))
         flushStaged(peer, now: now)
         sessionCanSend(peer, now: now)
     }

@@ -44,7 +44,7 @@ public final class Tunnel {
     var peersByKey: [Bytes32: Int]
     var routes = AllowedIPs()
     /// Our local index → peer number.
-    var indexTable: [UInt32: UInt32]
+    var indexTable: IndexTable
     var entropy: any EntropySource
     /// Timer jitter (the 0–333 ms added to handshake retries and the new-handshake timer), seeded
     /// once from `entropy`. Jitter only keeps peers from firing in lockstep and protects nothing,
@@ -53,12 +53,10 @@ public final class Tunnel {
     /// ephemerals and indexes still come from `entropy`.
     var jitter: SplitMix64
     var timestamps: any TimestampSource
-    var cookieChecker: CookieChecker
-    var rateLimiter: HandshakeRateLimiter
-    var loadWindowStart: Instant = .zero
-    var initiationsInWindow = 0
-    var underLoadUntil: Instant = .zero
-    var unattributedDrops: [UInt64]
+    /// mac1, mac2 and cookies, the rate limit, and whether we are under load.
+    var admission: HandshakeGate
+    /// Drops no peer can be blamed for (each peer counts its own).
+    var unattributedDrops = DropCounters()
     var events: [TunnelEvent] = []
     let slotSize: Int
     /// Where the handshakes' Diffie-Hellman work runs.
@@ -91,10 +89,8 @@ public final class Tunnel {
         outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
         peers = []
         peersByKey = [:]
-        indexTable = Dictionary(minimumCapacity: 64 * max(1, configuration.peers.count))
-        unattributedDrops = [UInt64](repeating: 0, count: DropReason.allCases.count)
-        cookieChecker = CookieChecker(identity: HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode))
-        rateLimiter = HandshakeRateLimiter()
+        indexTable = IndexTable(expectedPeers: configuration.peers.count)
+        admission = HandshakeGate(identity: identity)
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
                 number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
@@ -141,7 +137,7 @@ public final class Tunnel {
 
     /// Counts a drop that the data plane saw outside the core (a device write that failed).
     public func countDrop(_ reason: DropReason) {
-        unattributedDrops[Int(reason.rawValue)] &+= 1
+        unattributedDrops.count(reason)
     }
 
     // MARK: - Outgoing: tun → network
@@ -179,24 +175,9 @@ public final class Tunnel {
             peer.largeSentUnanswered = true
         }
 
-        if let current = peer.slots.current?.created,
-            let counter = peer.slots.current?.sendCounter,
-            peer.timers.keyUsableForSending(keyCreated: current, sendCounter: counter, now: now)
+        if let rekey = peer.sealWithCurrentKey(
+            &packet, padding: configuration.pads, mtu: pathMTU, now: now, jitter: &jitter)
         {
-            let plaintextCount = packet.count
-            let rekey = peer.slots.withKeypair(.current) { keypair -> Bool in
-                keypair.sendCounter = counter + 1
-                TransportData.seal(
-                    &packet, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
-                    padding: configuration.pads, mtu: pathMTU)
-                return peer.timers.shouldRekeyOnSend(
-                    keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: counter + 1, now: now)
-            }
-            peer.sentPackets &+= 1
-            peer.sentBytes &+= UInt64(plaintextCount)
-            peer.timers.dataSent(now: now, entropy: &jitter)
-            peer.timers.anyAuthenticatedPacketSent(now: now)
-            peer.timers.anyAuthenticatedPacketTraversal(now: now)
             if rekey { startHandshake(peer, now: now) }
             return .send(destination)
         }
@@ -289,126 +270,9 @@ public final class Tunnel {
         return .deliver
     }
 
-    // MARK: - Timers
-
-    /// Runs every peer's due timers: retries, keepalives, key expiry.
-    public func tick(now: Instant) {
-        for peer in peers {
-            if let due = peer.prober.deadline, due <= now {
-                peer.prober.tick(now: now)
-                serviceProber(peer, now: now)
-            }
-            guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
-            let actions = peer.timers.tick(now: now)
-            if actions.contains(.zeroKeys) || actions.contains(.handshakeGaveUp) {
-                peer.initiationTicket &+= 1  // an initiation still being computed is stale
-            }
-            if actions.contains(.zeroKeys) {
-                // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
-                // partial handshake and the packets still waiting for one all go.
-                peer.staged.removeAll()
-                for index in peer.slots.clear() { indexTable[index] = nil }
-                if let pending = peer.pendingInitiation { indexTable[pending.localIndex] = nil }
-                peer.pendingInitiation = nil
-            }
-            if actions.contains(.handshakeGaveUp) {
-                peer.staged.removeAll()
-                if let pending = peer.pendingInitiation { indexTable[pending.localIndex] = nil }
-                peer.pendingInitiation = nil
-                if !peer.reportedGiveUp {
-                    peer.reportedGiveUp = true
-                    emit(.handshakeGaveUp(
-                        peer: peer.configuration.publicKey, after: peer.timers.settings.rekeyAttemptTime,
-                        configuredEndpoint: peer.configuration.endpoint != nil))
-                }
-            }
-            if actions.contains(.dataUnanswered) { dataWentUnanswered(peer, now: now) }
-            if actions.contains(.sendHandshakeInitiation) {
-                sendInitiation(peer, now: now, isRetry: true)
-            }
-            if actions.contains(.sendKeepalive) {
-                sendKeepalive(peer, now: now)
-            }
-        }
-    }
-
-    // MARK: - Helpers
-
-    /// Sends a keepalive to `peer` like any other packet (wireguard-go's `SendKeepalive`): sealed
-    /// into the outbox on the current key, followed by the rekey-on-send check; with no usable
-    /// key, an empty packet is staged (unless something is staged already) and a handshake starts,
-    /// so an idle peer with PersistentKeepalive keeps a session, and its NAT mapping, for good.
-    func sendKeepalive(_ peer: Peer, now: Instant) {
-        guard let destination = peer.endpoint else { return }
-        guard var keypair = peer.slots.current,
-            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
-        else {
-            if peer.staged.isEmpty {
-                _ = peer.staged.enqueue(destination: destination, peer: peer.number) { _ in true }
-            }
-            startHandshake(peer, now: now)
-            return
-        }
-        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-            TransportData.seal(
-                &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
-                padding: configuration.pads, mtu: peer.prober.mtu)
-            return true
-        }
-        guard queued else { return peer.count(.queueFull) }
-        keypair.sendCounter += 1
-        peer.slots.current = keypair
-        peer.sentPackets &+= 1  // as the receiver counts it: a packet of no bytes
-        peer.timers.anyAuthenticatedPacketSent(now: now)
-        peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        if peer.timers.shouldRekeyOnSend(
-            keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: keypair.sendCounter, now: now)
-        {
-            startHandshake(peer, now: now)
-        }
-    }
-
-    /// Seals every staged packet of `peer` into the outbox, in order; sends a keepalive if none
-    /// was staged and we are the initiator (so the responder can confirm the session).
-    func flushStaged(_ peer: Peer, now: Instant) {
-        guard var keypair = peer.slots.current, let destination = peer.endpoint else { return }
-        var sent = 0
-        var sentData = false
-        while !peer.staged.isEmpty {
-            var ok = true
-            peer.staged.dequeue { frame in
-                let source = UnsafeRawBufferPointer(frame.buffer.bytes)
-                ok = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-                    buffer.append(contentsOf: source)
-                    TransportData.seal(
-                        &buffer, receiverIndex: keypair.remoteIndex, counter: keypair.sendCounter, key: keypair.sendKey,
-                        padding: configuration.pads, mtu: max(peer.prober.mtu, source.count))
-                    return true
-                }
-                if ok {
-                    keypair.sendCounter += 1
-                    peer.sentPackets &+= 1
-                    peer.sentBytes &+= UInt64(source.count)
-                    if source.count > 0 { sentData = true }  // an empty one is a staged keepalive
-                } else {
-                    peer.count(.queueFull)
-                }
-            }
-            if ok { sent += 1 }
-        }
-        peer.slots.current = keypair
-        if sent > 0 {
-            if sentData { peer.timers.dataSent(now: now, entropy: &jitter) }
-            peer.timers.anyAuthenticatedPacketSent(now: now)
-            peer.timers.anyAuthenticatedPacketTraversal(now: now)
-        } else if keypair.isInitiator {
-            sendKeepalive(peer, now: now)
-        }
-    }
-
     @inline(__always)
     func drop(_ reason: DropReason, peer: Peer?) -> EncapsulateResult {
-        if let peer { peer.count(reason) } else { unattributedDrops[Int(reason.rawValue)] &+= 1 }
+        if let peer { peer.count(reason) } else { unattributedDrops.count(reason) }
         return .drop(reason)
     }
 
@@ -420,35 +284,8 @@ public final class Tunnel {
 
     @inline(__always)
     func countUnattributed(_ reason: DropReason) -> DropReason {
-        unattributedDrops[Int(reason.rawValue)] &+= 1
+        unattributedDrops.count(reason)
         return reason
-    }
-
-    // MARK: - Status
-
-    /// A snapshot for `vpnd show`.
-    public func status(now: Instant) -> TunnelStatus {
-        func table(_ counts: [UInt64]) -> [DropReason: UInt64] {
-            var out: [DropReason: UInt64] = [:]
-            for reason in DropReason.allCases where counts[Int(reason.rawValue)] > 0 {
-                out[reason] = counts[Int(reason.rawValue)]
-            }
-            return out
-        }
-        return TunnelStatus(
-            publicKey: identity.publicKey, now: now, mode: configuration.mode, drops: table(unattributedDrops),
-            peers: peers.map { peer in
-                let usable = peer.slots.current.map {
-                    peer.timers.keyUsableForSending(keyCreated: $0.created, sendCounter: $0.sendCounter, now: now)
-                } ?? false
-                return PeerStatus(
-                    publicKey: peer.configuration.publicKey, endpoint: peer.endpoint,
-                    allowedIPs: peer.configuration.allowedIPs, latestHandshake: peer.latestHandshake,
-                    receivedBytes: peer.receivedBytes, receivedPackets: peer.receivedPackets, sentBytes: peer.sentBytes,
-                    sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
-                    drops: table(peer.drops), hasSession: usable, pathMTU: peer.prober.mtu,
-                    echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil)
-            })
     }
 }
 

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+
+extension Peer {
+    /// Whether the current session may send now (REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES).
+    @inline(__always)
+    func canSend(now: Instant) -> Bool {
+        // Field by field: the keypair (with its 1 KiB replay window) is never copied per packet.
+        guard let created = slots.current?.created, let counter = slots.current?.sendCounter else { return false }
+        return timers.keyUsableForSending(keyCreated: created, sendCounter: counter, now: now)
+    }
+
+    /// Seals the plaintext in `buffer` (a packet, or nothing for a keepalive) with the current
+    /// session's next counter, and books it: the counters and the timers of a sent packet.
+    /// Returns nil when no key may send now, else whether a rekey is due (REKEY_AFTER_TIME or
+    /// REKEY_AFTER_MESSAGES; the caller starts the handshake).
+    ///
+    /// `buffer` needs ``TransportData/headroom`` in front and ``TransportData/tailroom`` behind;
+    /// `mtu` bounds the padding.
+    @inline(__always)
+    func sealWithCurrentKey(
+        _ buffer: inout PacketBuffer, padding: Bool, mtu: Int, now: Instant, jitter: inout SplitMix64
+    ) -> Bool? {
+        guard canSend(now: now), let counter = slots.current?.sendCounter else { return nil }
+        let plaintextCount = buffer.count
+        let rekey = slots.withKeypair(.current) { keypair -> Bool in
+            keypair.sendCounter = counter + 1
+            TransportData.seal(
+                &buffer, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey, padding: padding,
+                mtu: mtu)
+            return timers.shouldRekeyOnSend(
+                keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: counter + 1, now: now)
+        }
+        sentPackets &+= 1  // a keepalive counts as a packet of no bytes, as the receiver counts it
+        sentBytes &+= UInt64(plaintextCount)
+        if plaintextCount > 0 { timers.dataSent(now: now, entropy: &jitter) }
+        timers.anyAuthenticatedPacketSent(now: now)
+        timers.anyAuthenticatedPacketTraversal(now: now)
+        return rekey
+    }
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+
+extension Tunnel {
+    // MARK: - Status
+
+    /// A snapshot for `vpnd show`.
+    public func status(now: Instant) -> TunnelStatus {
+        return TunnelStatus(
+            publicKey: identity.publicKey, now: now, mode: configuration.mode, drops: unattributedDrops.table,
+            peers: peers.map { peer in
+                let usable = peer.canSend(now: now)
+                return PeerStatus(
+                    publicKey: peer.configuration.publicKey, endpoint: peer.endpoint,
+                    allowedIPs: peer.configuration.allowedIPs, latestHandshake: peer.latestHandshake,
+                    receivedBytes: peer.receivedBytes, receivedPackets: peer.receivedPackets, sentBytes: peer.sentBytes,
+                    sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
+                    drops: peer.drops.table, hasSession: usable, pathMTU: peer.prober.mtu,
+                    echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil)
+            })
+    }
+}

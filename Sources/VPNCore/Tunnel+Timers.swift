@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+
+/// The timers' work: retries, keepalives, key expiry, and the packets staged for a session.
+extension Tunnel {
+    // MARK: - Timers
+
+    /// Runs every peer's due timers: retries, keepalives, key expiry.
+    public func tick(now: Instant) {
+        for peer in peers {
+            if let due = peer.prober.deadline, due <= now {
+                peer.prober.tick(now: now)
+                serviceProber(peer, now: now)
+            }
+            guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
+            let actions = peer.timers.tick(now: now)
+            if actions.contains(.zeroKeys) || actions.contains(.handshakeGaveUp) {
+                peer.initiationTicket &+= 1  // an initiation still being computed is stale
+            }
+            if actions.contains(.zeroKeys) {
+                // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
+                // partial handshake and the packets still waiting for one all go.
+                peer.staged.removeAll()
+                indexTable.remove(peer.slots.clear())
+                if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
+                peer.pendingInitiation = nil
+            }
+            if actions.contains(.handshakeGaveUp) {
+                peer.staged.removeAll()
+                if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
+                peer.pendingInitiation = nil
+                if !peer.reportedGiveUp {
+                    peer.reportedGiveUp = true
+                    emit(.handshakeGaveUp(
+                        peer: peer.configuration.publicKey, after: peer.timers.settings.rekeyAttemptTime,
+                        configuredEndpoint: peer.configuration.endpoint != nil))
+                }
+            }
+            if actions.contains(.dataUnanswered) { dataWentUnanswered(peer, now: now) }
+            if actions.contains(.sendHandshakeInitiation) {
+                sendInitiation(peer, now: now, isRetry: true)
+            }
+            if actions.contains(.sendKeepalive) {
+                sendKeepalive(peer, now: now)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Sends a keepalive to `peer` like any other packet (wireguard-go's `SendKeepalive`): sealed
+    /// into the outbox on the current key, followed by the rekey-on-send check; with no usable
+    /// key, an empty packet is staged (unless something is staged already) and a handshake starts,
+    /// so an idle peer with PersistentKeepalive keeps a session, and its NAT mapping, for good.
+    func sendKeepalive(_ peer: Peer, now: Instant) {
+        guard let destination = peer.endpoint else { return }
+        guard peer.canSend(now: now) else {
+            if peer.staged.isEmpty {
+                _ = peer.staged.enqueue(destination: destination, peer: peer.number) { _ in true }
+            }
+            startHandshake(peer, now: now)
+            return
+        }
+        var rekey = false
+        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+            guard let due = peer.sealWithCurrentKey(
+                &buffer, padding: configuration.pads, mtu: peer.prober.mtu, now: now, jitter: &jitter)
+            else { return false }
+            rekey = due
+            return true
+        }
+        guard queued else { return peer.count(.queueFull) }
+        if rekey { startHandshake(peer, now: now) }
+    }
+
+    /// Seals every staged packet of `peer` into the outbox, in order; sends a keepalive if none
+    /// was staged and we are the initiator (so the responder can confirm the session).
+    func flushStaged(_ peer: Peer, now: Instant) {
+        guard let destination = peer.endpoint, peer.canSend(now: now) else { return }
+        var sent = 0
+        while !peer.staged.isEmpty {
+            var ok = true
+            peer.staged.dequeue { frame in
+                let source = UnsafeRawBufferPointer(frame.buffer.bytes)
+                ok = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+                    buffer.append(contentsOf: source)
+                    return peer.sealWithCurrentKey(
+                        &buffer, padding: configuration.pads, mtu: max(peer.prober.mtu, source.count), now: now,
+                        jitter: &jitter) != nil
+                }
+                if !ok { peer.count(.queueFull) }
+            }
+            if ok { sent += 1 }
+        }
+        if sent == 0 && peer.slots.current?.isInitiator == true {
+            sendKeepalive(peer, now: now)
+        }
+    }
+}
