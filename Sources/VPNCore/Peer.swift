@@ -15,11 +15,10 @@ final class Peer {
     var endpoint: Endpoint?
     /// Packets waiting for a session, in arrival order.
     let staged: FrameQueue
-    /// The initiation we sent and wait an answer for.
-    var pendingInitiation: PendingInitiation?
-    /// Grows with every initiation asked for and every give-up: an initiation computed for an
-    /// older ticket is stale and thrown away.
-    var initiationTicket: UInt64 = 0
+    /// Where our own initiation stands.
+    var initiation: InitiationState = .idle
+    /// The ticket of the latest initiation asked for; grows with each.
+    var lastTicket: UInt64 = 0
     /// Cookie and mac1 memory for our initiations (mac2).
     var cookieJar: CookieJar
 
@@ -29,8 +28,6 @@ final class Peer {
     var sentPackets: UInt64 = 0
     var latestHandshake: Instant?
     var drops = DropCounters()
-    /// True after a handshake gave up, until the next one succeeds (so the log says it once).
-    var reportedGiveUp = false
     /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
     var prober: PathMTUProber
     /// Whether the search ran once (it starts with the first session that can send).
@@ -60,6 +57,27 @@ final class Peer {
 
     @inline(__always)
     func count(_ reason: DropReason) { drops.count(reason) }
+
+    /// The initiation we sent and wait the response to.
+    var pendingInitiation: PendingInitiation? {
+        if case .awaitingResponse(let pending) = initiation { return pending }
+        return nil
+    }
+}
+
+/// Where our own initiation to a peer stands: one value per state, so that no outcome applies
+/// in the wrong one.
+enum InitiationState {
+    /// None under way.
+    case idle
+    /// Asked for under `ticket`, being computed: an outcome for another ticket is stale (a newer
+    /// initiation, a give-up or zeroed keys came since) and thrown away.
+    case computing(ticket: UInt64)
+    /// Sent; waiting for the response to this one.
+    case awaitingResponse(PendingInitiation)
+    /// The last round went unanswered for REKEY_ATTEMPT_TIME and was reported (once); new data
+    /// or a session leaves this state.
+    case gaveUp
 }
 
 @available(*, unavailable)

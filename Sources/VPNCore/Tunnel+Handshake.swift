@@ -19,12 +19,9 @@ extension Tunnel {
     /// the processor's outcome is applied (at once in the inline mode).
     func sendInitiation(_ peer: Peer, now: Instant, isRetry: Bool) {
         guard let destination = peer.endpoint else { return }
-        if !isRetry && peer.pendingInitiation == nil { peer.reportedGiveUp = false }
-        if let old = peer.pendingInitiation {
-            indexTable.remove(old.localIndex)
-            peer.pendingInitiation = nil
-        }
-        peer.initiationTicket &+= 1
+        if let old = peer.pendingInitiation { indexTable.remove(old.localIndex) }
+        peer.lastTicket &+= 1
+        peer.initiation = .computing(ticket: peer.lastTicket)
         peer.timers.handshakeInitiated(now: now, entropy: &jitter)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
@@ -39,7 +36,7 @@ extension Tunnel {
         }
         let job = HandshakeJob(
             work: .initiate(peer.handshakeInfo, timestamp: timestamps.timestamp()), peer: peer.number,
-            ticket: peer.initiationTicket, source: destination, submittedAt: now)
+            ticket: peer.lastTicket, source: destination, submittedAt: now)
         _ = submit(job, now: now)
     }
 
@@ -148,13 +145,13 @@ extension Tunnel {
         _ message: HandshakeMessage, pending: PendingInitiation, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
         let peer = peers[Int(job.peer)]
-        guard job.ticket == peer.initiationTicket, peer.pendingInitiation == nil, let destination = peer.endpoint else {
+        guard case .computing(let ticket) = peer.initiation, ticket == job.ticket, let destination = peer.endpoint else {
             return .consumed  // stale: a newer initiation is on its way
         }
         let localIndex = newLocalIndex()
         guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: destination, now: now) else { return .drop(peer.countReturning(.queueFull)) }
         indexTable.insert(localIndex, peer: peer.number)
-        peer.pendingInitiation = pending.withLocalIndex(localIndex)
+        peer.initiation = .awaitingResponse(pending.withLocalIndex(localIndex))
         return .consumed
     }
 
@@ -206,7 +203,7 @@ extension Tunnel {
         guard let pending = peer.pendingInitiation, pending.localIndex == keys.localIndex else {
             return .drop(peer.countReturning(.unexpectedHandshake))  // superseded while it was computed
         }
-        peer.pendingInitiation = nil
+        peer.initiation = .idle
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
@@ -296,7 +293,7 @@ extension Tunnel {
             return .drop(peer.countReturning(.unexpectedHandshake))
         }
         let job = HandshakeJob(
-            work: .complete(HandshakeMessage(message), pending: pending), peer: peer.number, ticket: peer.initiationTicket,
+            work: .complete(HandshakeMessage(message), pending: pending), peer: peer.number, ticket: peer.lastTicket,
             source: source, submittedAt: now)
         return submit(job, now: now) ?? .consumed
     }

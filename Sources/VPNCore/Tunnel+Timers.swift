@@ -14,23 +14,20 @@ extension Tunnel {
             }
             guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
             let actions = peer.timers.tick(now: now)
-            if actions.contains(.zeroKeys) || actions.contains(.handshakeGaveUp) {
-                peer.initiationTicket &+= 1  // an initiation still being computed is stale
-            }
             if actions.contains(.zeroKeys) {
                 // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
-                // partial handshake and the packets still waiting for one all go.
+                // partial handshake (one being computed turns stale) and the packets still waiting
+                // for one all go.
                 peer.staged.removeAll()
                 indexTable.remove(peer.slots.clear())
                 if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
-                peer.pendingInitiation = nil
+                if case .gaveUp = peer.initiation {} else { peer.initiation = .idle }
             }
             if actions.contains(.handshakeGaveUp) {
                 peer.staged.removeAll()
                 if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
-                peer.pendingInitiation = nil
-                if !peer.reportedGiveUp {
-                    peer.reportedGiveUp = true
+                if case .gaveUp = peer.initiation {} else {
+                    peer.initiation = .gaveUp
                     emit(.handshakeGaveUp(
                         peer: peer.configuration.publicKey, after: peer.timers.settings.rekeyAttemptTime,
                         configuredEndpoint: peer.configuration.endpoint != nil))
