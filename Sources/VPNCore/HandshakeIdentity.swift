@@ -86,14 +86,20 @@ public struct HandshakeIdentity: Sendable {
 
     /// The initial Noise state of a handshake in which `responderStatic` answers: `ck = HASH(construction)`,
     /// `h = HASH(ck || identifier)`, `h = HASH(h || responder static)` (whitepaper 5.4.2).
-    func noiseState(role: NoiseHandshakeState.Role, remoteStatic: Bytes32?, presharedKey: SecretKey?)
-        -> NoiseHandshakeState
-    {
+    func noiseInitiator(remoteStatic: Bytes32, presharedKey: SecretKey?) -> NoiseInitiator {
         var prologue = mode.identifier
         return prologue.withUTF8 { utf8 in
-            NoiseHandshakeState(
-                pattern: .ikpsk2, role: role, prologue: UnsafeRawBufferPointer(utf8), localStatic: privateKey,
+            NoiseInitiator(
+                pattern: .ikpsk2, prologue: UnsafeRawBufferPointer(utf8), localStatic: privateKey,
                 remoteStatic: remoteStatic, presharedKey: presharedKey)
+        }
+    }
+
+    /// The responder's initial state (the same hash chain, our static key as the pre-message).
+    func noiseResponder() -> NoiseResponder {
+        var prologue = mode.identifier
+        return prologue.withUTF8 { utf8 in
+            NoiseResponder(pattern: .ikpsk2, prologue: UnsafeRawBufferPointer(utf8), localStatic: privateKey)
         }
     }
 }

@@ -8,7 +8,7 @@ import VPNCrypto
 /// retry timer makes a new one (whitepaper 6.4). Contains secrets (our ephemeral private key);
 /// they are zeroed when the last copy goes.
 public struct PendingInitiation: Sendable {
-    fileprivate let noise: NoiseHandshakeState
+    fileprivate let noise: NoiseAwaitingResponse
     /// Our index, the sender index of the initiation.
     public let localIndex: UInt32
     /// The responder's static public key.
@@ -63,7 +63,8 @@ extension HandshakeIdentity {
         entropy: inout some EntropySource, into message: UnsafeMutableRawBufferPointer
     ) throws(HandshakeError) -> PendingInitiation {
         precondition(message.count == Spec.initiationSize, "an initiation has 148 bytes")
-        var noise = noiseState(role: .initiator, remoteStatic: peer.publicKey, presharedKey: peer.presharedKey)
+        let start = noiseInitiator(remoteStatic: peer.publicKey, presharedKey: peer.presharedKey)
+        var noise: NoiseAwaitingResponse? = nil
         Wire.writePrefix(.initiation, to: message)
         message.storeLE32(localIndex, at: MessageLayout.Initiation.senderIndex)
         var stamp: (UInt64, UInt32) = (0, 0)
@@ -71,7 +72,7 @@ extension HandshakeIdentity {
             try withUnsafeMutableBytes(of: &stamp) { (raw) throws(NoiseError) in
                 let payload = UnsafeMutableRawBufferPointer(rebasing: raw[0..<TAI64N.byteCount])
                 timestamp.write(to: payload)
-                try noise.writeMessage1(
+                noise = try start.writeMessage1(
                     payload: UnsafeRawBufferPointer(payload),
                     into: UnsafeMutableRawBufferPointer(rebasing: message[MessageLayout.Initiation.noiseMessage]),
                     entropy: &entropy)
@@ -81,7 +82,7 @@ extension HandshakeIdentity {
             throw .invalidPeerPublicKey(peer.publicKey)
         }
         return PendingInitiation(
-            noise: noise, localIndex: localIndex, peerPublicKey: peer.publicKey, timestamp: timestamp,
+            noise: noise!, localIndex: localIndex, peerPublicKey: peer.publicKey, timestamp: timestamp,
             createdAt: now)
     }
 
@@ -107,15 +108,15 @@ extension HandshakeIdentity {
         guard message.loadLE32(at: MessageLayout.Response.receiverIndex) == pending.localIndex else {
             return .drop(.unexpectedHandshake)
         }
-        var noise = pending.noise
+        let completed: NoiseCompleted
         do {
-            try noise.readMessage2(
+            completed = try pending.noise.readMessage2(
                 UnsafeRawBufferPointer(rebasing: message[MessageLayout.Response.noiseMessage]),
                 payloadInto: UnsafeMutableRawBufferPointer(start: nil, count: 0))
         } catch {
             return .drop(.handshakeFailed)
         }
-        let keys = noise.split()
+        let keys = completed.split()
         return .accepted(SessionKeys(
             sendKey: keys.send, receiveKey: keys.receive, localIndex: pending.localIndex,
             remoteIndex: message.loadLE32(at: MessageLayout.Response.senderIndex), isInitiator: true,

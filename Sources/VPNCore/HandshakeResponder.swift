@@ -13,7 +13,7 @@ public struct ConsumedInitiation: Sendable {
     /// this are dropped as a flood (`rateLimited`).
     public static let minimumInitiationInterval: Duration = .milliseconds(20)
 
-    fileprivate let noise: NoiseHandshakeState
+    fileprivate let noise: NoiseAnswering
     /// The initiator's static public key, a configured peer.
     public let peerPublicKey: Bytes32
     /// The initiator's index: the receiver index of our response and of our data messages.
@@ -47,22 +47,23 @@ extension HandshakeIdentity {
         let mac1 = CookieMAC(key: mac1Key, message: MACFields.mac1Covered(message))
         guard mac1.constantTimeEquals(MACFields.mac1(message)) else { return .drop(.invalidMAC1) }
 
-        var noise = noiseState(role: .responder, remoteStatic: nil, presharedKey: nil)
-        let initiatorStatic: Bytes32
+        var identified: NoiseInitiatorIdentified
         do {
-            initiatorStatic = try noise.readMessage1Identity(UnsafeRawBufferPointer(
+            identified = try noiseResponder().readMessage1Identity(UnsafeRawBufferPointer(
                 rebasing: message[MessageLayout.Initiation.ephemeral..<MessageLayout.Initiation.encryptedTimestamp]))
         } catch {
             return .drop(.handshakeFailed)
         }
+        let initiatorStatic = identified.initiatorStatic
         guard let peer = lookupPeer(initiatorStatic) else { return .drop(.unknownPeer) }
-        if let psk = peer.presharedKey { noise.setPresharedKey(psk) }
+        if let psk = peer.presharedKey { identified.setPresharedKey(psk) }
         var stamp: (UInt64, UInt32) = (0, 0)
+        var noise: NoiseAnswering? = nil
         let timestamp: TAI64N
         do {
             timestamp = try withUnsafeMutableBytes(of: &stamp) { (raw) throws(NoiseError) -> TAI64N in
                 let payload = UnsafeMutableRawBufferPointer(rebasing: raw[0..<TAI64N.byteCount])
-                try noise.readMessage1Payload(
+                noise = try identified.readMessage1Payload(
                     UnsafeRawBufferPointer(
                         rebasing: message[MessageLayout.Initiation.encryptedTimestamp..<MessageLayout.Initiation.mac1]),
                     into: payload)
@@ -76,7 +77,7 @@ extension HandshakeIdentity {
             return .drop(.rateLimited)
         }
         return .accepted(ConsumedInitiation(
-            noise: noise, peerPublicKey: initiatorStatic,
+            noise: noise!, peerPublicKey: initiatorStatic,
             remoteIndex: message.loadLE32(at: MessageLayout.Initiation.senderIndex), timestamp: timestamp))
     }
 
@@ -112,12 +113,12 @@ extension HandshakeIdentity {
         into message: UnsafeMutableRawBufferPointer
     ) -> HandshakeResult<SessionKeys> {
         precondition(message.count == Spec.responseSize, "a response has 92 bytes")
-        var noise = initiation.noise
         Wire.writePrefix(.response, to: message)
         message.storeLE32(localIndex, at: MessageLayout.Response.senderIndex)
         message.storeLE32(initiation.remoteIndex, at: MessageLayout.Response.receiverIndex)
+        let completed: NoiseCompleted
         do {
-            try noise.writeMessage2(
+            completed = try initiation.noise.writeMessage2(
                 payload: UnsafeRawBufferPointer(start: nil, count: 0),
                 into: UnsafeMutableRawBufferPointer(rebasing: message[MessageLayout.Response.noiseMessage]),
                 entropy: &entropy)
@@ -125,7 +126,7 @@ extension HandshakeIdentity {
             secureZero(message)
             return .drop(.handshakeFailed)
         }
-        let keys = noise.split()
+        let keys = completed.split()
         return .accepted(SessionKeys(
             sendKey: keys.send, receiveKey: keys.receive, localIndex: localIndex,
             remoteIndex: initiation.remoteIndex, isInitiator: false, remoteStatic: initiation.peerPublicKey))

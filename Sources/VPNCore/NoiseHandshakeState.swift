@@ -36,8 +36,9 @@ public enum NoiseError: Error, Equatable, Sendable, CustomStringConvertible {
 /// vectors can fix them. WireGuard's handshake is `IKpsk2` with its identifier as the prologue,
 /// a TAI64N timestamp as the first payload and an empty second payload.
 ///
-/// A value type, owned by one handshake; not thread-safe. Steps must run in order; calling one
-/// out of order is a programmer error (precondition).
+/// The tokens and their order within each message. The steps are reached only through the
+/// per-state types of NoiseHandshake.swift (``NoiseInitiator``, ``NoiseResponder`` and what they
+/// return), which make a step out of order impossible to write. A value type; not thread-safe.
 public struct NoiseHandshakeState: Sendable {
     /// The handshake patterns this type runs.
     public enum Pattern: Sendable, Hashable {
@@ -70,26 +71,18 @@ public struct NoiseHandshakeState: Sendable {
     /// Overhead of message 2 on top of its payload: `e` and the payload's tag.
     public static let message2Overhead = 48
 
-    private enum Step: Sendable { case message1, message1Payload, message2, done }
-
-    /// The symmetric state (chaining key, handshake hash, cipher key).
-    public private(set) var symmetric: NoiseSymmetricState
-    /// The pattern in use.
-    public let pattern: Pattern
-    /// This side's role.
-    public let role: Role
+    private var symmetric: NoiseSymmetricState
+    private let pattern: Pattern
+    private let role: Role
     private let localStatic: SecretKey
-    /// This side's static public key.
-    public let localStaticPublic: Bytes32
-    private var localEphemeral: SecretKey?
-    /// This side's ephemeral public key, once generated.
-    public private(set) var localEphemeralPublic = Bytes32()
-    /// The other side's static key: known in advance by an initiator, learnt from message 1 by a responder.
-    public private(set) var remoteStatic: Bytes32
-    /// The other side's ephemeral public key, once received.
-    public private(set) var remoteEphemeral = Bytes32()
+    private let localStaticPublic: Bytes32
+    /// Set by writeEphemeral (message 1 for an initiator, message 2 for a responder).
+    private var localEphemeral = SecretKey.zero()
+    private var localEphemeralPublic = Bytes32()
+    /// Known in advance by an initiator, learnt from message 1 by a responder.
+    private var remoteStatic: Bytes32
+    private var remoteEphemeral = Bytes32()
     private var presharedKey: SecretKey
-    private var step: Step = .message1
 
     /// Starts a handshake: `InitializeSymmetric`, `MixHash(prologue)`, then the pre-message
     /// `<- s` as `MixHash(responder's static public key)`.
@@ -102,7 +95,7 @@ public struct NoiseHandshakeState: Sendable {
     ///   - remoteStatic: the responder's static public key; required for an initiator, ignored by a responder.
     ///   - presharedKey: the PSK for `IKpsk2` (nil: 32 zero bytes, as WireGuard without a PSK); a
     ///     responder may set it later with ``setPresharedKey(_:)`` once it knows the initiator.
-    public init(
+    init(
         pattern: Pattern, role: Role, prologue: UnsafeRawBufferPointer, localStatic: SecretKey,
         remoteStatic: Bytes32? = nil, presharedKey: SecretKey? = nil
     ) {
@@ -115,9 +108,10 @@ public struct NoiseHandshakeState: Sendable {
         symmetric.mixHash(prologue)
         switch role {
         case .initiator:
-            guard let remoteStatic else { preconditionFailure("an IK initiator needs the responder's static key") }
-            self.remoteStatic = remoteStatic
-            symmetric.mixHash(remoteStatic)
+            // NoiseInitiator always passes it.
+            let remote = remoteStatic ?? Bytes32()
+            self.remoteStatic = remote
+            symmetric.mixHash(remote)
         case .responder:
             self.remoteStatic = Bytes32()
             symmetric.mixHash(localStaticPublic)
@@ -125,10 +119,10 @@ public struct NoiseHandshakeState: Sendable {
     }
 
     /// The handshake hash `h`; after message 2 it is the value both sides can use for channel binding.
-    public var handshakeHash: Bytes32 { symmetric.handshakeHash }
+    var handshakeHash: Bytes32 { symmetric.handshakeHash }
 
     /// Sets the PSK used by the `psk` token (a responder learns which peer it talks to from message 1).
-    public mutating func setPresharedKey(_ key: SecretKey) {
+    mutating func setPresharedKey(_ key: SecretKey) {
         presharedKey = key
     }
 
@@ -168,20 +162,18 @@ public struct NoiseHandshakeState: Sendable {
     ///   - message: exactly `payload.count + 96` bytes.
     ///   - entropy: supplies the ephemeral private key (one 32-byte fill).
     /// - Throws: ``NoiseError/lowOrderPoint`` when the responder's static key is of low order.
-    public mutating func writeMessage1(
+    mutating func writeMessage1(
         payload: UnsafeRawBufferPointer, into message: UnsafeMutableRawBufferPointer,
         entropy: inout some EntropySource
     ) throws(NoiseError) {
-        precondition(role == .initiator && step == .message1, "writeMessage1 is the initiator's first step")
         precondition(message.count == payload.count + Self.message1Overhead, "message 1 must be payload + 96 bytes")
         writeEphemeral(into: UnsafeMutableRawBufferPointer(rebasing: message[0..<32]), entropy: &entropy)
-        try mixDH(localEphemeral!, remoteStatic)  // es
+        try mixDH(localEphemeral, remoteStatic)  // es
         localStaticPublic.withUnsafeBytes { s in
             symmetric.encryptAndHash(s, into: UnsafeMutableRawBufferPointer(rebasing: message[32..<80]))
         }
         try mixDH(localStatic, remoteStatic)  // ss
         symmetric.encryptAndHash(payload, into: UnsafeMutableRawBufferPointer(rebasing: message[80...]))
-        step = .message2
     }
 
     /// Responder, first half of message 1: reads `e`, `es` and the encrypted `s`, and returns the
@@ -191,8 +183,7 @@ public struct NoiseHandshakeState: Sendable {
     /// - Parameter prefix: the first 80 bytes of message 1.
     /// - Throws: ``NoiseError/decryptionFailed`` when `s` does not decrypt (not for us, or another
     ///   prologue); ``NoiseError/lowOrderPoint`` for a low-order ephemeral.
-    public mutating func readMessage1Identity(_ prefix: UnsafeRawBufferPointer) throws(NoiseError) -> Bytes32 {
-        precondition(role == .responder && step == .message1, "readMessage1Identity is the responder's first step")
+    mutating func readMessage1Identity(_ prefix: UnsafeRawBufferPointer) throws(NoiseError) -> Bytes32 {
         guard prefix.count == Self.message1PrefixByteCount else { throw .wrongLength }
         readEphemeral(UnsafeRawBufferPointer(rebasing: prefix[0..<32]))
         try mixDH(localStatic, remoteEphemeral)  // es
@@ -202,7 +193,6 @@ public struct NoiseHandshakeState: Sendable {
         }
         guard ok else { throw .decryptionFailed }
         remoteStatic = initiatorStatic
-        step = .message1Payload
         return initiatorStatic
     }
 
@@ -211,27 +201,13 @@ public struct NoiseHandshakeState: Sendable {
     /// - Parameters:
     ///   - ciphertext: message 1 from byte 80 on (payload and tag).
     ///   - payload: exactly `ciphertext.count - 16` bytes.
-    public mutating func readMessage1Payload(
+    mutating func readMessage1Payload(
         _ ciphertext: UnsafeRawBufferPointer, into payload: UnsafeMutableRawBufferPointer
     ) throws(NoiseError) {
-        precondition(role == .responder && step == .message1Payload, "readMessage1Payload follows readMessage1Identity")
         guard ciphertext.count >= ChaChaPoly.tagByteCount,
               payload.count == ciphertext.count - ChaChaPoly.tagByteCount else { throw .wrongLength }
         try mixDH(localStatic, remoteStatic)  // ss
         guard symmetric.decryptAndHash(ciphertext, into: payload) else { throw .decryptionFailed }
-        step = .message2
-    }
-
-    /// Responder: reads all of message 1 (for a responder that knows its PSK in advance).
-    ///
-    /// - Returns: the initiator's static public key.
-    public mutating func readMessage1(
-        _ message: UnsafeRawBufferPointer, payloadInto payload: UnsafeMutableRawBufferPointer
-    ) throws(NoiseError) -> Bytes32 {
-        guard message.count >= Self.message1Overhead else { throw .wrongLength }
-        let initiator = try readMessage1Identity(UnsafeRawBufferPointer(rebasing: message[0..<80]))
-        try readMessage1Payload(UnsafeRawBufferPointer(rebasing: message[80...]), into: payload)
-        return initiator
     }
 
     // MARK: message 2: <- e, ee, se [, psk]
@@ -242,18 +218,16 @@ public struct NoiseHandshakeState: Sendable {
     ///   - payload: the payload (WireGuard: empty).
     ///   - message: exactly `payload.count + 48` bytes.
     ///   - entropy: supplies the ephemeral private key (one 32-byte fill).
-    public mutating func writeMessage2(
+    mutating func writeMessage2(
         payload: UnsafeRawBufferPointer, into message: UnsafeMutableRawBufferPointer,
         entropy: inout some EntropySource
     ) throws(NoiseError) {
-        precondition(role == .responder && step == .message2, "writeMessage2 follows readMessage1")
         precondition(message.count == payload.count + Self.message2Overhead, "message 2 must be payload + 48 bytes")
         writeEphemeral(into: UnsafeMutableRawBufferPointer(rebasing: message[0..<32]), entropy: &entropy)
-        try mixDH(localEphemeral!, remoteEphemeral)  // ee
-        try mixDH(localEphemeral!, remoteStatic)  // se
+        try mixDH(localEphemeral, remoteEphemeral)  // ee
+        try mixDH(localEphemeral, remoteStatic)  // se
         if pattern.usesPSK { symmetric.mixKeyAndHash(presharedKey) }
         symmetric.encryptAndHash(payload, into: UnsafeMutableRawBufferPointer(rebasing: message[32...]))
-        step = .done
     }
 
     /// Initiator: reads message 2 and decrypts its payload.
@@ -262,31 +236,24 @@ public struct NoiseHandshakeState: Sendable {
     ///   - message: the whole message 2.
     ///   - payload: exactly `message.count - 48` bytes.
     /// - Throws: ``NoiseError/decryptionFailed`` on a wrong key or PSK or a corrupted message.
-    ///   The state is unusable after a throw; keep a copy to retry with another message.
-    public mutating func readMessage2(
+    mutating func readMessage2(
         _ message: UnsafeRawBufferPointer, payloadInto payload: UnsafeMutableRawBufferPointer
     ) throws(NoiseError) {
-        precondition(role == .initiator && step == .message2, "readMessage2 follows writeMessage1")
         guard message.count >= Self.message2Overhead,
               payload.count == message.count - Self.message2Overhead else { throw .wrongLength }
         readEphemeral(UnsafeRawBufferPointer(rebasing: message[0..<32]))
-        try mixDH(localEphemeral!, remoteEphemeral)  // ee
+        try mixDH(localEphemeral, remoteEphemeral)  // ee
         try mixDH(localStatic, remoteEphemeral)  // se
         if pattern.usesPSK { symmetric.mixKeyAndHash(presharedKey) }
         guard symmetric.decryptAndHash(UnsafeRawBufferPointer(rebasing: message[32...]), into: payload) else {
             throw .decryptionFailed
         }
-        step = .done
     }
 
     // MARK: split
 
-    /// True once both messages have been processed.
-    public var isComplete: Bool { step == .done }
-
     /// `Split()` from this side's point of view: the key it sends with and the key it receives with.
-    public func split() -> (send: SecretKey, receive: SecretKey) {
-        precondition(step == .done, "split() needs a completed handshake")
+    func split() -> (send: SecretKey, receive: SecretKey) {
         let (initiatorToResponder, responderToInitiator) = symmetric.split()
         switch role {
         case .initiator: return (initiatorToResponder, responderToInitiator)

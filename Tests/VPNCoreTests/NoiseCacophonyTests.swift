@@ -127,48 +127,47 @@ struct NoiseCacophonyTests {
 
         let initPrologue = hex(vector.init_prologue)
         let respPrologue = hex(vector.resp_prologue)
-        var initiator = initPrologue.withUnsafeBytes {
-            NoiseHandshakeState(pattern: pattern, role: .initiator, prologue: $0, localStatic: initStatic,
-                                remoteStatic: remoteStatic, presharedKey: initPSK)
+        let initiator = initPrologue.withUnsafeBytes {
+            NoiseInitiator(pattern: pattern, prologue: $0, localStatic: initStatic, remoteStatic: remoteStatic,
+                           presharedKey: initPSK)
         }
-        var responder = respPrologue.withUnsafeBytes {
-            NoiseHandshakeState(pattern: pattern, role: .responder, prologue: $0, localStatic: respStatic,
-                                presharedKey: respPSK)
+        let responder = respPrologue.withUnsafeBytes {
+            NoiseResponder(pattern: pattern, prologue: $0, localStatic: respStatic, presharedKey: respPSK)
         }
 
         // Message 1: initiator → responder.
         let payload1 = hex(vector.messages[0].payload)
         var message1 = [UInt8](repeating: 0, count: payload1.count + NoiseHandshakeState.message1Overhead)
-        try payload1.withUnsafeBytes { p in
+        let awaiting = try payload1.withUnsafeBytes { p in
             try message1.withUnsafeMutableBytes { try initiator.writeMessage1(payload: p, into: $0, entropy: &initEntropy) }
         }
         #expect(Hex.encode(message1) == vector.messages[0].ciphertext)
         var received1 = [UInt8](repeating: 0, count: payload1.count)
-        let learnt = try message1.withUnsafeBytes { m in
+        let answering = try message1.withUnsafeBytes { m in
             try received1.withUnsafeMutableBytes { try responder.readMessage1(m, payloadInto: $0) }
         }
         #expect(received1 == payload1)
-        #expect(learnt == X25519.publicKey(for: initStatic))
+        #expect(answering.initiatorStatic == X25519.publicKey(for: initStatic))
 
         // Message 2: responder → initiator.
         let payload2 = hex(vector.messages[1].payload)
         var message2 = [UInt8](repeating: 0, count: payload2.count + NoiseHandshakeState.message2Overhead)
-        try payload2.withUnsafeBytes { p in
-            try message2.withUnsafeMutableBytes { try responder.writeMessage2(payload: p, into: $0, entropy: &respEntropy) }
+        let responderDone = try payload2.withUnsafeBytes { p in
+            try message2.withUnsafeMutableBytes { try answering.writeMessage2(payload: p, into: $0, entropy: &respEntropy) }
         }
         #expect(Hex.encode(message2) == vector.messages[1].ciphertext)
         var received2 = [UInt8](repeating: 0, count: payload2.count)
-        try message2.withUnsafeBytes { m in
-            try received2.withUnsafeMutableBytes { try initiator.readMessage2(m, payloadInto: $0) }
+        let initiatorDone = try message2.withUnsafeBytes { m in
+            try received2.withUnsafeMutableBytes { try awaiting.readMessage2(m, payloadInto: $0) }
         }
         #expect(received2 == payload2)
 
-        #expect(initiator.handshakeHash.description == vector.handshake_hash)
-        #expect(responder.handshakeHash.description == vector.handshake_hash)
+        #expect(initiatorDone.handshakeHash.description == vector.handshake_hash)
+        #expect(responderDone.handshakeHash.description == vector.handshake_hash)
 
         // Messages 3...: transport, initiator sends the odd ones (3, 5) and the responder the even ones.
-        let initKeys = initiator.split()
-        let respKeys = responder.split()
+        let initKeys = initiatorDone.split()
+        let respKeys = responderDone.split()
         #expect(initKeys.send.constantTimeEquals(respKeys.receive))
         #expect(initKeys.receive.constantTimeEquals(respKeys.send))
         var initiatorCounter: UInt64 = 0
@@ -209,16 +208,15 @@ struct NoisePrologueTests {
         var entropy = SeededEntropy(seed: 7)
         let a = X25519.generatePrivateKey(using: &entropy)
         let b = X25519.generatePrivateKey(using: &entropy)
-        var initiator = [UInt8]("one".utf8).withUnsafeBytes {
-            NoiseHandshakeState(pattern: .ikpsk2, role: .initiator, prologue: $0, localStatic: a,
-                                remoteStatic: X25519.publicKey(for: b))
+        let initiator = [UInt8]("one".utf8).withUnsafeBytes {
+            NoiseInitiator(pattern: .ikpsk2, prologue: $0, localStatic: a, remoteStatic: X25519.publicKey(for: b))
         }
-        var responder = [UInt8]("two".utf8).withUnsafeBytes {
-            NoiseHandshakeState(pattern: .ikpsk2, role: .responder, prologue: $0, localStatic: b)
+        let responder = [UInt8]("two".utf8).withUnsafeBytes {
+            NoiseResponder(pattern: .ikpsk2, prologue: $0, localStatic: b)
         }
         var message = [UInt8](repeating: 0, count: NoiseHandshakeState.message1Overhead)
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
-        try message.withUnsafeMutableBytes { try initiator.writeMessage1(payload: empty, into: $0, entropy: &entropy) }
+        _ = try message.withUnsafeMutableBytes { try initiator.writeMessage1(payload: empty, into: $0, entropy: &entropy) }
         #expect(throws: NoiseError.decryptionFailed) {
             try message.withUnsafeBytes { m in
                 try responder.readMessage1Identity(UnsafeRawBufferPointer(rebasing: m[0..<80]))
