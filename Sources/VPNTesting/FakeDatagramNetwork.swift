@@ -1,53 +1,60 @@
 // SPDX-License-Identifier: MIT
 import VPNBasics
 
-/// An in-memory UDP network: a datagram sent by a ``FakeDatagramSocket`` is delivered at once to
-/// the socket bound at its destination, or counted as undeliverable.
+/// An in-memory UDP network for sockets: a datagram sent by a ``FakeDatagramSocket`` reaches the
+/// socket bound at its destination as soon as it is sent, or is counted as undeliverable.
 ///
-/// Optional impairments draw from a ``SeededEntropy``, so a run is reproducible: loss,
-/// duplication, and reordering (a datagram is held back and delivered after the next one).
+/// The impairments are ``FakeNetwork``'s, which carries every datagram here: loss, duplication,
+/// and reordering (a datagram held back is overtaken by the next one), drawn from a
+/// ``SeededEntropy`` so a run is reproducible. Each send is one step of the network's own clock,
+/// so ``Impairment/delay`` and ``Impairment/jitter``, which are times, play no part here: the
+/// data planes on top run on their own clocks.
 ///
 /// Not thread-safe; owned by one test thread.
 public final class FakeDatagramNetwork {
-    /// Probabilities, each 0...1.
-    public struct Impairment: Sendable {
-        public var loss: Double
-        public var duplication: Double
-        public var reordering: Double
-        public init(loss: Double = 0, duplication: Double = 0, reordering: Double = 0) {
-            self.loss = loss
-            self.duplication = duplication
-            self.reordering = reordering
-        }
-        public static let none = Impairment()
-    }
+    /// The impairments (``VPNTesting/Impairment``; its delay and jitter are not used here).
+    public typealias Impairment = VPNTesting.Impairment
 
-    /// One datagram in flight.
+    /// One datagram as sent.
     public struct Datagram {
         public var bytes: [UInt8]
         public var source: Endpoint
         public var destination: Endpoint
     }
 
-    public var impairment: Impairment
-    private var entropy: SeededEntropy
+    /// What befalls the datagrams sent from now on.
+    public var impairment: Impairment {
+        didSet { engine.impairment = Self.stepped(impairment) }
+    }
+    private let engine: FakeNetwork
+    /// The network's clock: one nanosecond per send.
+    private var step = Instant.zero
     private var sockets: [Endpoint: WeakSocket] = [:]
-    private var held: [Datagram] = []
     private var nextPort: UInt16 = 49152
     /// Called with every datagram sent, before impairments (a tap for tests).
     public var onTransmit: ((Datagram) -> Void)?
 
     public private(set) var transmitted = 0
     public private(set) var delivered = 0
-    public private(set) var lost = 0
-    public private(set) var duplicated = 0
-    public private(set) var reordered = 0
+    public var lost: Int { engine.lostCount }
+    public var duplicated: Int { engine.duplicatedCount }
+    public var reordered: Int { engine.reorderedCount }
     /// Datagrams to an endpoint where no socket is bound.
     public private(set) var undeliverable = 0
 
     public init(seed: UInt64 = 1, impairment: Impairment = .none) {
         self.impairment = impairment
-        entropy = SeededEntropy(seed: seed)
+        engine = FakeNetwork(seed: seed, impairment: Self.stepped(impairment), recording: false)
+    }
+
+    /// `impairment` on the network's clock of one step per send: no delay, and a held-back
+    /// datagram due two steps later, after the next one.
+    private static func stepped(_ impairment: Impairment) -> Impairment {
+        var stepped = impairment
+        stepped.delay = .zero
+        stepped.jitter = .zero
+        stepped.reorderDelay = .nanoseconds(2)
+        return stepped
     }
 
     func bind(_ socket: FakeDatagramSocket, at endpoint: Endpoint) throws(IOError) {
@@ -67,46 +74,25 @@ public final class FakeDatagramNetwork {
     /// Sends `bytes` from `source` to `destination` through the impairments (what a socket does,
     /// and what a test does to inject garbage).
     public func transmit(_ bytes: [UInt8], from source: Endpoint, to destination: Endpoint) {
-        let datagram = Datagram(bytes: bytes, source: source, destination: destination)
         transmitted += 1
-        onTransmit?(datagram)
-        if chance(impairment.loss) {
-            lost += 1
-            return
-        }
-        if chance(impairment.reordering) {
-            reordered += 1
-            held.append(datagram)
-            return
-        }
-        deliver(datagram)
-        if chance(impairment.duplication) {
-            duplicated += 1
-            deliver(datagram)
-        }
-        releaseHeld()
+        onTransmit?(Datagram(bytes: bytes, source: source, destination: destination))
+        step = step + .nanoseconds(1)
+        engine.send(bytes, from: source, to: destination, now: step)
+        for datagram in engine.takeDue(now: step) { deliver(datagram) }
     }
 
     /// Delivers every held-back datagram now.
     public func releaseHeld() {
-        let waiting = held
-        held.removeAll()
-        for datagram in waiting { deliver(datagram) }
+        guard let last = engine.inFlightLatest else { return }
+        for datagram in engine.takeDue(now: last) { deliver(datagram) }
     }
 
-    private func deliver(_ datagram: Datagram) {
+    private func deliver(_ datagram: VPNTesting.Datagram) {
         guard let socket = sockets[datagram.destination]?.socket else {
             undeliverable += 1
             return
         }
         if socket.enqueue(datagram.bytes, from: datagram.source) { delivered += 1 }
-    }
-
-    private func chance(_ probability: Double) -> Bool {
-        guard probability > 0 else { return false }
-        var word: UInt64 = 0
-        withUnsafeMutableBytes(of: &word) { entropy.fill($0) }
-        return Double(word >> 11) / Double(UInt64(1) << 53) < probability
     }
 }
 

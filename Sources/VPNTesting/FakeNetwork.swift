@@ -74,6 +74,8 @@ public final class FakeNetwork {
     public private(set) var lostCount = 0
     /// Extra copies made by duplication.
     public private(set) var duplicatedCount = 0
+    /// Copies held back by ``Impairment/reorderDelay``.
+    public private(set) var reorderedCount = 0
     /// Datagrams whose destination no peer listened on.
     public var undeliverableCount = 0
 
@@ -93,6 +95,9 @@ public final class FakeNetwork {
     /// When the next datagram arrives, or nil when none is in flight.
     public var nextDeliveryTime: Instant? { inFlight.first?.deliverAt }
 
+    /// When the last datagram in flight arrives, or nil when none is.
+    public var inFlightLatest: Instant? { inFlight.last?.deliverAt }
+
     /// Sends `bytes` from `source` to `destination` at `now`, through the filter and impairment.
     public func send(_ bytes: [UInt8], from source: Endpoint, to destination: Endpoint, now: Instant) {
         var datagram = Datagram(
@@ -110,7 +115,10 @@ public final class FakeNetwork {
         if copies == 2 { duplicatedCount += 1 }
         for _ in 0..<copies {
             datagram.deliverAt = now + impairment.delay + uniform(upTo: impairment.jitter)
-            if chance(impairment.reordering) { datagram.deliverAt = datagram.deliverAt + impairment.reorderDelay }
+            if chance(impairment.reordering) {
+                datagram.deliverAt = datagram.deliverAt + impairment.reorderDelay
+                reorderedCount += 1
+            }
             enqueue(datagram)
         }
     }
