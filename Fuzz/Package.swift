@@ -23,5 +23,6 @@ let package = Package(
         .executableTarget(name: "FuzzTCPDeframer", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzPMTU", dependencies: ["FuzzSupport"]),
+        .executableTarget(name: "FuzzUAPI", dependencies: ["FuzzSupport"]),
     ]
 )
