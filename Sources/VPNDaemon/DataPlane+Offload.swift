@@ -40,7 +40,7 @@ final class OffloadBuffers {
     /// Super buffers for coalesced packets.
     static let superBufferCount = 16
     /// The largest frame a device read or coalesced write can hold (header + 64 KiB).
-    static let frameCapacity = VirtioNetHeader.size + 65535 + 64
+    static let frameCapacity = PacketSlab.slotSize(payload: 65535, headroom: VirtioNetHeader.size)
 
     let mtu: Int
     let headroom: Int

@@ -83,7 +83,8 @@ public final class DataPlane {
         self.batchSize = batchSize
         headroom = transport.headroom
         // Room for the largest frame either side can hand us: a tap frame or a sealed data message.
-        let slotSize = headroom + tunnel.configuration.mtu + 14 + TransportData.tailroom + 64
+        let slotSize = PacketSlab.slotSize(
+            payload: tunnel.configuration.mtu + 14, headroom: headroom, tailroom: TransportData.tailroom)
         slab = PacketSlab(slotSize: slotSize, slotCount: batchSize)
         buffers = .allocate(capacity: batchSize)
         sendBuffers = .allocate(capacity: batchSize)

@@ -27,7 +27,7 @@ public class TCPTransportBase {
     init(maxFrame: Int, logger: Logger) {
         self.maxFrame = maxFrame
         self.logger = logger
-        scratchSlab = PacketSlab(slotSize: maxFrame + 64, slotCount: Self.receivePoolSize)
+        scratchSlab = PacketSlab(slotSize: PacketSlab.slotSize(payload: maxFrame), slotCount: Self.receivePoolSize)
         scratch = .allocate(capacity: Self.receivePoolSize)
         for i in 0..<Self.receivePoolSize {
             (scratch.baseAddress! + i).initialize(to: scratchSlab.buffer(i, headroom: 0))

@@ -100,7 +100,7 @@ public final class UDPTransport: Transport {
         self.batchSize = batch
         segmentSizes = .allocate(capacity: batch)
         segmentSizes.initialize(repeating: 0)
-        slab = PacketSlab(slotSize: gro ? 65535 + 64 : maxDatagram + 64, slotCount: batch)
+        slab = PacketSlab(slotSize: PacketSlab.slotSize(payload: gro ? 65535 : maxDatagram), slotCount: batch)
         let batchSize = batch
         buffers = .allocate(capacity: batchSize)
         sources = .allocate(capacity: batchSize)
