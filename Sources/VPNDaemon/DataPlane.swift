@@ -217,9 +217,9 @@ public final class DataPlane {
     // MARK: - Tun → network with offloads
 
     /// Tun → network with a virtio-net header: read super-packets, split each into a region at a
-    /// fixed stride, seal the segments in place, and send each region with UDP GSO (runs of at
-    /// most 64 datagrams), or as single datagrams when a segment went elsewhere or was staged,
-    /// or the transport cannot send segmented runs (TCP).
+    /// fixed stride, seal the segments in place, and send each region as its ``GSOSendPlan``
+    /// says: UDP GSO sends within the kernel's limits, or single datagrams when a segment went
+    /// elsewhere or was staged, or the transport cannot send segmented runs (TCP).
     private func readSuperPackets(now: Instant, offload: OffloadBuffers) throws(IOError) {
         let segmented = transport.supportsSegmentedSend
         for _ in 0..<4 {
@@ -244,13 +244,8 @@ public final class DataPlane {
                     continue
                 }
                 let region = offload.region(r)
-                // Lay out only the segments this packet can produce (one for a plain packet), not
-                // all 128: a lone packet should not touch 4 KiB of segment descriptors. A super-packet
-                // carries at most count / gsoSize + 1 segments.
-                let gsoSize = Int(header.gsoSize)
-                let slots =
-                    header.gsoKind == VirtioNetHeader.gsoNone || gsoSize == 0
-                    ? 1 : min(OffloadBuffers.segmentsPerRead, packet.count / gsoSize + 1)
+                let slots = GSOSendPlan.segmentSlots(
+                    packetLength: packet.count, header: header, limit: OffloadBuffers.segmentsPerRead)
                 for i in 0..<slots {
                     offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
                 }
@@ -264,49 +259,38 @@ public final class DataPlane {
                     tunnel.countDrop(reason)
                     continue
                 }
-                // Seal each segment where it lies; check that they stay one contiguous run.
-                var destination: Endpoint? = nil
-                var contiguous = segmented && produced > 1
+                // Seal each segment where it lies; the plan checks that they stay one contiguous run.
+                var plan = GSOSendPlan(stride: stride, segments: produced, segmentedSends: segmented)
                 for i in 0..<produced {
                     offload.segmentSent[i] = false
                     switch tunnel.encapsulate(&offload.segments[i], now: now) {
                     case .send(let endpoint):
                         offload.segmentSent[i] = true
                         offload.segmentDestinations[i] = endpoint
-                        if let destination, destination != endpoint { contiguous = false }
-                        destination = endpoint
-                        if offload.segments[i].bytes.baseAddress != region + i * stride
-                            || (i < produced - 1 && offload.segments[i].count != stride)
-                        {
-                            contiguous = false
-                        }
+                        plan.sealed(
+                            i, offset: region.distance(to: offload.segments[i].base + offload.segments[i].start),
+                            length: offload.segments[i].count, to: endpoint)
                     case .reply:
                         // The segment became an ICMP error for its sender: back into the device,
                         // behind a plain virtio-net header.
-                        contiguous = false
+                        plan.notSent()
                         if offload.segments[i].headroom >= VirtioNetHeader.size {
                             let header = offload.segments[i].prepend(VirtioNetHeader.size)
                             VirtioNetHeader().write(to: header.baseAddress!)
                             write(offload.segments[i], now: now)
                         }
                     case .staged, .drop:
-                        contiguous = false
+                        plan.notSent()
                     }
                 }
-                if contiguous, let destination {
-                    // A GSO send carries at most 64 datagrams and 65,507 bytes (one UDP datagram's limit).
-                    let perSend = min(OffloadBuffers.segmentsPerSend, OffloadBuffers.maximumSegmentedBytes / stride)
-                    var first = 0
-                    while first < produced {
-                        let last = min(first + perSend, produced) - 1
-                        let length = (last - first) * stride + offload.segments[last].count
-                        var run = PacketBuffer(base: region + first * stride, capacity: length, headroom: 0)
-                        run.didWrite(length)
+                if let destination = plan.segmentedDestination {
+                    for send in plan.sends(lastLength: offload.segments[produced - 1].count) {
+                        var run = PacketBuffer(base: region + send.offset, capacity: send.length, headroom: 0)
+                        run.didWrite(send.length)
                         offload.gsoBuffers[gsoCount] = run
                         offload.gsoSizes[gsoCount] = stride
                         offload.gsoDestinations[gsoCount] = destination
                         gsoCount += 1
-                        first = last + 1
                     }
                     continue
                 }
