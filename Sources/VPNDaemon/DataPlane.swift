@@ -156,13 +156,7 @@ public final class DataPlane {
                 completeHandshakes(now: now)
                 serviceControl(now: now)
             default:
-                try transport.handle(
-                    event, now: now, tunnel: tunnel,
-                    deliver: { (datagram: inout PacketBuffer, source: Endpoint) -> Bool in
-                        deliver(&datagram, from: source, now: now)
-                    },
-                    endOfBatch: { writePending(now: now) })
-                writePending(now: now)
+                try receiveFromTransport(event, now: now)
             }
             if let error = deferredSendError {
                 deferredSendError = nil
@@ -173,7 +167,8 @@ public final class DataPlane {
         if let deadline = tunnel.nextDeadline, deadline <= now {
             tunnel.tick(now: now)
         }
-        try transport.tick(now: now, tunnel: tunnel)
+        try transport.tick(now: now)
+        handleTransportEvents(now: now)
         try flushOutbox()
         reportEvents()
         if control.snapshotRequested { serviceControl(now: now) }
@@ -324,28 +319,82 @@ public final class DataPlane {
 
     // MARK: - Network → tun
 
-    /// Decapsulates one received message and writes (or holds) what it carries. Returns true when
-    /// the message authenticated: a transport-data message (a keepalive included) that a session
-    /// opened. Handshake messages never count here, whatever their outcome: a connection that
-    /// completes a handshake proves itself with the keepalive or data that follows at once.
-    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Bool {
+    /// Reads what `event` made ready on the transport, batch by batch: each message is
+    /// decapsulated, the batch's packets written (coalesced) before the transport reuses its
+    /// buffers, and the transport told what the batch held.
+    private func receiveFromTransport(_ event: PollEvent, now: Instant) throws(IOError) {
+        while true {
+            let batch = try transport.receive(event, now: now)
+            handleTransportEvents(now: now)
+            var verdict = BatchVerdict.unauthenticated
+            for i in 0..<batch.messages.count {
+                switch deliver(&batch.messages[i], from: batch.sources[i], now: now) {
+                case .authenticated: verdict = .authenticated
+                case .other: break
+                case .malformed(let reason): if batch.stream { verdict = .malformed(reason) }
+                }
+                // Nothing after a malformed message on a stream is delivered.
+                if case .malformed = verdict { break }
+            }
+            writePending(now: now)
+            transport.finishBatch(verdict)
+            if !batch.more { break }
+        }
+        handleTransportEvents(now: now)
+    }
+
+    /// Acts on what the transport saw.
+    private func handleTransportEvents(now: Instant) {
+        while let event = transport.nextEvent() {
+            switch event {
+            case .connected:
+                // A new TCP connection: the server may have lost our session with the old one.
+                tunnel.restartSessions(now: now)
+            case .invalidStream(_, let reason):
+                // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
+                tunnel.countDrop(reason)
+            case .pathMTU(let destination, let mtu):
+                tunnel.pathMTUReported(destination: destination, outerMTU: mtu, now: now)
+            }
+        }
+    }
+
+    /// What one received message turned out to be.
+    private enum Delivery {
+        /// A transport-data message (a keepalive included) that a session opened.
+        case authenticated
+        /// Anything else the tunnel took or dropped.
+        case other
+        /// Not a well-formed message (truncated, oversized, unknown type): over a stream, the
+        /// connection is closed.
+        case malformed(DropReason)
+    }
+
+    /// Decapsulates one received message and writes (or holds) what it carries. Handshake
+    /// messages never authenticate here, whatever their outcome: a connection that completes a
+    /// handshake proves itself with the keepalive or data that follows at once.
+    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Delivery {
         // The type byte, read before decapsulation moves the buffer's start past the header.
         let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
         switch tunnel.decapsulate(&datagram, from: source, now: now) {
         case .deliver:
             if offload == nil {
                 write(datagram, now: now)
-                return true
+                return .authenticated
             }
             // Held until the end of the batch, where TCP segments of a flow are coalesced.
             if pendingCount == OffloadBuffers.maximumPendingWrites { writePending(now: now) }
             pendingWrites[pendingCount] = datagram
             pendingCount += 1
-            return true
+            return .authenticated
         case .consumed:
-            return isData
-        case .drop:
-            return false  // a drop is already counted by the tunnel (per peer where one is known)
+            return isData ? .authenticated : .other
+        case .drop(let reason):
+            // A drop is already counted by the tunnel (per peer where one is known).
+            switch reason {
+            case .truncated, .oversized, .unknownType: return .malformed(reason)
+            default: return .other
+            }
         }
         // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
         // is queued now, so that the next reply finds room.
@@ -426,7 +475,7 @@ public final class DataPlane {
         if control.snapshotRequested {
             var status = tunnel.status(now: now)
             status.tcp = transport.tcpStatus
-            control.publish(status)
+            control.publish(DataPlaneStatus(tunnel: status, transport: transport.counters))
         }
     }
 }
