@@ -110,6 +110,14 @@ public protocol DatagramSocket: Pollable {
     func send(
         _ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>
     ) throws(IOError) -> Int
+    /// What the socket dropped on its own while sending (refused destinations, runs cut short,
+    /// GSO sends split into single datagrams). Read it from the sending thread.
+    var sendCounters: TransportCounters { get }
+}
+
+extension DatagramSocket {
+    /// A socket that drops nothing on its own (the fakes).
+    public var sendCounters: TransportCounters { TransportCounters() }
 }
 
 /// A connected byte stream (a TCP connection on Linux), non-blocking.

@@ -130,6 +130,16 @@ public final class PacketSlab {
 
     deinit { memory.deallocate() }
 
+    /// Bytes every slot has beyond its headroom, payload and tailroom, so that a header the
+    /// caller forgot to count never cuts a packet short.
+    public static let slack = 64
+
+    /// The slot size for buffers of `payload` bytes with `headroom` in front and `tailroom`
+    /// behind: the one rule by which every slab of the data path is sized.
+    public static func slotSize(payload: Int, headroom: Int = 0, tailroom: Int = 0) -> Int {
+        headroom + payload + tailroom + slack
+    }
+
     /// A buffer over slot `index`, empty, with `headroom` bytes in front.
     @inlinable
     public func buffer(_ index: Int, headroom: Int) -> PacketBuffer {

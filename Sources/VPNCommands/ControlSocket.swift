@@ -172,12 +172,14 @@ final class ControlSocket: @unchecked Sendable {
 
 /// `vpnd show`'s text and JSON.
 enum StatusFormatter {
-    static func text(info: DaemonInfo, status: TunnelStatus) -> String {
+    static func text(info: DaemonInfo, status: DataPlaneStatus) -> String {
         var out = "interface: \(info.interfaceName)\n"
         out += "  public key: \(info.publicKey)\n"
         if let port = info.listenPort { out += "  listening port: \(port)\n" }
         out += "  mode: \(info.mode)\n  transport: \(info.transport)\n"
         if !status.drops.isEmpty { out += "  drops: \(dropText(status.drops))\n" }
+        let transportDrops = status.transport.named.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }
+        if !transportDrops.isEmpty { out += "  transport drops: \(transportDrops.joined(separator: ", "))\n" }
         if let tcp = status.tcp {
             out += "  tcp connections: \(tcp.open) open (\(tcp.authenticated) authenticated); "
             if info.listenPort != nil {
@@ -215,11 +217,12 @@ enum StatusFormatter {
         return out
     }
 
-    static func json(info: DaemonInfo, status: TunnelStatus) -> String {
+    static func json(info: DaemonInfo, status: DataPlaneStatus) -> String {
         var root: [String: JSONValue] = [
             "interface": .string(info.interfaceName), "public_key": .string(info.publicKey),
             "mode": .string(info.mode), "transport": .string(info.transport),
             "drops": dropObject(status.drops),
+            "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]
         if let port = info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
         if let tcp = status.tcp {
@@ -282,7 +285,7 @@ enum StatusFormatter {
 
 /// Asks the data plane for a status snapshot and waits up to `milliseconds` for it (control
 /// threads only: it sleeps).
-func freshSnapshot(_ control: DataPlaneControl, withinMilliseconds milliseconds: Int) -> TunnelStatus? {
+func freshSnapshot(_ control: DataPlaneControl, withinMilliseconds milliseconds: Int) -> DataPlaneStatus? {
     let generation = control.requestSnapshot()
     for _ in 0..<max(1, milliseconds / 5) {
         if let fresh = control.snapshot(newerThan: generation) { return fresh }

@@ -125,6 +125,7 @@ enum DaemonRunner {
 
         // Sockets first (a port in use must stop us before the interface exists).
         let transport: any Transport
+        var udpOffloads: String?
         let listenPort = config.interface.listenPort ?? 0
         let bindEndpoint = Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: listenPort)
         let maxMessage = TransportData.messageSize(forPacketLength: config.interface.mtu + 14, mtu: config.interface.mtu + 14)
@@ -132,6 +133,7 @@ enum DaemonRunner {
         case .udp:
             let socket = try UDPSocket(bindingTo: bindEndpoint, offloads: options.offloads, pathMTUDiscovery: discovery)
             transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
+            udpOffloads = socket.offloadSummary
         case .tcp:
             if options.role == .server {
                 let listener = try TCPListener(bindingTo: bindEndpoint)
@@ -181,7 +183,7 @@ enum DaemonRunner {
             "interface \(device.name) up: mode \(config.interface.mode.rawValue), transport \(config.interface.transport.rawValue) \(portText), MTU \(config.interface.mtu), public key \(publicKey)"
         )
         var offloadText = device.activeOffloads.isEmpty ? "tun offloads: none" : device.offloadSummary
-        if let udp = transport as? UDPTransport { offloadText += "; " + udp.offloadSummary }
+        if let udpOffloads { offloadText += "; " + udpOffloads }
         logger.info("\(offloadText)")
         for (i, peer) in peers.enumerated() {
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")

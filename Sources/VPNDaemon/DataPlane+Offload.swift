@@ -31,16 +31,12 @@ final class OffloadBuffers {
     static let reads = 8
     /// Most segments one super-packet may split into (a 64 KiB TSO of MSS ≥ 512).
     static let segmentsPerRead = 128
-    /// A UDP GSO send carries at most this many datagrams (UDP_MAX_SEGMENTS).
-    static let segmentsPerSend = 64
-    /// A UDP GSO send carries at most this many bytes (the largest UDP payload over IPv4).
-    static let maximumSegmentedBytes = 65507
     /// Delivered packets held for coalescing: a GRO batch of 8 × 64 datagrams.
     static let maximumPendingWrites = 512
     /// Super buffers for coalesced packets.
     static let superBufferCount = 16
     /// The largest frame a device read or coalesced write can hold (header + 64 KiB).
-    static let frameCapacity = VirtioNetHeader.size + 65535 + 64
+    static let frameCapacity = PacketSlab.slotSize(payload: 65535, headroom: VirtioNetHeader.size)
 
     let mtu: Int
     let headroom: Int
@@ -87,7 +83,7 @@ final class OffloadBuffers {
         segmentSent.initialize(repeating: false, count: Self.segmentsPerRead)
         segmentDestinations = .allocate(capacity: Self.segmentsPerRead)
         segmentDestinations.initialize(repeating: .none, count: Self.segmentsPerRead)
-        let sends = Self.reads * (Self.segmentsPerRead / Self.segmentsPerSend + 1)
+        let sends = Self.reads * GSOSendPlan.maximumSends(segments: Self.segmentsPerRead)
         gsoBuffers = .allocate(capacity: sends)
         gsoBuffers.initialize(repeating: readSlab.buffer(0, headroom: 0))
         gsoSizes = .allocate(capacity: sends)

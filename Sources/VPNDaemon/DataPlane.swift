@@ -97,7 +97,8 @@ public final class DataPlane {
         self.batchSize = batchSize
         headroom = transport.headroom
         // Room for the largest frame either side can hand us: a tap frame or a sealed data message.
-        let slotSize = headroom + tunnel.configuration.mtu + 14 + TransportData.tailroom + 64
+        let slotSize = PacketSlab.slotSize(
+            payload: tunnel.configuration.mtu + 14, headroom: headroom, tailroom: TransportData.tailroom)
         slab = PacketSlab(slotSize: slotSize, slotCount: batchSize)
         buffers = .allocate(capacity: batchSize)
         sendBuffers = .allocate(capacity: batchSize)
@@ -171,13 +172,7 @@ public final class DataPlane {
                 completeHandshakes(now: now)
                 serviceControl(now: now)
             default:
-                try transport.handle(
-                    event, now: now, tunnel: tunnel,
-                    deliver: { (datagram: inout PacketBuffer, source: Endpoint) -> Bool in
-                        deliver(&datagram, from: source, now: now)
-                    },
-                    endOfBatch: { writePending(now: now) })
-                writePending(now: now)
+                try receiveFromTransport(event, now: now)
             }
             if let error = deferredSendError {
                 deferredSendError = nil
@@ -188,7 +183,8 @@ public final class DataPlane {
         if let deadline = tunnel.nextDeadline, deadline <= now {
             tunnel.tick(now: now)
         }
-        try transport.tick(now: now, tunnel: tunnel)
+        try transport.tick(now: now)
+        handleTransportEvents(now: now)
         try flushOutbox()
         reportEvents()
         if control.snapshotRequested { serviceControl(now: now) }
@@ -232,9 +228,9 @@ public final class DataPlane {
     // MARK: - Tun → network with offloads
 
     /// Tun → network with a virtio-net header: read super-packets, split each into a region at a
-    /// fixed stride, seal the segments in place, and send each region with UDP GSO (runs of at
-    /// most 64 datagrams), or as single datagrams when a segment went elsewhere or was staged,
-    /// or the transport cannot send segmented runs (TCP).
+    /// fixed stride, seal the segments in place, and send each region as its ``GSOSendPlan``
+    /// says: UDP GSO sends within the kernel's limits, or single datagrams when a segment went
+    /// elsewhere or was staged, or the transport cannot send segmented runs (TCP).
     private func readSuperPackets(now: Instant, offload: OffloadBuffers) throws(IOError) {
         let segmented = transport.supportsSegmentedSend
         for _ in 0..<4 {
@@ -259,13 +255,8 @@ public final class DataPlane {
                     continue
                 }
                 let region = offload.region(r)
-                // Lay out only the segments this packet can produce (one for a plain packet), not
-                // all 128: a lone packet should not touch 4 KiB of segment descriptors. A super-packet
-                // carries at most count / gsoSize + 1 segments.
-                let gsoSize = Int(header.gsoSize)
-                let slots =
-                    header.gsoKind == VirtioNetHeader.gsoNone || gsoSize == 0
-                    ? 1 : min(OffloadBuffers.segmentsPerRead, packet.count / gsoSize + 1)
+                let slots = GSOSendPlan.segmentSlots(
+                    packetLength: packet.count, header: header, limit: OffloadBuffers.segmentsPerRead)
                 for i in 0..<slots {
                     offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
                 }
@@ -279,49 +270,38 @@ public final class DataPlane {
                     tunnel.countDrop(reason)
                     continue
                 }
-                // Seal each segment where it lies; check that they stay one contiguous run.
-                var destination: Endpoint? = nil
-                var contiguous = segmented && produced > 1
+                // Seal each segment where it lies; the plan checks that they stay one contiguous run.
+                var plan = GSOSendPlan(stride: stride, segments: produced, segmentedSends: segmented)
                 for i in 0..<produced {
                     offload.segmentSent[i] = false
                     switch tunnel.encapsulate(&offload.segments[i], now: now) {
                     case .send(let endpoint):
                         offload.segmentSent[i] = true
                         offload.segmentDestinations[i] = endpoint
-                        if let destination, destination != endpoint { contiguous = false }
-                        destination = endpoint
-                        if offload.segments[i].bytes.baseAddress != region + i * stride
-                            || (i < produced - 1 && offload.segments[i].count != stride)
-                        {
-                            contiguous = false
-                        }
+                        plan.sealed(
+                            i, offset: region.distance(to: offload.segments[i].base + offload.segments[i].start),
+                            length: offload.segments[i].count, to: endpoint)
                     case .reply:
                         // The segment became an ICMP error for its sender: back into the device,
                         // behind a plain virtio-net header.
-                        contiguous = false
+                        plan.notSent()
                         if offload.segments[i].headroom >= VirtioNetHeader.size {
                             let header = offload.segments[i].prepend(VirtioNetHeader.size)
                             VirtioNetHeader().write(to: header.baseAddress!)
                             write(offload.segments[i], now: now)
                         }
                     case .staged, .drop:
-                        contiguous = false
+                        plan.notSent()
                     }
                 }
-                if contiguous, let destination {
-                    // A GSO send carries at most 64 datagrams and 65,507 bytes (one UDP datagram's limit).
-                    let perSend = min(OffloadBuffers.segmentsPerSend, OffloadBuffers.maximumSegmentedBytes / stride)
-                    var first = 0
-                    while first < produced {
-                        let last = min(first + perSend, produced) - 1
-                        let length = (last - first) * stride + offload.segments[last].count
-                        var run = PacketBuffer(base: region + first * stride, capacity: length, headroom: 0)
-                        run.didWrite(length)
+                if let destination = plan.segmentedDestination {
+                    for send in plan.sends(lastLength: offload.segments[produced - 1].count) {
+                        var run = PacketBuffer(base: region + send.offset, capacity: send.length, headroom: 0)
+                        run.didWrite(send.length)
                         offload.gsoBuffers[gsoCount] = run
                         offload.gsoSizes[gsoCount] = stride
                         offload.gsoDestinations[gsoCount] = destination
                         gsoCount += 1
-                        first = last + 1
                     }
                     continue
                 }
@@ -355,11 +335,61 @@ public final class DataPlane {
 
     // MARK: - Network → tun
 
-    /// Decapsulates one received message and writes (or holds) what it carries. Returns true when
-    /// the message authenticated: a transport-data message (a keepalive included) that a session
-    /// opened. Handshake messages never count here, whatever their outcome: a connection that
-    /// completes a handshake proves itself with the keepalive or data that follows at once.
-    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Bool {
+    /// Reads what `event` made ready on the transport, batch by batch: each message is
+    /// decapsulated, the batch's packets written (coalesced) before the transport reuses its
+    /// buffers, and the transport told what the batch held.
+    private func receiveFromTransport(_ event: PollEvent, now: Instant) throws(IOError) {
+        while true {
+            let batch = try transport.receive(event, now: now)
+            handleTransportEvents(now: now)
+            var verdict = BatchVerdict.unauthenticated
+            for i in 0..<batch.messages.count {
+                switch deliver(&batch.messages[i], from: batch.sources[i], now: now) {
+                case .authenticated: verdict = .authenticated
+                case .other: break
+                case .malformed(let reason): if batch.stream { verdict = .malformed(reason) }
+                }
+                // Nothing after a malformed message on a stream is delivered.
+                if case .malformed = verdict { break }
+            }
+            writePending(now: now)
+            transport.finishBatch(verdict)
+            if !batch.more { break }
+        }
+        handleTransportEvents(now: now)
+    }
+
+    /// Acts on what the transport saw.
+    private func handleTransportEvents(now: Instant) {
+        while let event = transport.nextEvent() {
+            switch event {
+            case .connected:
+                // A new TCP connection: the server may have lost our session with the old one.
+                tunnel.restartSessions(now: now)
+            case .invalidStream(_, let reason):
+                // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
+                tunnel.countDrop(reason)
+            case .pathMTU(let destination, let mtu):
+                tunnel.pathMTUReported(destination: destination, outerMTU: mtu, now: now)
+            }
+        }
+    }
+
+    /// What one received message turned out to be.
+    private enum Delivery {
+        /// A transport-data message (a keepalive included) that a session opened.
+        case authenticated
+        /// Anything else the tunnel took or dropped.
+        case other
+        /// Not a well-formed message (truncated, oversized, unknown type): over a stream, the
+        /// connection is closed.
+        case malformed(DropReason)
+    }
+
+    /// Decapsulates one received message and writes (or holds) what it carries. Handshake
+    /// messages never authenticate here, whatever their outcome: a connection that completes a
+    /// handshake proves itself with the keepalive or data that follows at once.
+    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Delivery {
         // The type byte, read before decapsulation moves the buffer's start past the header.
         let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
         let result = tunnel.decapsulate(&datagram, from: source, now: now)
@@ -370,17 +400,21 @@ public final class DataPlane {
         case .deliver:
             if offload == nil {
                 write(datagram, now: now)
-                return true
+                return .authenticated
             }
             // Held until the end of the batch, where TCP segments of a flow are coalesced.
             if pendingCount == OffloadBuffers.maximumPendingWrites { writePending(now: now) }
             pendingWrites[pendingCount] = datagram
             pendingCount += 1
-            return true
+            return .authenticated
         case .consumed:
-            return isData
-        case .drop:
-            return false  // a drop is already counted by the tunnel (per peer where one is known)
+            return isData ? .authenticated : .other
+        case .drop(let reason):
+            // A drop is already counted by the tunnel (per peer where one is known).
+            switch reason {
+            case .truncated, .oversized, .unknownType: return .malformed(reason)
+            default: return .other
+            }
         }
     }
 
@@ -466,7 +500,7 @@ public final class DataPlane {
         if control.snapshotRequested {
             var status = tunnel.status(now: now)
             status.tcp = transport.tcpStatus
-            control.publish(status)
+            control.publish(DataPlaneStatus(tunnel: status, transport: transport.counters))
         }
     }
 }

@@ -10,7 +10,7 @@ public final class DataPlaneControl: Sendable {
     let wakeup: any Wakeup
     private let stop = Atomic<Bool>(false)
     private let wantSnapshot = Atomic<Bool>(false)
-    private let snapshot = Mutex<(generation: UInt64, status: TunnelStatus?)>((0, nil))
+    private let snapshot = Mutex<(generation: UInt64, status: DataPlaneStatus?)>((0, nil))
     private let endpointUpdates = Mutex<[(Bytes32, Endpoint)]>([])
     private let endpoints = Mutex<(changed: Bool, byKey: [Bytes32: Endpoint])>((false, [:]))
 
@@ -33,7 +33,7 @@ public final class DataPlaneControl: Sendable {
     var stopRequested: Bool { stop.load(ordering: .acquiring) }
     var snapshotRequested: Bool { wantSnapshot.load(ordering: .relaxed) }
 
-    func publish(_ status: TunnelStatus) {
+    func publish(_ status: DataPlaneStatus) {
         wantSnapshot.store(false, ordering: .relaxed)
         snapshot.withLock { $0 = ($0.generation &+ 1, status) }
     }
@@ -47,7 +47,7 @@ public final class DataPlaneControl: Sendable {
     }
 
     /// The latest snapshot if it is newer than `generation`.
-    public func snapshot(newerThan generation: UInt64) -> TunnelStatus? {
+    public func snapshot(newerThan generation: UInt64) -> DataPlaneStatus? {
         snapshot.withLock { $0.generation > generation ? $0.status : nil }
     }
 
@@ -84,5 +84,25 @@ public final class DataPlaneControl: Sendable {
     }
 
     /// The latest snapshot, however old.
-    public var latestSnapshot: TunnelStatus? { snapshot.withLock { $0.status } }
+    public var latestSnapshot: DataPlaneStatus? { snapshot.withLock { $0.status } }
+}
+
+/// A snapshot of a data plane for `vpnd show`: the tunnel's status and the drops below it.
+/// The tunnel's fields read through (`status.peers`, `status.tcp`).
+@dynamicMemberLookup
+public struct DataPlaneStatus: Sendable {
+    /// The tunnel: peers, their counters and drops, the TCP connections.
+    public var tunnel: TunnelStatus
+    /// What the transport and its socket dropped or split.
+    public var transport: TransportCounters
+
+    public init(tunnel: TunnelStatus, transport: TransportCounters = TransportCounters()) {
+        self.tunnel = tunnel
+        self.transport = transport
+    }
+
+    public subscript<Value>(dynamicMember keyPath: WritableKeyPath<TunnelStatus, Value>) -> Value {
+        get { tunnel[keyPath: keyPath] }
+        set { tunnel[keyPath: keyPath] = newValue }
+    }
 }

@@ -28,7 +28,9 @@ final class StreamLink {
     weak var olderUnauthenticated: StreamLink?
     var newerUnauthenticated: StreamLink?
     var onUnauthenticatedList = false
-    var droppedMessages: UInt64 = 0
+    /// Reads left for the current readiness event, and whether the last one drained the socket.
+    private var readsLeft = 0
+    private var drained = false
 
     init(connection: any StreamConnection, token: UInt64, maxFrame: Int, connecting: Bool, sendQueueSize: Int = 1 << 20) {
         self.connection = connection
@@ -58,10 +60,7 @@ final class StreamLink {
             }
             queuedStart = 0
             queuedEnd = pending
-            if queuedEnd + message.count > sendQueue.count {
-                droppedMessages &+= 1
-                return false
-            }
+            if queuedEnd + message.count > sendQueue.count { return false }
         }
         (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
         queuedEnd += message.count
@@ -83,43 +82,39 @@ final class StreamLink {
 
     /// What reading the stream found.
     enum ReceiveOutcome {
-        /// Still open.
+        /// The pool filled, or more reads may follow for this event: receive again.
+        case more
+        /// Still open; nothing more to read for this event.
         case open
         /// The peer closed the stream.
         case closed
-        /// A bad length or a malformed message, for this reason: close this connection.
+        /// A bad frame length, for this reason: close this connection.
         case invalid(DropReason)
     }
 
-    /// Reads what the socket has and hands every complete message to `deliver`, copied into the
-    /// next buffer of `pool`; `endOfBatch` is called before a pool buffer is reused and after
-    /// each read.
-    func receive(
-        into pool: UnsafeMutableBufferPointer<PacketBuffer>, from: Endpoint,
-        deliver: (inout PacketBuffer, Endpoint) -> Void, endOfBatch: () -> Void
-    ) throws(IOError) -> ReceiveOutcome {
-        var used = 0
-        defer { if used > 0 { endOfBatch() } }
-        for _ in 0..<16 {
-            let space = deframer.writableSpace
-            guard space.count > 0 else { return .invalid(.badFrameLength) }
-            guard let count = try connection.read(into: space) else { return .open }
-            if count == 0 { return .closed }
-            deframer.didWrite(count)
-            while true {
+    /// Bytes read per readiness event, at most this many reads: one busy connection cannot hold
+    /// the loop.
+    static let readsPerEvent = 16
+
+    /// Starts the reads for one readiness event.
+    func startReading() {
+        readsLeft = Self.readsPerEvent
+        drained = false
+    }
+
+    /// Copies complete frames into `pool` from the start, setting `count`: the frames already
+    /// read first, then from one more read when none was left. The frames are not classified here
+    /// (the tunnel does that once); only their lengths are checked.
+    func receive(into pool: UnsafeMutableBufferPointer<PacketBuffer>, count: inout Int) throws(IOError) -> ReceiveOutcome {
+        count = 0
+        while true {
+            while count < pool.count {
                 switch deframer.nextFrame() {
                 case .frame(let bytes):
-                    // Over a stream there is no excuse for a malformed message: close.
-                    if case .invalid(let reason) = Wire.classify(bytes) { return .invalid(reason) }
-                    if used == pool.count {
-                        endOfBatch()
-                        used = 0
-                    }
-                    pool[used].reset(headroom: 0)
-                    guard bytes.count <= pool[used].tailroom else { return .invalid(.oversized) }
-                    pool[used].append(contentsOf: bytes)
-                    deliver(&pool[used], from)
-                    used += 1
+                    pool[count].reset(headroom: 0)
+                    guard bytes.count <= pool[count].tailroom else { return .invalid(.oversized) }
+                    pool[count].append(contentsOf: bytes)
+                    count += 1
                     continue
                 case .needMoreData:
                     break
@@ -128,13 +123,18 @@ final class StreamLink {
                 }
                 break
             }
-            if used > 0 {
-                endOfBatch()
-                used = 0
-            }
-            if count < space.count { return .open }
+            let mayRead = readsLeft > 0 && !drained
+            // A full pool, or the frames of one read: hand them over before reading on.
+            if count > 0 { return count == pool.count || mayRead ? .more : .open }
+            guard mayRead else { return .open }
+            let space = deframer.writableSpace
+            guard space.count > 0 else { return .invalid(.badFrameLength) }
+            guard let read = try connection.read(into: space) else { return .open }
+            if read == 0 { return .closed }
+            deframer.didWrite(read)
+            readsLeft -= 1
+            drained = read < space.count
         }
-        return .open
     }
 }
 

@@ -17,8 +17,16 @@ public class TCPTransportBase {
     var lastNow: Instant = .zero
     private let scratchSlab: PacketSlab
     private let scratch: UnsafeMutableBufferPointer<PacketBuffer>
-    /// Messages dropped because no connection leads to their destination or its queue was full.
-    public private(set) var sendDrops: UInt64 = 0
+    private let scratchSources: UnsafeMutableBufferPointer<Endpoint>
+    /// The link whose messages the last receive returned, until ``finishBatch(_:)``.
+    private var batchLink: StreamLink?
+    /// The link being read in batches for one readiness event (its next receive continues).
+    private var drainingToken: UInt64?
+    var events = TransportEventQueue(capacity: 64)
+    /// Messages for a destination with no open connection.
+    private var noConnection: UInt64 = 0
+    /// Messages dropped because their connection's send queue was full.
+    private var queueFull: UInt64 = 0
     /// Open connections that delivered an authenticated message.
     private(set) var authenticatedCount = 0
 
@@ -27,14 +35,23 @@ public class TCPTransportBase {
     init(maxFrame: Int, logger: Logger) {
         self.maxFrame = maxFrame
         self.logger = logger
-        scratchSlab = PacketSlab(slotSize: maxFrame + 64, slotCount: Self.receivePoolSize)
+        scratchSlab = PacketSlab(slotSize: PacketSlab.slotSize(payload: maxFrame), slotCount: Self.receivePoolSize)
         scratch = .allocate(capacity: Self.receivePoolSize)
         for i in 0..<Self.receivePoolSize {
             (scratch.baseAddress! + i).initialize(to: scratchSlab.buffer(i, headroom: 0))
         }
+        scratchSources = .allocate(capacity: Self.receivePoolSize)
+        scratchSources.initialize(repeating: .none)
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        scratchSources.deallocate()
+    }
+
+    public var counters: TransportCounters { TransportCounters(noConnection: noConnection, streamQueueFull: queueFull) }
+
+    public func nextEvent() -> TransportEvent? { events.next() }
 
     /// Received messages held at once, for coalescing before the tun write.
     static let receivePoolSize = 64
@@ -73,47 +90,77 @@ public class TCPTransportBase {
     /// Called once per link, when it delivers its first authenticated message.
     func linkAuthenticated(_ link: StreamLink) {}
 
-    func handleLink(
-        _ link: StreamLink, event: PollEvent, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
-        endOfBatch: () -> Void
-    ) {
+    /// Reads one batch from `link` for `event`: the first call for an event finishes a connect
+    /// and flushes queued bytes, then each call copies the frames of up to one read into the
+    /// scratch pool.
+    func receive(from link: StreamLink, event: PollEvent) -> ReceivedBatch {
+        let continuing = drainingToken == link.token
+        drainingToken = nil
+        batchLink = nil
         do throws(IOError) {
-            if link.connecting {
-                guard event.events.contains(.writable) || event.events.contains(.hangup) else { return }
-                guard try link.connection.finishConnecting() else { return }
-                link.connecting = false
-                linkConnected(link)
-            }
-            if event.events.contains(.writable) || link.watchingWritable {
-                if try link.flush(), link.watchingWritable {
-                    link.watchingWritable = false
-                    try poller?.modify(link.connection.pollHandle, token: link.token, events: .readable)
+            if !continuing {
+                if link.connecting {
+                    guard event.events.contains(.writable) || event.events.contains(.hangup) else { return .empty }
+                    guard try link.connection.finishConnecting() else { return .empty }
+                    link.connecting = false
+                    linkConnected(link)
                 }
-            }
-            if event.events.contains(.readable) || event.events.contains(.hangup) {
-                let outcome = try link.receive(
-                    into: scratch, from: link.remote,
-                    deliver: { buffer, source in
-                        // One flag test per message; the bookkeeping runs once per connection.
-                        if deliver(&buffer, source), !link.authenticated {
-                            link.authenticated = true
-                            authenticatedCount += 1
-                            linkAuthenticated(link)
-                        }
-                    },
-                    endOfBatch: endOfBatch)
-                switch outcome {
-                case .open: break
-                case .closed: remove(link, why: "closed by peer")
-                case .invalid(let reason):
-                    // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
-                    tunnel.countDrop(reason)
-                    remove(link, why: "invalid frame or message, \(reason) (closing this connection only)")
+                if event.events.contains(.writable) || link.watchingWritable {
+                    if try link.flush(), link.watchingWritable {
+                        link.watchingWritable = false
+                        try poller?.modify(link.connection.pollHandle, token: link.token, events: .readable)
+                    }
                 }
+                guard event.events.contains(.readable) || event.events.contains(.hangup) else { return .empty }
+                link.startReading()
             }
+            var count = 0
+            let outcome = try link.receive(into: scratch, count: &count)
+            for i in 0..<count { scratchSources[i] = link.remote }
+            var more = false
+            switch outcome {
+            case .more:
+                more = true
+                drainingToken = link.token
+                batchLink = link
+            case .open:
+                batchLink = link
+            case .closed:
+                remove(link, why: "closed by peer")
+            case .invalid(let reason):
+                events.append(.invalidStream(link.remote, reason))
+                remove(link, why: Self.invalidWhy(reason))
+            }
+            return ReceivedBatch(
+                messages: UnsafeMutableBufferPointer(rebasing: scratch[0..<count]),
+                sources: UnsafeBufferPointer(rebasing: scratchSources[0..<count]), more: more, stream: true)
         } catch {
             remove(link, why: error.description)
+            return .empty
         }
+    }
+
+    public func finishBatch(_ verdict: BatchVerdict) {
+        guard let link = batchLink else { return }
+        batchLink = nil
+        switch verdict {
+        case .unauthenticated:
+            break
+        case .authenticated:
+            // The bookkeeping runs once per connection.
+            guard !link.authenticated else { return }
+            link.authenticated = true
+            authenticatedCount += 1
+            linkAuthenticated(link)
+        case .malformed(let reason):
+            // Over a stream there is no excuse for a malformed message: close.
+            drainingToken = nil
+            remove(link, why: Self.invalidWhy(reason))
+        }
+    }
+
+    private static func invalidWhy(_ reason: DropReason) -> String {
+        "invalid frame or message, \(reason) (closing this connection only)"
     }
 
     public func send(
@@ -121,12 +168,12 @@ public class TCPTransportBase {
     ) throws(IOError) {
         for i in 0..<buffers.count {
             guard let link = linksByRemote[destinations[i]], !link.connecting else {
-                sendDrops &+= 1
+                noConnection &+= 1
                 continue
             }
             var buffer = buffers[i]
             TCPFramer.prependHeader(to: &buffer)
-            if !link.enqueue(UnsafeRawBufferPointer(buffer.bytes)) { sendDrops &+= 1 }
+            if !link.enqueue(UnsafeRawBufferPointer(buffer.bytes)) { queueFull &+= 1 }
         }
         // One write per connection for the whole batch.
         for link in linksByToken.values where link.hasQueuedBytes && !link.connecting && !link.watchingWritable {
@@ -216,10 +263,7 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
         try poller.register(listener.pollHandle, token: tokenBase, events: .readable)
     }
 
-    public func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
-        endOfBatch: () -> Void
-    ) throws(IOError) {
+    public func receive(_ event: PollEvent, now: Instant) throws(IOError) -> ReceivedBatch {
         lastNow = now
         if event.token == tokenBase {
             for _ in 0..<Self.acceptsPerEvent {
@@ -235,7 +279,7 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
                     }
                     poller?.unregister(listener.pollHandle)
                     acceptResumeAt = now + .seconds(1)
-                    return
+                    return .empty
                 }
                 guard let connection = accepted else { break }
                 guard admit(connection) else {
@@ -247,13 +291,13 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
                 acceptedCount &+= 1
                 appendUnauthenticated(link)
             }
-            return
+            return .empty
         }
-        guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)
+        guard let link = linksByToken[event.token] else { return .empty }
+        return receive(from: link, event: event)
     }
 
-    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
+    public func tick(now: Instant) throws(IOError) {
         lastNow = now
         // Oldest first, so the first one still within its deadline ends the loop.
         while let oldest = oldestUnauthenticated, oldest.openedAt + unauthenticatedDeadline <= now {
@@ -337,14 +381,14 @@ public final class TCPServerTransport: TCPTransportBase, Transport {
 }
 
 /// The client side of the TCP transport: one connection to the server, redialled with a
-/// capped backoff when it breaks; each new connection starts a fresh handshake.
+/// capped backoff when it breaks; each new connection is reported (``TransportEvent/connected(_:)``)
+/// so that the data plane can start a fresh handshake.
 public final class TCPClientTransport: TCPTransportBase, Transport {
     private let dialer: any StreamDialer
     private let remote: Endpoint
     private var link: StreamLink?
     private var redialAt: Instant? = .zero
     private var backoff: Duration = .milliseconds(250)
-    private var justConnected = false
     private var warnedAt: Instant?
     private var connects: UInt64 = 0
     static let maximumBackoff: Duration = .seconds(4)
@@ -359,7 +403,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         super.init(maxFrame: maxFrame, logger: logger)
     }
 
-    public var nextDeadline: Instant? { justConnected ? .zero : redialAt }
+    public var nextDeadline: Instant? { redialAt }
     public var localPort: UInt16? { nil }
 
     public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
@@ -367,22 +411,14 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         self.tokenBase = tokenBase
     }
 
-    public func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
-        endOfBatch: () -> Void
-    ) throws(IOError) {
+    public func receive(_ event: PollEvent, now: Instant) throws(IOError) -> ReceivedBatch {
         lastNow = now
-        guard let link = linksByToken[event.token] else { return }
-        handleLink(link, event: event, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)
+        guard let link = linksByToken[event.token] else { return .empty }
+        return receive(from: link, event: event)
     }
 
-    public func tick(now: Instant, tunnel: Tunnel) throws(IOError) {
+    public func tick(now: Instant) throws(IOError) {
         lastNow = now
-        if justConnected {
-            justConnected = false
-            // The server may have lost our session with the old connection: start afresh.
-            tunnel.restartSessions(now: now)
-        }
         guard link == nil, let due = redialAt, due <= now else { return }
         redialAt = nil
         do throws(IOError) {
@@ -398,7 +434,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         connects &+= 1
         backoff = .milliseconds(250)
         warnedAt = nil
-        justConnected = true
+        events.append(.connected(remote))
     }
 
     override func linkClosed(_ closed: StreamLink, why: String) {

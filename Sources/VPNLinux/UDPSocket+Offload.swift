@@ -19,10 +19,6 @@ extension UDPSocket {
     /// ``sendSegmented(_:segmentSize:to:)`` sends single datagrams). Read it from the sending thread.
     public var udpGSOActive: Bool { sendScratch.gsoEnabled }
 
-    /// How many segmented messages the kernel refused whole and that went out as single datagrams.
-    /// Read it from the sending thread.
-    public var gsoFallbacks: UInt64 { sendScratch.gsoFallbacks }
-
     /// The start-up log line, e.g. "udp offloads: gso gro" or
     /// "udp offloads: gso (gro refused: setsockopt(UDP_GRO): ...)". Read it from the sending thread.
     public var offloadSummary: String {
@@ -45,9 +41,9 @@ extension UDPSocket {
     /// datagrams with `sendmmsg`, which the kernel may fragment. An `EIO` turns GSO off for good.
     ///
     /// - Returns: true when consumed: sent, or dropped because the kernel refused the destination
-    ///   (counted in ``droppedOnSend``); false when the socket would block and nothing was sent.
-    ///   When single datagrams stop part-way on a full socket, the rest are dropped and counted in
-    ///   ``droppedOnSend``.
+    ///   (counted in ``sendCounters`` as `socketRefused`); false when the socket would block and
+    ///   nothing was sent. When single datagrams stop part-way on a full socket, the rest are
+    ///   dropped and counted as `socketFull`; a message the kernel refused whole counts in `gsoFallbacks`.
     /// - Throws: ``IOError`` when the socket failed, or when `buffer` breaks the limits:
     ///   `segmentSize` ≥ 1, at most ``maximumSegments`` segments, at most ``maximumSegmentedBytes``.
     ///
@@ -177,7 +173,7 @@ extension UDPSocket {
                 vpnd_udp_send_gso_batch(
                     fileDescriptor, s.batch, family, s.constBases + done, s.lengths + done, s.segmentSizes + done,
                     s.endpoints + done, UInt32(count - done), &dropped, &gsoError))
-            s.dropped &+= UInt64(dropped)
+            s.refused &+= UInt64(dropped)
             if sent < 0 {
                 if done > 0 { return done }
                 throw .system("sendmmsg", subject: localEndpoint.description, errno: Errno(rawValue: Int32(-sent)))
@@ -222,7 +218,7 @@ extension UDPSocket {
                     fileDescriptor, s.batch, family,
                     UnsafeRawPointer(s.splitBases).assumingMemoryBound(to: UnsafeRawPointer?.self), s.splitLengths,
                     s.splitEndpoints, UInt32(parts), &dropped))
-            s.dropped &+= UInt64(dropped)
+            s.refused &+= UInt64(dropped)
             if sent < 0 {
                 if !first { return true }
                 throw .system("sendmmsg", subject: localEndpoint.description, errno: Errno(rawValue: Int32(-sent)))
@@ -230,7 +226,7 @@ extension UDPSocket {
             if sent < parts {
                 if first && sent == 0 { return false }
                 // Cut short on a full socket: drop the rest of this message.
-                s.dropped &+= UInt64(parts - sent + (length - offset + size - 1) / size)
+                s.cutShort &+= UInt64(parts - sent + (length - offset + size - 1) / size)
                 return true
             }
             if offset >= length { return true }

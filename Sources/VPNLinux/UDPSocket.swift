@@ -154,9 +154,15 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
         (try? Syscall.getOption(fileDescriptor, SOL_SOCKET, SO_RCVBUF).get()).map(Int.init) ?? 0
     }
 
-    /// How many datagrams ``send(_:to:)`` dropped because the kernel refused their destination
-    /// (unreachable, not permitted, too big, IPv6 on an IPv4 socket). Read it from the sending thread.
-    public var droppedOnSend: UInt64 { sendScratch.dropped }
+    /// What sending dropped on its own: datagrams the kernel refused for their destination
+    /// (unreachable, not permitted, too big, IPv6 on an IPv4 socket) in `socketRefused`, the rest
+    /// of a split run that a full socket cut short in `socketFull`, and segmented messages the
+    /// kernel refused whole (sent as single datagrams instead) in `gsoFallbacks`. Read it from the
+    /// sending thread.
+    public var sendCounters: TransportCounters {
+        TransportCounters(
+            socketFull: sendScratch.cutShort, socketRefused: sendScratch.refused, gsoFallbacks: sendScratch.gsoFallbacks)
+    }
 
     /// Receives up to `min(buffers.count, sources.count, batchCapacity)` datagrams into the
     /// buffers' tails and their senders into `sources`. Returns how many; 0 when none is waiting.
@@ -193,7 +199,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
     /// Sends `buffers[i]` to `destinations[i]` for i below `min(buffers.count, destinations.count,
     /// batchCapacity)`. Returns how many were consumed; fewer than asked when the socket would
     /// block. A datagram the kernel refuses for its destination alone is dropped, counted in
-    /// ``droppedOnSend``, and counts as consumed, as the network would drop it. Allocates nothing.
+    /// ``sendCounters`` (`socketRefused`), and counts as consumed, as the network would drop it. Allocates nothing.
     ///
     /// The corresponding C call is `sendmmsg(2)`.
     public func send(
@@ -212,7 +218,7 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
         let sent = Int(
             vpnd_udp_send_batch(
                 fileDescriptor, s.batch, family, s.constBases, s.lengths, s.endpoints, UInt32(count), &dropped))
-        s.dropped &+= UInt64(dropped)
+        s.refused &+= UInt64(dropped)
         if sent < 0 {
             throw .system("sendmmsg", subject: localEndpoint.description, errno: Errno(rawValue: Int32(-sent)))
         }
@@ -245,7 +251,10 @@ final class Scratch {
     let lengths: UnsafeMutablePointer<Int>
     let outLengths: UnsafeMutablePointer<Int>
     let endpoints: UnsafeMutablePointer<vpnd_endpoint>
-    var dropped: UInt64 = 0
+    /// Sending side: datagrams the kernel refused for their destination.
+    var refused: UInt64 = 0
+    /// Sending side: datagrams of a split run dropped when a full socket cut the run short.
+    var cutShort: UInt64 = 0
     /// Per message: the UDP_SEGMENT size to send with, or the UDP_GRO size received (0: none).
     let segmentSizes: UnsafeMutablePointer<UInt16>
     /// One segmented message cut into single datagrams, when GSO is off or refused.

@@ -22,7 +22,9 @@ public final class PacketSupply {
         precondition(mtu > 0 && slotCount > 0, "PacketSupply needs a positive MTU and slot count")
         self.mtu = mtu
         self.headroom = headroom
-        slab = PacketSlab(slotSize: headroom + mtu + 14 + TransportData.tailroom + 32, slotCount: slotCount)
+        slab = PacketSlab(
+            slotSize: PacketSlab.slotSize(payload: mtu + 14, headroom: headroom, tailroom: TransportData.tailroom),
+            slotCount: slotCount)
     }
 
     /// An empty buffer over `slot` with the supply's headroom (or `headroom`).

@@ -4,6 +4,7 @@ import Testing
 import VPNBasics
 @testable import VPNCommands
 @testable import VPNCore
+import VPNDaemon
 import VPNCrypto
 
 /// `vpnd show`'s JSON and text are written without Foundation; these pin them to what Foundation
@@ -12,13 +13,18 @@ import VPNCrypto
 @Suite("StatusFormatter")
 struct StatusFormatterTests {
     /// The JSON as vpnd wrote it with Foundation (the reference).
-    static func foundationJSON(info: DaemonInfo, status: TunnelStatus) -> String {
+    static func foundationJSON(info: DaemonInfo, status: DataPlaneStatus) -> String {
         func drops(_ drops: [DropReason: UInt64]) -> [String: UInt64] {
             Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, $0.value) })
         }
         var root: [String: Any] = [
             "interface": info.interfaceName, "public_key": info.publicKey, "mode": info.mode,
             "transport": info.transport, "drops": drops(status.drops),
+            "transport_drops": [
+                "socket-full": status.transport.socketFull, "socket-refused": status.transport.socketRefused,
+                "no-connection": status.transport.noConnection, "stream-queue-full": status.transport.streamQueueFull,
+                "gso-fallbacks": status.transport.gsoFallbacks,
+            ],
         ]
         if let port = info.listenPort { root["listen_port"] = port }
         if let tcp = status.tcp {
@@ -62,7 +68,7 @@ struct StatusFormatterTests {
 
     static let allDrops = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0, UInt64($0.rawValue) * 7 + 1) })
 
-    static let cases: [(DaemonInfo, TunnelStatus)] = {
+    static let cases: [(DaemonInfo, DataPlaneStatus)] = {
         let now: UInt64 = 1_000_000_000_000
         let info = DaemonInfo(
             interfaceName: "vpnd0", publicKey: "E+EDnI7TWhTdm3oFnYmbDJPtczzJAkujiYsLwdvhP08=", listenPort: 51820,
@@ -83,11 +89,13 @@ struct StatusFormatterTests {
         let tcp = TCPConnectionStatus(
             open: 256, authenticated: 3, accepted: 123_456, evicted: 100_000, expired: 20_000, refusedFull: 7,
             refusedSourceCap: .max, connects: 0)
+        let transport = TransportCounters(
+            socketFull: 12, socketRefused: 3, noConnection: 0, streamQueueFull: .max, gsoFallbacks: 1)
         return [
-            (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: [])),
-            (tcpInfo, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: Array(peers.prefix(1)), tcp: tcp)),
-            (info, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1)))),
-            (odd, TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers)),
+            (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: []))),
+            (tcpInfo, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: Array(peers.prefix(1)), tcp: tcp), transport: transport)),
+            (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1))))),
+            (odd, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers), transport: transport)),
         ]
     }()
 
@@ -100,10 +108,10 @@ struct StatusFormatterTests {
     /// The TCP line of `vpnd show`: admission counters on a server, the connect count on a client.
     @Test func tcpConnectionsLine() {
         var info = DaemonInfo(interfaceName: "vpn0", publicKey: "k", listenPort: 51820, mode: "tun", transport: "tcp")
-        var status = TunnelStatus(
+        var status = DataPlaneStatus(tunnel: TunnelStatus(
             publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:], peers: [],
             tcp: TCPConnectionStatus(
-                open: 9, authenticated: 1, accepted: 50, evicted: 30, expired: 10, refusedFull: 2, refusedSourceCap: 4))
+                open: 9, authenticated: 1, accepted: 50, evicted: 30, expired: 10, refusedFull: 2, refusedSourceCap: 4)))
         #expect(StatusFormatter.text(info: info, status: status).contains(
             "  tcp connections: 9 open (1 authenticated); 50 accepted, unauthenticated ones 30 evicted and 10 expired, "
                 + "2 refused (all authenticated), 4 refused (per-source cap)\n"))
@@ -112,6 +120,16 @@ struct StatusFormatterTests {
         #expect(StatusFormatter.text(info: info, status: status).contains("  tcp connections: 1 open (1 authenticated); connected 1 time\n"))
         status.tcp = nil
         #expect(!StatusFormatter.text(info: info, status: status).contains("tcp connections"))
+    }
+
+    /// Drops below the tunnel: one line naming the counters that are not zero, none when all are.
+    @Test func transportDropsLine() {
+        let info = DaemonInfo(interfaceName: "vpn0", publicKey: "k", listenPort: 51820, mode: "tun", transport: "udp")
+        var status = DataPlaneStatus(tunnel: TunnelStatus(
+            publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:], peers: []))
+        #expect(!StatusFormatter.text(info: info, status: status).contains("transport drops"))
+        status.transport = TransportCounters(socketFull: 5, gsoFallbacks: 2)
+        #expect(StatusFormatter.text(info: info, status: status).contains("  transport drops: socket-full 5, gso-fallbacks 2\n"))
     }
 
     @Test func numbersAreWhatFoundationWrote() throws {

@@ -158,7 +158,7 @@ final class Node {
     var manualClock: ManualClock { clock as! ManualClock }
 
     /// A fresh status snapshot: requests one and runs one iteration to publish it.
-    func snapshot() throws -> TunnelStatus? {
+    func snapshot() throws -> DataPlaneStatus? {
         let generation = control.requestSnapshot()
         try dataPlane.runOnce(timeoutCap: .zero)
         return control.snapshot(newerThan: generation)

@@ -74,35 +74,22 @@ private final class SegmentRecorder: Transport {
     func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
         try inner.register(with: poller, tokenBase: tokenBase)
     }
-    func handle(
-        _ event: PollEvent, now: Instant, tunnel: Tunnel, deliver: (inout PacketBuffer, Endpoint) -> Bool,
-        endOfBatch: () -> Void
-    ) throws(IOError) {
-        try inner.handle(event, now: now, tunnel: tunnel, deliver: deliver, endOfBatch: endOfBatch)
-    }
+    func receive(_ event: PollEvent, now: Instant) throws(IOError) -> ReceivedBatch { try inner.receive(event, now: now) }
+    func finishBatch(_ verdict: BatchVerdict) { inner.finishBatch(verdict) }
+    func nextEvent() -> TransportEvent? { inner.nextEvent() }
     var supportsSegmentedSend: Bool { true }
     func sendSegmented(
         _ buffers: UnsafeBufferPointer<PacketBuffer>, segmentSizes: UnsafeBufferPointer<Int>,
         to destinations: UnsafeBufferPointer<Endpoint>
     ) throws(IOError) {
-        for i in 0..<buffers.count {
-            let run = buffers[i]
-            let size = segmentSizes[i]
-            runs.append([(run.count + size - 1) / size, size])
-            var offset = 0
-            while offset < run.count {
-                let length = min(size, run.count - offset)
-                var piece = PacketBuffer(base: run.bytes.baseAddress! + offset, capacity: length, headroom: 0)
-                piece.didWrite(length)
-                try send(UnsafeBufferPointer(start: &piece, count: 1), to: UnsafeBufferPointer(rebasing: destinations[i...i]))
-                offset += length
-            }
-        }
+        for i in 0..<buffers.count { runs.append([(buffers[i].count + segmentSizes[i] - 1) / segmentSizes[i], segmentSizes[i]]) }
+        try sendSegmentedAsSingles(buffers, segmentSizes: segmentSizes, to: destinations)
     }
     func send(_ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>) throws(IOError) {
         try inner.send(buffers, to: destinations)
     }
-    func tick(now: Instant, tunnel: Tunnel) throws(IOError) { try inner.tick(now: now, tunnel: tunnel) }
+    func tick(now: Instant) throws(IOError) { try inner.tick(now: now) }
+    var counters: TransportCounters { inner.counters }
 }
 
 /// A tap server and client with device offloads (link header 14) over a FakeDatagramNetwork.

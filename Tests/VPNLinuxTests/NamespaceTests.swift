@@ -187,7 +187,7 @@ private func sendOne(_ socket: UDPSocket, to destination: Endpoint, _ checks: Th
     [1, 2, 3, 4].withUnsafeBytes { buffers.buffers[0].append(contentsOf: $0) }
     let sent = try [destination].withUnsafeBufferPointer { try socket.send(UnsafeBufferPointer(buffers.buffers), to: $0) }
     checks.expect(sent == 1)
-    checks.expect(socket.droppedOnSend == 0)
+    checks.expect(socket.sendCounters.socketRefused == 0)
 }
 
 /// Reads packets from `tun` until an IPv4 UDP packet to `destination` arrives (others, such as
@@ -257,7 +257,7 @@ struct UDPPathMTUTests {
             }
             // The 1400-byte datagram is refused (DF: never fragmented) and counted; the other goes.
             checks.expect(sent == 2, "sent \(sent)")
-            checks.expect(sender.droppedOnSend == 1, "dropped \(sender.droppedOnSend)")
+            checks.expect(sender.sendCounters.socketRefused == 1, "dropped \(sender.sendCounters.socketRefused)")
             var reports: [(Endpoint, Int)] = []
             let read = sender.drainErrors { reports.append(($0, $1)) }
             checks.expect(read == 1 && reports.count == 1, "\(read) errors, \(reports)")

@@ -304,7 +304,7 @@ struct OffloadTunTests {
             let first = TestBuffers(count: 1, slotSize: offloadSlotSize)
             Array(small.joined()).withUnsafeBytes { first.buffers[0].append(contentsOf: $0) }
             try checks.expect(try sender.sendSegmented(first.buffers[0], segmentSize: 1000, to: destination))
-            checks.expect(sender.gsoFallbacks == 0)
+            checks.expect(sender.sendCounters.gsoFallbacks == 0)
             try checks.expect(try reader.datagrams(4, checks) == small)
 
             // 1600-byte segments exceed the MTU: refused whole, sent as single (fragmented) datagrams.
@@ -312,9 +312,9 @@ struct OffloadTunTests {
             let second = TestBuffers(count: 1, slotSize: offloadSlotSize)
             Array(large.joined()).withUnsafeBytes { second.buffers[0].append(contentsOf: $0) }
             try checks.expect(try sender.sendSegmented(second.buffers[0], segmentSize: 1600, to: destination))
-            checks.expect(sender.gsoFallbacks == 1, "\(sender.gsoFallbacks) fallbacks")
+            checks.expect(sender.sendCounters.gsoFallbacks == 1, "\(sender.sendCounters.gsoFallbacks) fallbacks")
             checks.expect(sender.udpGSOActive, "an MTU refusal must not turn GSO off")
-            checks.expect(sender.droppedOnSend == 0)
+            checks.expect(sender.sendCounters.socketRefused == 0)
             try checks.expect(try reader.datagrams(4, checks) == large)
             checks.expect(sender.offloadSummary == "udp offloads: gso", sender.offloadSummary)
         }

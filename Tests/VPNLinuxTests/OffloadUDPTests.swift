@@ -83,8 +83,8 @@ func receivePlain(_ socket: UDPSocket, count: Int, slotSize: Int = 2048) throws 
         let out = superDatagram(segments)
         #expect(try sender.sendSegmented(out.buffers[0], segmentSize: 1200, to: receiver.localEndpoint))
         #expect(sender.udpGSOActive, "the kernel refused GSO on loopback")
-        #expect(sender.gsoFallbacks == 0)
-        #expect(sender.droppedOnSend == 0)
+        #expect(sender.sendCounters.gsoFallbacks == 0)
+        #expect(sender.sendCounters.socketRefused == 0)
         let got = try receivePlain(receiver, count: 20)
         #expect(got == segments)
     }
@@ -152,7 +152,7 @@ func receivePlain(_ socket: UDPSocket, count: Int, slotSize: Int = 2048) throws 
             }
         }
         #expect(consumed == messages.count)
-        #expect(sender.droppedOnSend == 0)
+        #expect(sender.sendCounters.socketRefused == 0)
         let expected = messages.flatMap(\.0)
         #expect(try receivePlain(receiver, count: expected.count) == expected)
     }

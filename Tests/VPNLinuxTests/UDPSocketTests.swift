@@ -69,7 +69,7 @@ func waitReadable(_ handle: PollHandle, timeout: Duration = .seconds(5)) throws 
             sent += n
             if n == 0 { usleep(1000) }
         }
-        #expect(sender.droppedOnSend == 0)
+        #expect(sender.sendCounters.socketRefused == 0)
 
         // The source every datagram must carry: the sender's port at 127.0.0.1 (mapped) or ::1.
         let senderPort = sender.localEndpoint.port
@@ -114,7 +114,7 @@ func waitReadable(_ handle: PollHandle, timeout: Duration = .seconds(5)) throws 
         let destinations = [receiver.localEndpoint, v6, receiver.localEndpoint]
         let consumed = try destinations.withUnsafeBufferPointer { try sender.send(UnsafeBufferPointer(buffers.buffers), to: $0) }
         #expect(consumed == 3)
-        #expect(sender.droppedOnSend == 1)
+        #expect(sender.sendCounters.socketRefused == 1)
         let incoming = TestBuffers(count: 4)
         let sources = UnsafeMutableBufferPointer<Endpoint>.allocate(capacity: 4)
         defer { sources.deallocate() }
