@@ -85,7 +85,9 @@ public final class Tunnel {
         jitter = SplitMix64(seed: seedSource.nextUInt64())
         self.entropy = seedSource
         self.timestamps = timestamps
-        slotSize = TransportData.tcpHeadroom + configuration.mtu + 14 + TransportData.tailroom + 32
+        // A tap frame or IP packet with room to seal it in place for either transport.
+        slotSize = PacketSlab.slotSize(
+            payload: configuration.mtu + 14, headroom: TransportData.tcpHeadroom, tailroom: TransportData.tailroom)
         outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
         peers = []
         peersByKey = [:]

@@ -11,10 +11,11 @@ import VPNCore
 //   tun readable  -> read a batch -> tunnel.encapsulate each -> transport.send(batch)
 //                    (with a virtio-net header: split each 64 KiB super-packet into MTU-sized
 //                    segments laid out back to back, seal each in place, one UDP GSO send each)
-//   net readable  -> receive a batch (with UDP GRO: runs of datagrams, cut into views)
-//                    -> tunnel.decapsulate each in place -> pending writes; at the end of the
-//                    batch -> device.write each (with a virtio-net header: TCP segments of a
-//                    flow coalesced into super-packets first)
+//   net readable  -> transport.receive: a batch (with UDP GRO: runs of datagrams, cut into
+//                    views) -> tunnel.decapsulate each in place -> pending writes; at the end of
+//                    the batch -> device.write each (with a virtio-net header: TCP segments of a
+//                    flow coalesced into super-packets first) -> transport.finishBatch(verdict);
+//                    transport events (connected, invalid stream, path MTU) -> the tunnel
 //   deadline due  -> tunnel.tick(now)
 //   outbox        -> transport.send(handshakes, keepalives, flushed staged packets)
 //   wakeup        -> handshake outcomes from the handshake thread (sessions installed, replies
@@ -25,8 +26,8 @@ import VPNCore
 // behind a full batch.
 //
 // One handshake's walk (Daemon → Core → Daemon's handshake thread → Core):
-//   transport delivers an initiation -> tunnel.decapsulate: mac1, cookie, rate limit; returns
-//     .consumed and keeps a HandshakeJob -> flushOutbox(): tunnel.takeHandshakeJobs() ->
+//   transport.receive returns an initiation -> deliver(): tunnel.decapsulate: mac1, cookie, rate
+//     limit; returns .consumed and keeps a HandshakeJob -> flushOutbox(): tunnel.takeHandshakeJobs() ->
 //     HandshakeWorker.submit -> the handshake thread: HandshakeProcessor.process (X25519, Noise,
 //     TAI64N replay) -> outcome ring, wakeup rings -> completeHandshakes():
 //     tunnel.completeHandshake(outcome): index, MACs, session installed, response in the outbox
