@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import Logging
 import VPNBasics
+import VPNLinux
 import VPNCore
 import VPNCrypto
 import VPNDaemon
@@ -16,9 +16,9 @@ struct DaemonInfo: Sendable {
 }
 
 /// The daemon's control socket: a Unix stream socket, mode 0600, at `DIR/NAME.sock`. A client
-/// sends one line (`text` or `json`) and reads the status until the daemon closes.
-final class ControlSocket: @unchecked Sendable {
-    // The listening fd is written in init and closed in stop(); the accept thread only reads it.
+/// sends one line (`text` or `json`) and reads the status until the daemon closes. The socket
+/// itself is VPNLinux's ``UnixStreamServer``; this is what it answers.
+final class ControlSocket: Sendable {
     static let defaultDirectory = "/run/vpnd"
 
     /// The control-socket directory: `$VPND_RUN_DIR`, else /run/vpnd.
@@ -27,147 +27,48 @@ final class ControlSocket: @unchecked Sendable {
         return defaultDirectory
     }
 
-    let path: String
-    private let fd: Int32
+    var path: String { server.path }
+    private let server: UnixStreamServer
     private let info: DaemonInfo
     private let control: DataPlaneControl
-    private let clock: any VPNBasics.Clock & Sendable
     private let logger: Logger
-    private let stopped = Semaphore()
 
-    init(
-        directory: String, interfaceName: String, info: DaemonInfo, control: DataPlaneControl,
-        clock: any VPNBasics.Clock & Sendable, logger: Logger
-    ) throws {
+    init(directory: String, interfaceName: String, info: DaemonInfo, control: DataPlaneControl, logger: Logger) throws {
         self.info = info
         self.control = control
-        self.clock = clock
         self.logger = logger
-        path = directory + "/" + interfaceName + ".sock"
-        mkdir(directory, 0o700)
-        let socketFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard socketFD >= 0 else { throw StartupError("control socket: \(String(cString: strerror(errno)))") }
-        fd = socketFD
-        // A socket left by a daemon that died is stale if nobody answers on it.
-        if ControlSocket.connect(path: path) != nil {
-            close(fd)
-            throw StartupError("another vpnd already serves \(path): interface \(interfaceName) is in use; stop it or pick another Name")
+        let path = directory + "/" + interfaceName + ".sock"
+        do throws(UnixSocketError) {
+            server = try UnixStreamServer(path: path, directory: directory)
+        } catch {
+            switch error {
+            case .noSocket(let reason): throw StartupError("control socket: \(reason)")
+            case .inUse:
+                // A socket left by a daemon that died is stale (nobody answers): it is replaced.
+                throw StartupError(
+                    "another vpnd already serves \(path): interface \(interfaceName) is in use; stop it or pick another Name")
+            case .pathTooLong: throw StartupError("control socket path \(path) is too long; use a shorter --run-directory")
+            case .cannotBind(let reason):
+                throw StartupError("control socket \(path): \(reason); check that \(directory) is writable")
+            }
         }
-        unlink(path)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw StartupError("control socket path \(path) is too long; use a shorter --run-directory")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        guard Self.bindPrivately(fd, address: &address) == 0, listen(fd, 8) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw StartupError("control socket \(path): \(reason); check that \(directory) is writable")
-        }
-    }
-
-    /// Binds `fd` to `address` with the socket file created mode 0600 by the kernel itself
-    /// (umask 0177 around `bind`: Linux gives a socket 0777 less the umask), so there is no
-    /// `chmod` on a path in a directory another account may own afterwards. Nothing else runs
-    /// yet that could change the process-wide umask meanwhile (the control socket is made on the
-    /// main thread before any other thread starts). Returns 0, or -1 with `errno` set.
-    static func bindPrivately(_ fd: Int32, address: inout sockaddr_un) -> Int32 {
-        let previousMask = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        let bindError = errno
-        umask(previousMask)
-        errno = bindError
-        return bound
     }
 
     func start() {
-        let started = startThread(name: "vpnd-control") { [self] in
-            acceptLoop()
-            stopped.signal()
+        let started = server.start(threadName: "vpnd-control") { [info, control] request in
+            guard let status = freshSnapshot(control, withinMilliseconds: 1000) else {
+                return "error: the data plane did not answer within 1 s\n"
+            }
+            return request == "json" ? StatusFormatter.json(info: info, status: status)
+                : StatusFormatter.text(info: info, status: status)
         }
         if !started { logger.error("control socket: cannot start its thread; vpnd show will not answer") }
     }
 
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-        unlink(path)
-        _ = stopped.wait(seconds: 2)
-    }
+    func stop() { server.stop() }
 
-    private func acceptLoop() {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
-            serve(client)
-            close(client)
-        }
-    }
-
-    private func serve(_ client: Int32) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var request = [UInt8](repeating: 0, count: 64)
-        let count = read(client, &request, request.count)
-        let line = count > 0 ? trimmed(String(decoding: request[0..<count], as: UTF8.self)) : ""
-        let status = freshSnapshot(control, withinMilliseconds: 1000)
-        let reply: String
-        if let status {
-            reply = line == "json" ? StatusFormatter.json(info: info, status: status)
-                : StatusFormatter.text(info: info, status: status)
-        } else {
-            reply = "error: the data plane did not answer within 1 s\n"
-        }
-        var bytes = Array(reply.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { write(client, $0.baseAddress! + offset, $0.count - offset) }
-            if written <= 0 { break }
-            offset += written
-        }
-    }
-
-    private func trimmed(_ text: String) -> String {
-        String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-    }
-
-    /// Connects to a control socket; nil when nothing listens there.
-    static func connect(path: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            return nil
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        if result != 0 {
-            close(fd)
-            return nil
-        }
-        return fd
-    }
+    /// Removes the socket file of a daemon that did not start.
+    func discard() { server.discard() }
 }
 
 /// `vpnd show`'s text and JSON.
@@ -289,7 +190,7 @@ func freshSnapshot(_ control: DataPlaneControl, withinMilliseconds milliseconds:
     let generation = control.requestSnapshot()
     for _ in 0..<max(1, milliseconds / 5) {
         if let fresh = control.snapshot(newerThan: generation) { return fresh }
-        usleep(5000)
+        Posix.sleep(milliseconds: 5)
     }
     return nil
 }

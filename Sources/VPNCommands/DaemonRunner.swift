@@ -200,14 +200,13 @@ enum DaemonRunner {
             interfaceName: device.name, publicKey: publicKey, listenPort: transport.localPort,
             mode: config.interface.mode.rawValue, transport: config.interface.transport.rawValue)
         let controlSocket = try ControlSocket(
-            directory: options.runDirectory, interfaceName: device.name, info: info, control: control,
-            clock: BootClock(), logger: logger)
+            directory: options.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger)
         // Everything privileged is done (tun, netlink, bind, run directory); no thread reads the
         // network yet. After this the daemon cannot delete its interface through netlink: the
         // kernel removes it (and its addresses and routes) when the tun descriptor closes at exit.
         if let account {
             do { try PrivilegeSetup.drop(to: account, runDirectory: options.runDirectory, logger: logger) } catch {
-                unlink(controlSocket.path)
+                controlSocket.discard()
                 try? netlink.deleteLink(device.name)
                 throw error
             }

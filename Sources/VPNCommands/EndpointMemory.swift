@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import Glibc
 import VPNBasics
+import VPNLinux
 import VPNCrypto
 
 /// Where each peer was last heard from, kept in `DIR/NAME.endpoints` (mode 0600) so that a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
-import Glibc
+import VPNLinux
 
 /// `vpnd show`: the status of running tunnels, like `wg show`.
 struct ShowCommand: ParsableCommand {
@@ -31,24 +31,14 @@ struct ShowCommand: ParsableCommand {
         var failed = false
         for (i, name) in names.enumerated() {
             let path = runDirectory + "/" + name + ".sock"
-            guard let fd = ControlSocket.connect(path: path) else {
-                let hint = access(runDirectory, R_OK) == 0 ? "is it running?" : "run as root"
+            guard let reply = UnixStreamClient.exchange(path: path, request: json ? "json\n" : "text\n") else {
+                let hint = Posix.canRead(runDirectory) ? "is it running?" : "run as root"
                 Posix.printError("vpnd show: cannot reach vpnd for \(name) at \(path); \(hint)\n")
                 failed = true
                 continue
             }
-            defer { close(fd) }
-            let request = Array((json ? "json\n" : "text\n").utf8)
-            _ = request.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-            var reply: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = read(fd, &chunk, chunk.count)
-                if count <= 0 { break }
-                reply.append(contentsOf: chunk[0..<count])
-            }
             if i > 0 && !json { print("") }
-            print(String(decoding: reply, as: UTF8.self), terminator: "")
+            print(reply, terminator: "")
         }
         if failed { throw ExitCode(1) }
     }

@@ -2,6 +2,7 @@
 import Glibc
 import Testing
 import VPNBasics
+import VPNLinux
 @testable import VPNCommands
 import VPNCrypto
 
@@ -129,21 +130,11 @@ struct RunDirectoryTests {
     func socketMode() throws {
         let dir = Directory()
         let path = dir.path + "/vpn0.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
         let before = umask(0o022)
         umask(0o022)
-        let bound = ControlSocket.bindPrivately(fd, address: &address)
+        let server = try UnixStreamServer(path: path, directory: dir.path)
+        defer { server.discard() }
         let after = umask(before)
-        #expect(bound == 0)
         #expect(after == 0o022)
         #expect(Self.mode(path)?.type == S_IFSOCK)
         #expect(Self.mode(path)?.permissions == 0o600)

@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 import VPNBasics
+import VPNLinux
 @testable import VPNCommands
 @testable import VPNCore
 import VPNDaemon

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: MIT
 import Glibc
 
-/// The few operating-system services VPNCommands needs, on Glibc directly (no Foundation: linked
-/// statically, it costs the daemon several MiB of resident memory for a handful of calls).
-enum Posix {
+/// The few operating-system services the commands need (files, the environment, standard error),
+/// on Glibc directly (no Foundation: linked statically, it costs the daemon several MiB of
+/// resident memory for a handful of calls). VPNCommands reaches the system only through VPNLinux.
+public enum Posix {
     /// The value of environment variable `name`, or nil when it is not set.
-    static func environment(_ name: String) -> String? {
+    public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         return String(cString: value)
     }
 
     /// The whole file at `path` as UTF-8 text; nil when it cannot be opened or read, or is not
     /// valid UTF-8.
-    static func readTextFile(_ path: String) -> String? {
+    public static func readTextFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -31,7 +32,7 @@ enum Posix {
     }
 
     /// What ``readOwnFile(_:maxBytes:)`` found.
-    enum OwnFileRead: Equatable {
+    public enum OwnFileRead: Equatable, Sendable {
         case text(String)
         /// Nothing at the path.
         case missing
@@ -43,7 +44,7 @@ enum Posix {
     /// directory after a privilege drop): the last component is never followed if it is a
     /// symbolic link (`O_NOFOLLOW`), the open never blocks (`O_NONBLOCK`: a FIFO cannot hang it),
     /// anything but a regular file is refused after `fstat`, and so is a file over `maxBytes`.
-    static func readOwnFile(_ path: String, maxBytes: Int) -> OwnFileRead {
+    public static func readOwnFile(_ path: String, maxBytes: Int) -> OwnFileRead {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             let error = errno
@@ -82,7 +83,7 @@ enum Posix {
     /// afresh (`O_EXCL | O_NOFOLLOW`, after removing whatever had that name), written, synced and
     /// renamed over `path` (rename replaces a link itself, never its target). False on any failure,
     /// leaving `path` as it was.
-    static func replaceFileAtomically(_ path: String, _ text: String) -> Bool {
+    public static func replaceFileAtomically(_ path: String, _ text: String) -> Bool {
         let temporary = path + ".tmp"
         unlink(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
@@ -97,7 +98,7 @@ enum Posix {
 
     /// Writes every byte to `fd`, retrying short writes and EINTR; false on an error.
     @discardableResult
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -109,19 +110,19 @@ enum Posix {
     }
 
     /// Writes `message` to standard error.
-    static func printError(_ message: String) {
+    public static func printError(_ message: String) {
         writeAll(STDERR_FILENO, Array(message.utf8))
     }
 
     /// True when something exists at `path` (following symbolic links).
-    static func fileExists(_ path: String) -> Bool {
+    public static func fileExists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
     }
 
     /// The names in directory `path` (without "." and ".."), in no particular order; nil when it
     /// cannot be read.
-    static func directoryEntries(_ path: String) -> [String]? {
+    public static func directoryEntries(_ path: String) -> [String]? {
         guard let directory = opendir(path) else { return nil }
         defer { closedir(directory) }
         var names: [String] = []
@@ -137,7 +138,7 @@ enum Posix {
     /// The directory that contains the file at `path`, as an absolute path when `path` is
     /// relative (resolved against the working directory, "." and ".." removed, as Foundation's
     /// URL did); an absolute path is cut as written. "/x" gives "/".
-    static func containingDirectory(of path: String) -> String {
+    public static func containingDirectory(of path: String) -> String {
         var components: [Substring] = []
         if !path.hasPrefix("/") {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -164,7 +165,7 @@ enum Posix {
     }
 
     /// `printf`'s "%.2f" of `value`.
-    static func twoDecimals(_ value: Double) -> String {
+    public static func twoDecimals(_ value: Double) -> String {
         var buffer = [CChar](repeating: 0, count: 64)
         let count = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.2f", $0) }
         guard count > 0 else { return "\(value)" }
@@ -173,11 +174,11 @@ enum Posix {
 }
 
 /// A counting semaphore (POSIX `sem_t`) for one thread to tell another it has finished.
-final class Semaphore: @unchecked Sendable {
+public final class Semaphore: @unchecked Sendable {
     // sem_t is made for sharing between threads: every operation on it is atomic.
     private let semaphore: UnsafeMutablePointer<sem_t>
 
-    init() {
+    public init() {
         semaphore = .allocate(capacity: 1)
         sem_init(semaphore, 0, 0)
     }
@@ -187,14 +188,14 @@ final class Semaphore: @unchecked Sendable {
         semaphore.deallocate()
     }
 
-    func signal() { sem_post(semaphore) }
+    public func signal() { sem_post(semaphore) }
 
-    func wait() {
+    public func wait() {
         while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
 
     /// Waits at most `seconds`; false on a timeout.
-    func wait(seconds: Int) -> Bool {
+    public func wait(seconds: Int) -> Bool {
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
         deadline.tv_sec += seconds
@@ -208,7 +209,7 @@ final class Semaphore: @unchecked Sendable {
 /// Starts `body` on a new, detached POSIX thread named `name` (at most 15 bytes).
 /// `stackSize` nil keeps the system default. Returns false when the thread could not be created.
 @discardableResult
-func startThread(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
+public func startThread(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
     final class Start: @unchecked Sendable {
         let name: String
         let body: @Sendable () -> Void
