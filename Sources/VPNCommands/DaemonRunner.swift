@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import Logging
 import VPNBasics
 import VPNCore
@@ -33,14 +32,8 @@ enum DaemonRunner {
     static func run(_ options: DaemonOptions) -> Int32 {
         // Signals are taken synchronously by the main thread (sigwait); block them everywhere
         // before any thread starts so no other thread receives them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGHUP)
-        sigaddset(&signals, SIGUSR1)  // internal: a peer endpoint changed, remember it now
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        signal(SIGPIPE, SIG_IGN)
+        // SIGUSR1 is internal: a peer endpoint changed, remember it now.
+        let signals = ProcessSignals()
 
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -61,12 +54,10 @@ enum DaemonRunner {
         }
 
         // Wait for a signal; meanwhile, once a second, remember where the peers are.
-        var received: Int32 = 0
-        var interval = timespec(tv_sec: 1, tv_nsec: 0)
+        var received = ProcessSignals.Signal.terminate
         var ticks = 0
         while true {
-            let signal = sigtimedwait(&signals, nil, &interval)
-            if signal > 0 && signal != SIGUSR1 {
+            if let signal = signals.wait(seconds: 1), signal != .wake {
                 received = signal
                 break
             }
@@ -76,7 +67,7 @@ enum DaemonRunner {
                 running.hostNames.refresh(control: running.control, logger: logger)
             }
         }
-        logger.info("received \(received == SIGINT ? "SIGINT" : received == SIGTERM ? "SIGTERM" : "SIGHUP"), shutting down")
+        logger.info("received \(received.name), shutting down")
         running.stop()
         logger.info("stopped; interface \(running.interfaceName) removed")
         return running.failed ? 1 : 0
@@ -163,7 +154,7 @@ enum DaemonRunner {
 
         let poller = try EpollPoller()
         let wakeup = try EventFDWakeup()
-        let control = DataPlaneControl(wakeup: wakeup, endpointsChanged: { kill(getpid(), SIGUSR1) })
+        let control = DataPlaneControl(wakeup: wakeup, endpointsChanged: { ProcessSignals.send(.wake) })
         // Handshakes (X25519) run on their own thread, never on the packet thread.
         let handshakeWorker = HandshakeWorker(doorbell: try EventFDWakeup(), dataPlaneWakeup: wakeup)
         let handshakePoller = try EpollPoller()
@@ -301,13 +292,13 @@ final class RunningDaemon: @unchecked Sendable {
         if !handshakes.start() {
             logger.error("cannot start the handshake thread")
             failed = true
-            kill(getpid(), SIGTERM)
+            ProcessSignals.send(.terminate)
         }
         let box = DataPlaneBox(dataPlane)
         let started = startThread(name: "vpnd-dataplane", stackSize: 1 << 20) { [done, control] in
             if box.dataPlane.run() != nil {
                 // The data plane died: make the main thread's sigwait return.
-                kill(getpid(), SIGTERM)
+                ProcessSignals.send(.terminate)
             }
             _ = control
             done.signal()
@@ -316,7 +307,7 @@ final class RunningDaemon: @unchecked Sendable {
             logger.error("cannot start the data-plane thread")
             failed = true
             done.signal()
-            kill(getpid(), SIGTERM)
+            ProcessSignals.send(.terminate)
         }
         controlSocket.start()
     }
@@ -367,7 +358,7 @@ final class HandshakeThread: @unchecked Sendable {
             if let error = worker.run(processor: processor, entropy: SystemEntropy(), poller: poller) {
                 // Without this thread no session can be made: stop the daemon, as a dead data plane does.
                 logger.error("handshake thread stopped: \(error)")
-                kill(getpid(), SIGTERM)
+                ProcessSignals.send(.terminate)
             }
             done.signal()
         }

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import VPNBasics
 import VPNCore
 import VPNLinux
@@ -17,43 +16,20 @@ enum EndpointResolver {
     static func resolveAll(_ specs: [EndpointSpec?], as account: UserAccount?) throws -> [Endpoint?] {
         let hasHostName = specs.contains { if case .hostName = $0 { return true } else { return false } }
         guard let account, hasHostName else { return try specs.map { try $0.map(resolve) } }
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
-            throw StartupError("cannot resolve Endpoint host names: pipe: \(String(cString: strerror(errno)))")
-        }
-        let child = fork()
-        if child == 0 {
-            close(fds[0])
-            var out = ""
-            do throws(IOError) {
-                try PrivilegeDrop.switchTo(account)
+        let text: String
+        do throws(IOError) {
+            text = try HostResolver.inChild(as: account, failedSwitch: { "error \(oneLine($0))\n" }) {
+                var out = ""
                 for spec in specs {
                     guard let spec else { out += "none\n"; continue }
                     do { out += "ok \(try resolve(spec))\n" } catch { out += "error \(oneLine(error))\n" }
                 }
-            } catch {
-                out = "error \(oneLine(error))\n"
+                return out
             }
-            Posix.writeAll(fds[1], Array(out.utf8))
-            _exit(0)
+        } catch {
+            throw StartupError("cannot resolve Endpoint host names: \(error.operation): \(error.reason)")
         }
-        close(fds[1])
-        guard child > 0 else {
-            close(fds[0])
-            throw StartupError("cannot resolve Endpoint host names: fork: \(String(cString: strerror(errno)))")
-        }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 1 << 20 {
-            let got = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress!, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            if got <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<got])
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var results: [Endpoint?] = []
         for line in lines.prefix(specs.count) {
             if line == "none" {
@@ -81,38 +57,15 @@ enum EndpointResolver {
         case .address(let endpoint):
             return endpoint
         case .hostName(let name, let port):
-            var hints = addrinfo()
-            hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-            hints.ai_family = AF_UNSPEC
-            var result: UnsafeMutablePointer<addrinfo>?
-            let status = getaddrinfo(name, nil, &hints, &result)
-            guard status == 0, let first = result else {
-                let reason = String(cString: gai_strerror(status))
+            switch HostResolver.resolve(name, port: port) {
+            case .success(let endpoint):
+                return endpoint
+            case .failure(.notResolved(let reason)):
                 throw StartupError(
                     "cannot resolve Endpoint host \"\(name)\": \(reason); check the name, /etc/hosts or DNS, or give an address")
+            case .failure(.noAddress):
+                break
             }
-            defer { freeaddrinfo(first) }
-            var v6: Endpoint?
-            var cursor: UnsafeMutablePointer<addrinfo>? = first
-            while let entry = cursor {
-                if let address = entry.pointee.ai_addr {
-                    if entry.pointee.ai_family == AF_INET {
-                        let v4 = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-                        let value = UInt32(bigEndian: v4.s_addr)
-                        return Endpoint(
-                            ipv4: UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
-                            UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value), port: port)
-                    }
-                    if entry.pointee.ai_family == AF_INET6, v6 == nil {
-                        let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                            withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
-                        }
-                        v6 = Endpoint(addressBytes: bytes, port: port)
-                    }
-                }
-                cursor = entry.pointee.ai_next
-            }
-            if let v6 { return v6 }
             throw StartupError("Endpoint host \"\(name)\" has no IPv4 or IPv6 address")
         }
     }
