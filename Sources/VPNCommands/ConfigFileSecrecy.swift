@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import VPNCore
+import VPNLinux
 
 /// A config file with an inline `PrivateKey` or `PresharedKey` is a key file: like
 /// `PrivateKeyFile`, it must not be readable by group or others.
@@ -15,9 +15,8 @@ enum ConfigFileSecrecy {
             what.append("PresharedKey")
         }
         guard !what.isEmpty else { return }
-        var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        let mode = info.st_mode & 0o777
+        guard let bits = SmallFiles.mode(path) else { return }
+        let mode = bits & 0o777
         guard mode & 0o077 != 0 else { return }
         throw StartupError(
             "\(path) holds a \(what.joined(separator: " and a ")) and is readable by group or others (mode 0\(String(mode, radix: 8))); run: chmod 600 \(path)"

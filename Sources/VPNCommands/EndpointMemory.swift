@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import VPNBasics
 import VPNLinux
 import VPNCrypto
@@ -58,5 +57,5 @@ struct EndpointMemory {
         return Posix.replaceFileAtomically(path, text)
     }
 
-    func remove() { unlink(path) }
+    func remove() { SmallFiles.remove(path) }
 }

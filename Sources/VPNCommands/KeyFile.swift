@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-import Glibc
 import VPNBasics
 import VPNCrypto
+import VPNLinux
 
 /// Reading and writing key files: one base64 key per file, the `wg genkey` format.
 ///
@@ -52,35 +52,28 @@ public enum KeyFile {
     /// - Throws: ``KeyFileError`` with kind ``KeyFileError/Kind/alreadyExists`` when the file exists
     ///   and `replace` is false, or the failed system call.
     public static func writePrivateKey(_ key: SecretKey, path: String, replace: Bool) throws(KeyFileError) {
-        if replace, unlink(path) != 0, errno != ENOENT {
-            throw systemError(path: path, operation: "unlink")
-        }
-        let previousMask = umask(0o077)
-        defer { umask(previousMask) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(0o600))
-        guard fd >= 0 else {
-            throw errno == EEXIST ? KeyFileError(path: path, kind: .alreadyExists) : systemError(path: path, operation: "open")
-        }
-        defer { close(fd) }
-        // The mode given to open() already is 0600; fchmod makes it independent of any ACL default.
-        guard fchmod(fd, 0o600) == 0 else { throw systemError(path: path, operation: "fchmod") }
         var text = Array((KeyEncoding.encode(key) + "\n").utf8)
         defer { text.withUnsafeMutableBytes { secureZero($0) } }
-        try writeAll(fd: fd, text, path: path)
+        do throws(FileAccessError) {
+            try SmallFiles.createPrivate(path, bytes: text, replace: replace)
+        } catch {
+            throw KeyFileError(path: path, error)
+        }
     }
 
     /// Writes a public key to `path` as base64 and a newline (mode 0644), replacing any file there.
     ///
     /// - Throws: ``KeyFileError`` with the failed system call.
     public static func writePublicKey(_ key: Bytes32, path: String) throws(KeyFileError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(0o644))
-        guard fd >= 0 else { throw systemError(path: path, operation: "open") }
-        defer { close(fd) }
-        try writeAll(fd: fd, Array((KeyEncoding.encode(key) + "\n").utf8), path: path)
+        do throws(FileAccessError) {
+            try SmallFiles.writePublic(path, bytes: Array((KeyEncoding.encode(key) + "\n").utf8))
+        } catch {
+            throw KeyFileError(path: path, error)
+        }
     }
 
     /// The permission bits of a secret key file that make it unsafe: any access by group or others.
-    static let exposedBits: UInt32 = 0o077
+    static let exposedBits: UInt32 = SmallFiles.exposedBits
 
     private static func readSecret(path: String) throws(KeyFileError) -> SecretKey {
         try withContents(path: path, requirePrivate: true) { (text) throws(KeyFileError) -> SecretKey in
@@ -96,65 +89,35 @@ public enum KeyFile {
     private static func withContents<R>(
         path: String, requirePrivate: Bool, _ body: (Substring) throws(KeyFileError) -> R
     ) throws(KeyFileError) -> R {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw openError(path: path) }
-        defer { close(fd) }
-
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw systemError(path: path, operation: "fstat") }
-        guard info.st_mode & 0o170000 == 0o100000 else { throw KeyFileError(path: path, kind: .notRegularFile) }
-        if requirePrivate, info.st_mode & exposedBits != 0 {
-            throw KeyFileError(path: path, kind: .exposed(mode: UInt32(info.st_mode)))
-        }
-        guard info.st_size <= maximumByteCount else {
-            throw KeyFileError(path: path, kind: .tooLarge(byteCount: Int(info.st_size)))
-        }
-
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maximumByteCount + 1, alignment: 16)
         defer {
             secureZero(buffer)
             buffer.deallocate()
         }
-        var count = 0
-        while count < buffer.count {
-            let n = read(fd, buffer.baseAddress! + count, buffer.count - count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw systemError(path: path, operation: "read")
-            }
-            if n == 0 { break }
-            count += n
+        let count: Int
+        do throws(FileAccessError) {
+            count = try SmallFiles.read(path, requirePrivate: requirePrivate, into: buffer)
+        } catch {
+            throw KeyFileError(path: path, error)
         }
-        guard count <= maximumByteCount else { throw KeyFileError(path: path, kind: .tooLarge(byteCount: count)) }
         // The String copy is unavoidable with a String-based decoder; it is short-lived.
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
         return try body(text[...])
     }
+}
 
-    private static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws(KeyFileError) {
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw systemError(path: path, operation: "write")
-            }
-            written += n
+extension KeyFileError {
+    /// The same failure, said of the key file at `path`.
+    init(path: String, _ error: FileAccessError) {
+        switch error {
+        case .notFound: self.init(path: path, kind: .notFound)
+        case .permissionDenied: self.init(path: path, kind: .permissionDenied)
+        case .notRegularFile: self.init(path: path, kind: .notRegularFile)
+        case .exposed(let mode): self.init(path: path, kind: .exposed(mode: mode))
+        case .tooLarge(let count): self.init(path: path, kind: .tooLarge(byteCount: count))
+        case .alreadyExists: self.init(path: path, kind: .alreadyExists)
+        case .system(let operation, let errno, let message):
+            self.init(path: path, kind: .system(operation: operation, errno: errno, message: message))
         }
-    }
-
-    private static func openError(path: String) -> KeyFileError {
-        switch errno {
-        case ENOENT: return KeyFileError(path: path, kind: .notFound)
-        case EACCES, EPERM: return KeyFileError(path: path, kind: .permissionDenied)
-        case EISDIR: return KeyFileError(path: path, kind: .notRegularFile)
-        default: return systemError(path: path, operation: "open")
-        }
-    }
-
-    static func systemError(path: String, operation: String) -> KeyFileError {
-        let code = errno
-        return KeyFileError(
-            path: path, kind: .system(operation: operation, errno: code, message: String(cString: strerror(code))))
     }
 }

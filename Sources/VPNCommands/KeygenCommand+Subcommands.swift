@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
-import Glibc
+import VPNLinux
 import VPNBasics
 import VPNCrypto
 
@@ -138,15 +138,12 @@ private func readPrivateKeyFromStandardInput() throws(KeygenFailure) -> SecretKe
         secureZero(buffer)
         buffer.deallocate()
     }
-    var count = 0
-    while count < buffer.count {
-        let n = read(STDIN_FILENO, buffer.baseAddress! + count, buffer.count - count)
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw KeygenFailure(message: "cannot read standard input: \(String(cString: strerror(errno)))")
-        }
-        if n == 0 { break }
-        count += n
+    let count: Int
+    do throws(FileAccessError) {
+        count = try SmallFiles.readStandardInput(into: buffer)
+    } catch {
+        let reason = if case .system(_, _, let message) = error { message } else { "\(error)" }
+        throw KeygenFailure(message: "cannot read standard input: \(reason)")
     }
     if count > KeyFile.maximumByteCount {
         throw KeygenFailure(message: "standard input is too long for a key (a key is one line of 44 characters)")
@@ -164,10 +161,7 @@ private func readPrivateKeyFromStandardInput() throws(KeygenFailure) -> SecretKe
 
 /// Warns, as `wg genkey` does, when a secret is about to land in a file that group or others can read.
 private func warnIfStandardOutputIsExposed() {
-    var info = stat()
-    guard fstat(STDOUT_FILENO, &info) == 0, info.st_mode & 0o170000 == 0o100000,
-          info.st_mode & KeyFile.exposedBits != 0
-    else { return }
+    guard SmallFiles.standardOutputIsExposedFile else { return }
     writeStandardError(
         "vpnd-keygen: warning: standard output is a file that group or others can read; "
             + "create it under umask 077 or run chmod 600 on it\n")
@@ -175,16 +169,9 @@ private func warnIfStandardOutputIsExposed() {
 
 /// Creates `path` and any missing parents with mode 0700; an existing directory is fine.
 private func makeDirectory(_ path: String) throws(KeyFileError) {
-    var prefix = path.hasPrefix("/") ? "/" : ""
-    for component in path.split(separator: "/") {
-        prefix += component
-        if mkdir(prefix, 0o700) != 0, errno != EEXIST {
-            throw KeyFile.systemError(path: prefix, operation: "mkdir")
-        }
-        prefix += "/"
-    }
-    var info = stat()
-    guard stat(path, &info) == 0, info.st_mode & 0o170000 == 0o040000 else {
-        throw KeyFileError(path: path, kind: .notRegularFile)  // exists, but is not a directory
+    do throws(FileAccessError) {
+        try SmallFiles.makeDirectories(path)
+    } catch {
+        throw KeyFileError(path: path, error)  // .notRegularFile: exists, but is not a directory
     }
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
-import Glibc
+import VPNLinux
 import VPNCrypto
 
 /// `vpnd-keygen`: creates and inspects vpnd keys, in the same base64 format as `wg genkey`,
@@ -49,20 +49,13 @@ public struct KeygenCommand: ParsableCommand {
 
     private static func fail(_ message: String) -> Never {
         writeStandardError("vpnd-keygen: \(message)\n")
-        Glibc.exit(1)
+        Posix.exit(1)
     }
 }
 
 /// Writes `text` to standard error unbuffered (C's `stderr` is shared mutable state to Swift 6).
 func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0, errno == EINTR { continue }
-        if n <= 0 { return }
-        offset += n
-    }
+    Posix.printError(text)
 }
 
 /// A failure of `vpnd-keygen` reported to the user as one line.
