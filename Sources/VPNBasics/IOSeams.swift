@@ -186,3 +186,16 @@ public protocol SegmentedDatagramSocket: DatagramSocket {
         segmentSizes: UnsafeMutableBufferPointer<Int>
     ) throws(IOError) -> Int
 }
+
+/// A thread started by a ``ThreadStarter``.
+public protocol StartedThread: Sendable {
+    /// Waits until the thread's body has returned.
+    func join()
+}
+
+/// Starts the daemon's long-lived threads (data plane, handshakes). Linux: POSIX threads.
+public protocol ThreadStarter: Sendable {
+    /// Starts `body` on a new thread named `name` (at most 15 bytes) with a stack of
+    /// `stackSize` bytes; nil when the system refused a thread.
+    func start(name: String, stackSize: Int, _ body: @escaping @Sendable () -> Void) -> (any StartedThread)?
+}

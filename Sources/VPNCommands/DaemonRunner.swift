@@ -152,21 +152,18 @@ enum DaemonRunner {
             throw error
         }
 
-        let poller = try EpollPoller()
-        let wakeup = try EventFDWakeup()
-        let control = DataPlaneControl(wakeup: wakeup, endpointsChanged: { ProcessSignals.send(.wake) })
-        // Handshakes (X25519) run on their own thread, never on the packet thread.
-        let handshakeWorker = HandshakeWorker(doorbell: try EventFDWakeup(), dataPlaneWakeup: wakeup)
-        let handshakePoller = try EpollPoller()
-        let tunnel = Tunnel(
-            configuration: tunnelConfiguration, entropy: SystemEntropy(), timestamps: SystemTimestamps(),
-            handshakes: .deferred(capacity: handshakeWorker.capacity))
-        let dataPlane = try DataPlane(
-            tunnel: tunnel, device: device, transport: transport, poller: poller, clock: BootClock(), control: control,
+        // The daemon itself, from the Linux backends; handshakes (X25519) run on their own
+        // thread, never on the packet thread.
+        let daemon = try Daemon(Daemon.Parts(
+            configuration: tunnelConfiguration, device: device, transport: transport, poller: try EpollPoller(),
+            wakeup: try EventFDWakeup(), clock: BootClock(), entropy: SystemEntropy(), timestamps: SystemTimestamps(),
             logger: logger,
             offloads: DataPlaneOffloads(
                 deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0),
-            handshakes: handshakeWorker)
+            handshakeThread: (poller: try EpollPoller(), doorbell: try EventFDWakeup()),
+            endpointsChanged: { ProcessSignals.send(.wake) }))
+        let tunnel = daemon.tunnel
+        let control = daemon.control
 
         let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
         let portText = transportDescription(config, transport: transport)
@@ -203,11 +200,8 @@ enum DaemonRunner {
             }
         }
         let running = RunningDaemon(
-            dataPlane: dataPlane, control: control, controlSocket: controlSocket, device: device, netlink: netlink,
-            memory: memory, hostNames: hostNames, logger: logger,
-            handshakes: HandshakeThread(
-                worker: handshakeWorker, processor: tunnel.makeHandshakeProcessor(), poller: handshakePoller,
-                logger: logger))
+            daemon: daemon, controlSocket: controlSocket, device: device, netlink: netlink, memory: memory,
+            hostNames: hostNames, logger: logger)
         running.unprivileged = account != nil
         return running
     }
@@ -260,62 +254,40 @@ struct SystemTimestamps: TimestampSource {
     }
 }
 
-/// A started daemon: its data-plane thread, control socket and interface.
-final class RunningDaemon: @unchecked Sendable {
-    // Touched only by the main thread, except `dataPlane`, which only its own thread runs.
-    let control: DataPlaneControl
+/// A started daemon: its threads, control socket and interface. Used by the main thread only.
+final class RunningDaemon {
+    let daemon: Daemon
+    var control: DataPlaneControl { daemon.control }
     let memory: EndpointMemory
     let hostNames: HostNameRefresher
     private let controlSocket: ControlSocket
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
-    private let handshakes: HandshakeThread
-    private let done = Semaphore()
     private(set) var failed = false
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
     var interfaceName: String { device.name }
 
-    init(dataPlane: DataPlane, control: DataPlaneControl, controlSocket: ControlSocket, device: TunDevice,
-         netlink: Netlink, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger,
-         handshakes: HandshakeThread) {
-        self.control = control
-        self.handshakes = handshakes
+    init(daemon: Daemon, controlSocket: ControlSocket, device: TunDevice, netlink: Netlink, memory: EndpointMemory,
+         hostNames: HostNameRefresher, logger: Logger) {
+        self.daemon = daemon
         self.hostNames = hostNames
         self.memory = memory
         self.controlSocket = controlSocket
         self.device = device
         self.netlink = netlink
         self.logger = logger
-        // Before the data plane's first packet: its first handshake goes to this thread.
-        if !handshakes.start() {
-            logger.error("cannot start the handshake thread")
+        // A thread that stops by itself (or cannot start) makes the main thread's wait return.
+        if !daemon.start(threads: PosixThreads(), handshakeEntropy: SystemEntropy(), onFailure: { ProcessSignals.send(.terminate) }) {
             failed = true
-            ProcessSignals.send(.terminate)
-        }
-        let box = DataPlaneBox(dataPlane)
-        let started = startThread(name: "vpnd-dataplane", stackSize: 1 << 20) { [done, control] in
-            if box.dataPlane.run() != nil {
-                // The data plane died: make the main thread's sigwait return.
-                ProcessSignals.send(.terminate)
-            }
-            _ = control
-            done.signal()
-        }
-        if !started {
-            logger.error("cannot start the data-plane thread")
-            failed = true
-            done.signal()
             ProcessSignals.send(.terminate)
         }
         controlSocket.start()
     }
 
     func stop() {
-        control.requestStop()
-        done.wait()
-        handshakes.stop()
+        daemon.stop()
         if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()
         if unprivileged {
@@ -326,48 +298,5 @@ final class RunningDaemon: @unchecked Sendable {
             // A tun device vanishes when its fd closes anyway; only log if it is still there.
             logger.debug("removing \(device.name): \(error)")
         }
-    }
-}
-
-/// Hands the thread-confined data plane to its thread.
-private final class DataPlaneBox: @unchecked Sendable {
-    let dataPlane: DataPlane
-    init(_ dataPlane: DataPlane) { self.dataPlane = dataPlane }
-}
-
-/// The handshake thread: runs a ``HandshakeWorker`` with its own processor, entropy and poller.
-final class HandshakeThread: @unchecked Sendable {
-    // `processor` and `poller` are handed to the thread once, in start(); nothing else touches them.
-    let worker: HandshakeWorker
-    private let processor: HandshakeProcessor
-    private let poller: EpollPoller
-    private let done = Semaphore()
-    private let logger: Logger
-    private var started = false
-
-    init(worker: HandshakeWorker, processor: HandshakeProcessor, poller: EpollPoller, logger: Logger) {
-        self.logger = logger
-        self.worker = worker
-        self.processor = processor
-        self.poller = poller
-    }
-
-    /// Starts the thread; false if the system refused one.
-    func start() -> Bool {
-        started = startThread(name: "vpnd-handshake", stackSize: 1 << 20) { [self] in
-            if let error = worker.run(processor: processor, entropy: SystemEntropy(), poller: poller) {
-                // Without this thread no session can be made: stop the daemon, as a dead data plane does.
-                logger.error("handshake thread stopped: \(error)")
-                ProcessSignals.send(.terminate)
-            }
-            done.signal()
-        }
-        return started
-    }
-
-    func stop() {
-        guard started else { return }
-        worker.requestStop()
-        done.wait()
     }
 }

@@ -13,7 +13,7 @@ public enum Sodium {
 }
 
 /// The operating system's entropy through libsodium's `randombytes_buf`.
-public struct SystemEntropy: EntropySource {
+public struct SystemEntropy: EntropySource, Sendable {
     public init() { Sodium.initialise() }
 
     public mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import CLinuxShims
 import Glibc
 
 /// Why a ``UnixStreamServer`` could not be opened.

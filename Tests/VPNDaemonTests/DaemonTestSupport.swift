@@ -101,22 +101,22 @@ struct TestIdentities {
 /// The largest message either transport carries for `testMTU` (as the composition root computes it).
 let maxMessage = TransportData.messageSize(forPacketLength: testMTU + 14, mtu: testMTU + 14)
 
-/// One daemon: its data plane and everything around it.
+/// One daemon, built as `vpnd` builds it (``Daemon``), from fakes; driven by hand.
 final class Node {
     let name: String
-    let tunnel: Tunnel
+    let daemon: Daemon
     let device: FakePacketDevice
     let transport: any Transport
     let poller: any Poller
     let clock: any Clock
-    let control: DataPlaneControl
-    let dataPlane: DataPlane
     let log: LogRecorder
-    /// With deferred handshakes: the worker, and the processor and entropy its thread would own
-    /// (``pump(_:maxRounds:sourceLocation:)`` runs it between data-plane iterations).
-    let worker: HandshakeWorker?
-    var processor: HandshakeProcessor?
+    /// The entropy the handshake thread would own (``pump(_:maxRounds:sourceLocation:)`` runs
+    /// the handshake jobs between data-plane iterations).
     var workerEntropy: SeededEntropy
+    var tunnel: Tunnel { daemon.tunnel }
+    var control: DataPlaneControl { daemon.control }
+    var dataPlane: DataPlane { daemon.dataPlane }
+    var worker: HandshakeWorker? { daemon.worker }
 
     init(
         name: String, configuration: TunnelConfiguration, entropySeed: UInt64, device: FakePacketDevice,
@@ -126,32 +126,21 @@ final class Node {
         self.log = log
         self.name = name
         workerEntropy = SeededEntropy(seed: entropySeed &+ 1)
-        if deferredHandshakes {
-            let worker = HandshakeWorker(doorbell: FakeWakeup(), dataPlaneWakeup: wakeup)
-            self.worker = worker
-            tunnel = Tunnel(
-                configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps(),
-                handshakes: .deferred(capacity: worker.capacity))
-            processor = tunnel.makeHandshakeProcessor()
-        } else {
-            worker = nil
-            tunnel = Tunnel(configuration: configuration, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps())
-        }
         self.device = device
         self.transport = transport
         self.poller = poller
         self.clock = clock
-        control = DataPlaneControl(wakeup: wakeup)
-        dataPlane = try DataPlane(
-            tunnel: tunnel, device: device, transport: transport, poller: poller, clock: clock, control: control,
-            logger: makeLogger(log), offloads: offloads, handshakes: worker)
+        daemon = try Daemon(Daemon.Parts(
+            configuration: configuration, device: device, transport: transport, poller: poller, wakeup: wakeup,
+            clock: clock, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps(),
+            logger: makeLogger(log), offloads: offloads,
+            handshakeThread: deferredHandshakes ? (poller: FakePoller(clock: ManualClock()), doorbell: FakeWakeup()) : nil))
     }
 
     /// Runs the handshake worker's queued jobs (what its thread would do); returns how many.
     @discardableResult
     func runHandshakeWorker() -> Int {
-        guard let worker, processor != nil else { return 0 }
-        return worker.processPending(with: &processor!, entropy: &workerEntropy)
+        daemon.runHandshakeJobs(entropy: &workerEntropy)
     }
 
     var fakePoller: FakePoller { poller as! FakePoller }
