@@ -40,34 +40,34 @@ import VPNCore
 /// Not thread-safe: one thread calls ``run()`` (or ``runOnce(timeoutCap:)`` in tests); other
 /// threads talk to it only through ``DataPlaneControl``.
 public final class DataPlane {
-    private let tunnel: Tunnel
-    private let device: any PacketDevice
-    private let transport: any Transport
+    let tunnel: Tunnel
+    let device: any PacketDevice
+    let transport: any Transport
     private let poller: any Poller
     private let clock: any Clock
-    private let control: DataPlaneControl
-    private let logger: Logger
+    let control: DataPlaneControl
+    let logger: Logger
     /// The handshake thread, when the tunnel defers its handshakes there.
     private let handshakes: HandshakeWorker?
 
-    private let batchSize: Int
+    let batchSize: Int
     private let slab: PacketSlab
     private let buffers: UnsafeMutableBufferPointer<PacketBuffer>
-    private let sendBuffers: UnsafeMutableBufferPointer<PacketBuffer>
-    private let sendEndpoints: UnsafeMutableBufferPointer<Endpoint>
+    let sendBuffers: UnsafeMutableBufferPointer<PacketBuffer>
+    let sendEndpoints: UnsafeMutableBufferPointer<Endpoint>
     private let events: UnsafeMutableBufferPointer<PollEvent>
-    private let headroom: Int
+    let headroom: Int
 
-    private let dropLog: RateLimitedLog
+    let dropLog: RateLimitedLog
 
     /// Offload state; nil when the device frames carry no virtio-net header.
-    private let offload: OffloadBuffers?
+    let offload: OffloadBuffers?
     /// Delivered packets waiting for the end of the receive batch (views into receive buffers).
-    private let pendingWrites: UnsafeMutableBufferPointer<PacketBuffer>
-    private var pendingCount = 0
+    let pendingWrites: UnsafeMutableBufferPointer<PacketBuffer>
+    var pendingCount = 0
     /// A send error met while flushing a full outbox inside a receive round (where nothing may
     /// throw); rethrown once the round is over.
-    private var deferredSendError: IOError?
+    var deferredSendError: IOError?
 
     static let deviceToken: UInt64 = 1
     static let wakeupToken: UInt64 = 2
@@ -226,230 +226,10 @@ public final class DataPlane {
         }
     }
 
-    // MARK: - Tun → network with offloads
-
-    /// Tun → network with a virtio-net header: read super-packets, split each into a region at a
-    /// fixed stride, seal the segments in place, and send each region as its ``GSOSendPlan``
-    /// says: UDP GSO sends within the kernel's limits, or single datagrams when a segment went
-    /// elsewhere or was staged, or the transport cannot send segmented runs (TCP).
-    private func readSuperPackets(now: Instant, offload: OffloadBuffers) throws(IOError) {
-        let segmented = transport.supportsSegmentedSend
-        for _ in 0..<4 {
-            for i in 0..<OffloadBuffers.reads { offload.reads[i].reset(headroom: 0) }
-            let count = try device.read(into: offload.reads)
-            if count == 0 { return }
-            var gsoCount = 0
-            var singles = 0
-            for r in 0..<count {
-                let frame = UnsafeRawBufferPointer(offload.reads[r].bytes)
-                guard let header = VirtioNetHeader(parsing: frame) else {
-                    tunnel.countDrop(.malformedOffload)
-                    continue
-                }
-                // An IP packet (tun) or an Ethernet frame (tap).
-                let packet = UnsafeRawBufferPointer(rebasing: frame[VirtioNetHeader.size...])
-                let stride: Int
-                switch offload.stride(for: packet, header: header) {
-                case .stride(let value): stride = value
-                case .drop(let reason):
-                    tunnel.countDrop(reason)
-                    continue
-                }
-                let region = offload.region(r)
-                let slots = GSOSendPlan.segmentSlots(
-                    packetLength: packet.count, header: header, limit: OffloadBuffers.segmentsPerRead)
-                for i in 0..<slots {
-                    offload.segments[i] = PacketBuffer(base: region + i * stride, capacity: stride, headroom: headroom)
-                }
-                let produced: Int
-                switch GSOSplitter.split(
-                    packet, header: header, linkHeaderLength: offload.linkHeaderLength,
-                    into: UnsafeMutableBufferPointer(rebasing: offload.segments[0..<slots]))
-                {
-                case .segments(let n): produced = n
-                case .drop(let reason):
-                    tunnel.countDrop(reason)
-                    continue
-                }
-                // Seal each segment where it lies; the plan checks that they stay one contiguous run.
-                var plan = GSOSendPlan(stride: stride, segments: produced, segmentedSends: segmented)
-                for i in 0..<produced {
-                    offload.segmentSent[i] = false
-                    switch tunnel.encapsulate(&offload.segments[i], now: now) {
-                    case .send(let endpoint):
-                        offload.segmentSent[i] = true
-                        offload.segmentDestinations[i] = endpoint
-                        plan.sealed(
-                            i, offset: region.distance(to: offload.segments[i].base + offload.segments[i].start),
-                            length: offload.segments[i].count, to: endpoint)
-                    case .reply:
-                        // The segment became an ICMP error for its sender: back into the device,
-                        // behind a plain virtio-net header.
-                        plan.notSent()
-                        if offload.segments[i].headroom >= VirtioNetHeader.size {
-                            let header = offload.segments[i].prepend(VirtioNetHeader.size)
-                            VirtioNetHeader().write(to: header.baseAddress!)
-                            write(offload.segments[i], now: now)
-                        }
-                    case .staged, .drop:
-                        plan.notSent()
-                    }
-                }
-                if let destination = plan.segmentedDestination {
-                    for send in plan.sends(lastLength: offload.segments[produced - 1].count) {
-                        var run = PacketBuffer(base: region + send.offset, capacity: send.length, headroom: 0)
-                        run.didWrite(send.length)
-                        offload.gsoBuffers[gsoCount] = run
-                        offload.gsoSizes[gsoCount] = stride
-                        offload.gsoDestinations[gsoCount] = destination
-                        gsoCount += 1
-                    }
-                    continue
-                }
-                for i in 0..<produced where offload.segmentSent[i] {
-                    if singles == batchSize {
-                        try sendPending(singles)
-                        singles = 0
-                    }
-                    sendBuffers[singles] = offload.segments[i]
-                    sendEndpoints[singles] = offload.segmentDestinations[i]
-                    singles += 1
-                }
-            }
-            if singles > 0 { try sendPending(singles) }
-            if gsoCount > 0 {
-                try transport.sendSegmented(
-                    UnsafeBufferPointer(rebasing: offload.gsoBuffers[0..<gsoCount]),
-                    segmentSizes: UnsafeBufferPointer(rebasing: offload.gsoSizes[0..<gsoCount]),
-                    to: UnsafeBufferPointer(rebasing: offload.gsoDestinations[0..<gsoCount]))
-            }
-            try flushOutbox()
-            if count < OffloadBuffers.reads { return }
-        }
-    }
-
-    private func sendPending(_ count: Int) throws(IOError) {
-        try transport.send(
-            UnsafeBufferPointer(rebasing: sendBuffers[0..<count]),
-            to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<count]))
-    }
-
-    // MARK: - Network → tun
-
-    /// Reads what `event` made ready on the transport, batch by batch: each message is
-    /// decapsulated, the batch's packets written (coalesced) before the transport reuses its
-    /// buffers, and the transport told what the batch held.
-    private func receiveFromTransport(_ event: PollEvent, now: Instant) throws(IOError) {
-        while true {
-            let batch = try transport.receive(event, now: now)
-            handleTransportEvents(now: now)
-            var verdict = BatchVerdict.unauthenticated
-            for i in 0..<batch.messages.count {
-                switch deliver(&batch.messages[i], from: batch.sources[i], now: now) {
-                case .authenticated: verdict = .authenticated
-                case .other: break
-                case .malformed(let reason): if batch.stream { verdict = .malformed(reason) }
-                }
-                // Nothing after a malformed message on a stream is delivered.
-                if case .malformed = verdict { break }
-            }
-            writePending(now: now)
-            transport.finishBatch(verdict)
-            if !batch.more { break }
-        }
-        handleTransportEvents(now: now)
-    }
-
-    /// Acts on what the transport saw.
-    private func handleTransportEvents(now: Instant) {
-        while let event = transport.nextEvent() {
-            switch event {
-            case .connected:
-                // A new TCP connection: the server may have lost our session with the old one.
-                tunnel.restartSessions(now: now)
-            case .invalidStream(_, let reason):
-                // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
-                tunnel.countDrop(reason)
-            case .pathMTU(let destination, let mtu):
-                tunnel.pathMTUReported(destination: destination, outerMTU: mtu, now: now)
-            }
-        }
-    }
-
-    /// What one received message turned out to be.
-    private enum Delivery {
-        /// A transport-data message (a keepalive included) that a session opened.
-        case authenticated
-        /// Anything else the tunnel took or dropped.
-        case other
-        /// Not a well-formed message (truncated, oversized, unknown type): over a stream, the
-        /// connection is closed.
-        case malformed(DropReason)
-    }
-
-    /// Decapsulates one received message and writes (or holds) what it carries. Handshake
-    /// messages never authenticate here, whatever their outcome: a connection that completes a
-    /// handshake proves itself with the keepalive or data that follows at once.
-    private func deliver(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> Delivery {
-        // The type byte, read before decapsulation moves the buffer's start past the header.
-        let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
-        let result = tunnel.decapsulate(&datagram, from: source, now: now)
-        // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
-        // is queued now, so that the next reply finds room.
-        if tunnel.outbox.isFull { flushOutboxDeferringErrors() }
-        switch result {
-        case .deliver:
-            if offload == nil {
-                write(datagram, now: now)
-                return .authenticated
-            }
-            // Held until the end of the batch, where TCP segments of a flow are coalesced.
-            if pendingCount == OffloadBuffers.maximumPendingWrites { writePending(now: now) }
-            pendingWrites[pendingCount] = datagram
-            pendingCount += 1
-            return .authenticated
-        case .consumed:
-            return isData ? .authenticated : .other
-        case .drop(let reason):
-            // A drop is already counted by the tunnel (per peer where one is known).
-            switch reason {
-            case .truncated, .oversized, .unknownType: return .malformed(reason)
-            default: return .other
-            }
-        }
-    }
-
-    private func flushOutboxDeferringErrors() {
-        do throws(IOError) {
-            try flushOutbox()
-        } catch {
-            if deferredSendError == nil { deferredSendError = error }
-        }
-    }
-
-    private func write(_ packet: PacketBuffer, now: Instant) {
-        do throws(IOError) {
-            if try !device.write(packet) { tunnel.countDrop(.queueFull) }
-        } catch {
-            dropLog.log(logger, now: now, "writing to \(device.name) failed: \(error)")
-        }
-    }
-
-    /// Writes the packets held back during a receive batch: coalesced when the device takes
-    /// virtio-net super-packets.
-    private func writePending(now: Instant) {
-        guard pendingCount > 0, let offload else { return }
-        let packets = UnsafeMutableBufferPointer(rebasing: pendingWrites[0..<pendingCount])
-        pendingCount = 0
-        offload.resetSuperBuffers()
-        let result = offload.coalescer.coalesce(packets, superBuffers: offload.superBuffers, into: offload.results)
-        for i in 0..<result.writeCount { write(offload.results[i], now: now) }
-    }
-
     // MARK: - Outbox, events, control
 
     /// Hands the tunnel's handshake jobs to the handshake thread, then sends the outbox.
-    private func flushOutbox() throws(IOError) {
+    func flushOutbox() throws(IOError) {
         if tunnel.hasHandshakeJobs { submitHandshakeJobs() }
         while !tunnel.outbox.isEmpty {
             var pending = 0
@@ -508,17 +288,3 @@ public final class DataPlane {
 
 @available(*, unavailable)
 extension DataPlane: Sendable {}
-
-/// Log lines that could repeat per packet, at most one per interval.
-final class RateLimitedLog {
-    private let interval: Duration
-    private var last: Instant?
-
-    init(interval: Duration) { self.interval = interval }
-
-    func log(_ logger: Logger, now: Instant, _ message: @autoclosure () -> Logger.Message) {
-        if let last, now - last < interval { return }
-        last = now
-        logger.warning(message())
-    }
-}

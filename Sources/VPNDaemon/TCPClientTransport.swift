@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+import Logging
+import VPNBasics
+import VPNCore
+
+/// The client side of the TCP transport: one connection to the server, redialled with a
+/// capped backoff when it breaks; each new connection is reported (``TransportEvent/connected(_:)``)
+/// so that the data plane can start a fresh handshake.
+public final class TCPClientTransport: TCPTransportBase, Transport {
+    private let dialer: any StreamDialer
+    private let remote: Endpoint
+    private var link: StreamLink?
+    private var redialAt: Instant? = .zero
+    private var backoff: Duration = .milliseconds(250)
+    private var warnedAt: Instant?
+    private var connects: UInt64 = 0
+    static let maximumBackoff: Duration = .seconds(4)
+
+    public var tcpStatus: TCPConnectionStatus? {
+        TCPConnectionStatus(open: linksByToken.count, authenticated: authenticatedCount, connects: connects)
+    }
+
+    public init(dialer: any StreamDialer, remote: Endpoint, maxFrame: Int, logger: Logger) {
+        self.dialer = dialer
+        self.remote = remote
+        super.init(maxFrame: maxFrame, logger: logger)
+    }
+
+    public var nextDeadline: Instant? { redialAt }
+    public var localPort: UInt16? { nil }
+
+    public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
+        self.poller = poller
+        self.tokenBase = tokenBase
+    }
+
+    public func receive(_ event: PollEvent, now: Instant) throws(IOError) -> ReceivedBatch {
+        lastNow = now
+        guard let link = linksByToken[event.token] else { return .empty }
+        return receive(from: link, event: event)
+    }
+
+    public func tick(now: Instant) throws(IOError) {
+        lastNow = now
+        guard link == nil, let due = redialAt, due <= now else { return }
+        redialAt = nil
+        do throws(IOError) {
+            let connection = try dialer.connect(to: remote)
+            link = try add(connection, connecting: true)
+        } catch {
+            scheduleRedial(now: now, why: error.description)
+        }
+    }
+
+    override func linkConnected(_ link: StreamLink) {
+        logger.info("TCP: connected to \(remote)")
+        connects &+= 1
+        backoff = .milliseconds(250)
+        warnedAt = nil
+        events.append(.connected(remote))
+    }
+
+    override func linkClosed(_ closed: StreamLink, why: String) {
+        guard closed === link else { return }
+        link = nil
+        scheduleRedial(now: nil, why: why)
+    }
+
+    private func scheduleRedial(now: Instant?, why: String) {
+        if warnedAt == nil {
+            logger.warning("TCP: connection to \(remote) failed: \(why); redialling (backoff up to \(Self.maximumBackoff))")
+            warnedAt = now ?? .zero
+        } else {
+            logger.debug("TCP: redial to \(remote) failed: \(why)")
+        }
+        // `now` is unknown inside a poll callback; the loop's next tick compares against the real clock.
+        redialAt = (now ?? lastNow) + backoff
+        backoff = min(backoff * 2, Self.maximumBackoff)
+    }
+
+}
