@@ -9,11 +9,10 @@ import VPNCore
 /// and starts its two threads with ``start(threads:handshakeEntropy:onFailure:)``; the tests
 /// build it from fakes the same way and drive it by hand (``DataPlane/runOnce(timeoutCap:)``,
 /// ``runHandshakeJobs(entropy:)``).
-public final class Daemon: @unchecked Sendable {
-    // @unchecked: `tunnel` and `dataPlane` belong to one thread at a time (the data-plane thread
-    // once started, the test's thread in tests); `processor` and `handshakePoller` go to the
-    // handshake thread in start() and nothing else touches them; `threads` is the owner's (the
-    // thread that calls start and stop). Everything else is Sendable.
+///
+/// Not thread-safe: one thread builds, starts and stops it; once started, `tunnel` and
+/// `dataPlane` belong to the data-plane thread, the handshake processor to the handshake thread.
+public final class Daemon {
 
     /// What a daemon is made of.
     public struct Parts {
@@ -109,10 +108,11 @@ public final class Daemon: @unchecked Sendable {
     ) -> Bool {
         if let worker, let processor, let poller = handshakePoller {
             // Before the data plane's first packet: its first handshake goes to this thread.
-            let box = HandshakeThreadParts(processor: processor, poller: poller, entropy: handshakeEntropy)
+            let box = ThreadHandoff((processor: processor, poller: poller, entropy: handshakeEntropy))
             let logger = logger
             guard let thread = starter.start(name: "vpnd-handshake", stackSize: 1 << 20, {
-                if let error = worker.run(processor: box.processor, entropy: box.entropy, poller: box.poller) {
+                let parts = box.value
+                if let error = worker.run(processor: parts.processor, entropy: parts.entropy, poller: parts.poller) {
                     // Without this thread no session can be made: stop, as a dead data plane does.
                     logger.error("handshake thread stopped: \(error)")
                     onFailure()
@@ -123,8 +123,9 @@ public final class Daemon: @unchecked Sendable {
             }
             threads.append(thread)
         }
-        guard let thread = starter.start(name: "vpnd-dataplane", stackSize: 1 << 20, { [self] in
-            if dataPlane.run() != nil { onFailure() }
+        let dataPlane = ThreadHandoff(self.dataPlane)
+        guard let thread = starter.start(name: "vpnd-dataplane", stackSize: 1 << 20, {
+            if dataPlane.value.run() != nil { onFailure() }
         }) else {
             logger.error("cannot start the data-plane thread")
             stop()
@@ -143,10 +144,13 @@ public final class Daemon: @unchecked Sendable {
     }
 }
 
-/// The handshake thread's own values, handed over once.
-private struct HandshakeThreadParts: @unchecked Sendable {
-    // @unchecked: moved to the handshake thread in Daemon.start and used by it alone.
-    let processor: HandshakeProcessor
-    let poller: any Poller
-    let entropy: any EntropySource & Sendable
+/// Hands a thread-confined value to the thread that will own it from then on.
+private final class ThreadHandoff<Value>: @unchecked Sendable {
+    // @unchecked: the value is made on the starting thread and, once handed over, used by the new
+    // thread alone (Daemon.start); the starting thread never touches it again.
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
+
+@available(*, unavailable)
+extension Daemon: Sendable {}

@@ -210,7 +210,7 @@ public final class Semaphore: @unchecked Sendable {
 /// `stackSize` nil keeps the system default. Returns false when the thread could not be created.
 @discardableResult
 public func startThread(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Start: @unchecked Sendable {
+    final class Start: Sendable {
         let name: String
         let body: @Sendable () -> Void
         init(name: String, body: @escaping @Sendable () -> Void) {

@@ -17,8 +17,8 @@ public enum UnixSocketError: Error, Sendable {
 /// A Unix stream socket that serves one request line per connection: the daemon's control
 /// socket. The socket file is created mode 0600 by the kernel itself (umask 0177 around `bind`),
 /// so no `chmod` ever runs on a path in a directory another account may own.
-public final class UnixStreamServer: @unchecked Sendable {
-    // The listening fd is written in init and closed in stop(); the accept thread only reads it.
+public final class UnixStreamServer: Sendable {
+    // The listening fd is set in init and closed in stop(); the accept thread only reads it.
     public let path: String
     private let fd: Int32
     private let stopped = Semaphore()
