@@ -25,7 +25,7 @@ vpnd_start b client vpn0 --client --config "$(vpnd_conf_file client)"
 client_pid=$VPND_PID
 on_failure_show in_ns b ip -br addr
 wait_for "ping b -> a" 15 ping_ok b 10.9.0.1 1
-endpoint="$(vpnd_peer_endpoint server)"
+endpoint="$(vpnd_json server 'peer["endpoint"]')"
 [[ "$endpoint" == 198.18.0.2:* ]] || fail "the server's endpoint for the client is $endpoint, expected 198.18.0.2:*"
 log "server sees the client at $endpoint"
 
@@ -46,7 +46,7 @@ roam_check() {
     [ "$took" -ge 3 ] || fail "the transfer took only $took s: it ended before the address changed (2 s)"
     wait_for "the server's endpoint to become $new" 5 sh -c \
         "VPND_RUN_DIR='$(vpnd_run_dir server)' '$VPND' show vpn0 --json | grep -q '\"$new:'" \
-        || fail "after the move the server's endpoint for the client is $(vpnd_peer_endpoint server), expected $new:*"
+        || fail "after the move the server's endpoint for the client is $(vpnd_json server 'peer["endpoint"]'), expected $new:*"
     # When the server followed: its "endpoint changed to NEW" log line against the move's time.
     local moved_at changed_at line
     moved_at="$(tail -n 1 "$VPND_ITEST_DIR/roam-$new.log")"
@@ -55,7 +55,7 @@ roam_check() {
     changed_at="$(date -d "$(cut -d' ' -f1 <<<"$line")" +%s)"
     FOLLOWED=$((changed_at - moved_at))
     log "moved $old -> $new during a $took s transfer $from -> $to; the server followed after ${FOLLOWED} s" \
-        "(endpoint now $(vpnd_peer_endpoint server))"
+        "(endpoint now $(vpnd_json server 'peer["endpoint"]'))"
 }
 
 roam_check 198.18.0.2 198.18.0.3 b a 10.9.0.1

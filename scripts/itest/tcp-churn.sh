@@ -80,13 +80,13 @@ log "server tcp: $(vpnd_show server vpn0 --json | python3 -c 'import json,sys; t
 connects=$(vpnd_log_count client "TCP: connected to")
 failures=$(grep -cE "TCP: connection to .* failed" "$(vpnd_log_file client)" || true)
 log "client: $connects connects, $failures 'failed' lines, show --json tcp.connects=$(tcp_counter client connects)"
-age="$(vpnd_handshake_age client)"
+age="$(vpnd_json client 'peer["latest_handshake_seconds_ago"]')"
 since=$((($(now_ms) - attack_start) / 1000))
 log "client: latest handshake ${age}s ago, attack began ${since}s ago"
 [ "$failures" = 0 ] || fail "the real client's connection failed $failures times: $(grep -m1 -E 'TCP: connection to .* failed' "$(vpnd_log_file client)")"
 [ "$connects" = 1 ] || fail "the real client connected $connects times: its connection was dropped"
 json_connects="$(tcp_counter client connects)"
 [ "$json_connects" = 1 ] || fail "the client's show --json counts $json_connects connects, expected 1"
-python3 -c 'import sys; sys.exit(0 if sys.argv[1] != "none" and float(sys.argv[1]) + 1 >= float(sys.argv[2]) else 1)' \
+python3 -c 'import sys; sys.exit(0 if sys.argv[1] != "null" and float(sys.argv[1]) + 1 >= float(sys.argv[2]) else 1)' \
     "$age" "$since" || fail "the client's latest handshake is ${age}s old, newer than the attack (${since}s): it redialled"
 log "tcp-churn passed"
