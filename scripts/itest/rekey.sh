@@ -42,17 +42,10 @@ took=$((SECONDS - start))
 log "transfer took $took s"
 [ "$took" -ge $((2 * rekey)) ] || log "note: the transfer was shorter than two rekey intervals"
 
-vpnd_show client vpn0 --json >"$VPND_ITEST_DIR/show-client.json"
-vpnd_show server vpn0 --json >"$VPND_ITEST_DIR/show-server.json"
 for side in client server; do
-    python3 - "$VPND_ITEST_DIR/show-$side.json" "$side" "$rekey" <<'PY' || fail "vpnd show for the $side: no recent handshake"
-import json, sys
-path, side, rekey = sys.argv[1], sys.argv[2], float(sys.argv[3])
-peer = json.load(open(path))["peers"][0]
-ago = peer["latest_handshake_seconds_ago"]
-print(f"== {side}: latest handshake {ago:.2f} s ago, rx {peer['rx_bytes']} B, tx {peer['tx_bytes']} B, drops {peer['drops']}")
-sys.exit(0 if peer["has_session"] and ago is not None and ago < 2 * rekey else 1)
-PY
+    log "$side: $(vpnd_json "$side" '{k: peer[k] for k in ("has_session", "latest_handshake_seconds_ago", "rx_bytes", "tx_bytes", "drops")}')"
+    vpnd_json_ok "$side" "peer['has_session'] and handshake_at is not None and now - handshake_at < 2 * $rekey" \
+        || fail "vpnd show for the $side: no session with a handshake in the last $((2 * rekey)) s"
 done
 
 vpnd_json_watch_stop client-handshakes
