@@ -28,8 +28,7 @@ log "initiation flood with valid mac1: $rate/s from atk to $SERVER_FOR_ATTACKER:
 ns_spawn atk flood timeout --kill-after=2 25 python3 -u "$HOSTILE" initiations --to "$SERVER_FOR_ATTACKER:51820" \
     --server-pub "$(vpnd_pub server)" --rate "$rate" --seconds 15 --count $((rate * 15)) --seed "$RANDOM"
 flood_pid=$SPAWNED_PID
-wait_for "the server under load (invalid-mac2 drops)" 10 sh -c \
-    "VPND_RUN_DIR='$(vpnd_run_dir server)' '$VPND' show vpn0 --json | grep -q '\"invalid-mac2\" *: *[1-9]'" \
+wait_for "the server under load (invalid-mac2 drops)" 10 vpnd_json_ok server 'drops["invalid-mac2"] > 0' \
     || fail "no invalid-mac2 drop 10 s into a flood of $rate initiations/s: the cookie mechanism did not engage"
 
 start_ms=$(now_ms)

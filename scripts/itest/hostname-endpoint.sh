@@ -76,10 +76,12 @@ log "$(cat "$VPND_ITEST_DIR/unpriv.err")"
 log "the tunnel with a host-name Endpoint (the client as nobody)"
 vpnd_start srv srv vpnd0 --server --config "$(vpnd_conf_file srv)"
 vpnd_start cli cli vpnd0 --client --config "$(vpnd_conf_file cli)" --user nobody
-grep -q "switched to user nobody" "$(vpnd_log_file cli)" || fail "the client did not switch to nobody: $(cat "$(vpnd_log_file cli)")"
+nobody_uid="$(id -u nobody)"
+grep -Eq "^Uid:\s+$nobody_uid\s+$nobody_uid\s+$nobody_uid\s+$nobody_uid$" "/proc/$VPND_PID/status" \
+    || fail "the client does not run as nobody (uid $nobody_uid): $(grep '^Uid:' "/proc/$VPND_PID/status")"
 wait_for "cli -> srv" 15 ping_ok cli 10.79.0.1 1
 ping_ok srv 10.79.0.2 5
-endpoint="$(vpnd_show cli vpnd0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"][0]["endpoint"])')"
+endpoint="$(vpnd_json cli 'peer["endpoint"]')"
 [ "$endpoint" = "$UNDERLAY_A:51820" ] || fail "the client's peer endpoint is $endpoint, expected $UNDERLAY_A:51820"
 log "client's peer endpoint: $endpoint"
 transfer_check cli srv 10.79.0.1 5M 60

@@ -31,12 +31,10 @@ transfer_check a b 10.80.0.2 "$BYTES" 90
 vpnd_show cli vpnd0 | sed -n 's/^ *\(latest handshake\|transfer\): /vpnd client: \1: /p'
 # wireguard-go drops vpnd's path probes (type 5) unread: vpnd marks the peer as one that does not
 # answer them, keeps the full MTU on this clean path, and the session is untouched.
-probe_state() {
-    vpnd_show cli vpnd0 --json | python3 -c 'import json, sys; p = json.load(sys.stdin)["peers"][0]; print(p["echoes_probes"], p["path_mtu"])'
-}
-wait_for "vpnd to see that wireguard-go does not echo probes" 10 sh -c "[ \"\$(VPND_RUN_DIR='$(vpnd_run_dir cli)' '$VPND' show vpnd0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"peers\"][0][\"echoes_probes\"])')\" = False ]" \
-    || fail "vpnd's view of wireguard-go's probe echoes after 10 s: $(probe_state) (expected False 1420)"
-[ "$(probe_state)" = "False 1420" ] || fail "path MTU towards wireguard-go on a clean path: $(probe_state), expected 1420"
+probe_state() { vpnd_json cli '{k: peer[k] for k in ("echoes_probes", "path_mtu")}'; }
+wait_for "vpnd to see that wireguard-go does not echo probes" 10 vpnd_json_ok cli 'peer["echoes_probes"] is False' \
+    || fail "vpnd's view of wireguard-go's probe echoes after 10 s: $(probe_state) (expected false, 1420)"
+vpnd_json_ok cli 'peer["path_mtu"] == 1420' || fail "path MTU towards wireguard-go on a clean path: $(probe_state), expected 1420"
 ping_ok b 10.80.0.1 5
 log "vpnd client: wireguard-go does not answer path probes; path mtu stays 1420"
 log "interop-wg-server passed"

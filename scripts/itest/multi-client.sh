@@ -12,13 +12,6 @@
 source "$(dirname "$0")/../lib/netns.sh"
 source "$VPND_REPO/scripts/lib/vpnd.sh"
 
-# How many packets the server has dropped for REASON, over the interface and all its peers.
-server_drops() {
-    vpnd_show srv vpnd0 --json | python3 -c '
-import json, sys
-doc = json.load(sys.stdin)
-print(doc["drops"].get(sys.argv[1], 0) + sum(p["drops"].get(sys.argv[1], 0) for p in doc["peers"]))' "$1"
-}
 # Packets the kernel received from vpnd's tun in the server namespace (what vpnd delivered).
 server_tun_rx() { in_ns srv --timeout 5 cat /sys/class/net/vpnd0/statistics/rx_packets; }
 
@@ -85,13 +78,13 @@ transfer_check c1 c2 10.77.0.3 5M 60
 transfer_check c2 c1 10.77.0.2 5M 60
 
 log "client1 forges client2's source address: the server drops it"
-before_drops="$(server_drops source-not-allowed)"
+before_drops="$(vpnd_drops srv source-not-allowed)"
 before_rx="$(server_tun_rx)"
 in_ns c1 --timeout 5 ip addr add 10.77.0.3/32 dev vpnd0
 if in_ns c1 --timeout 10 ping -n -q -c 5 -i 0.2 -W 1 -I 10.77.0.3 10.77.0.1 >/dev/null 2>&1; then
     fail "a ping from c1 with c2's source address 10.77.0.3 was answered"
 fi
-after_drops="$(server_drops source-not-allowed)"
+after_drops="$(vpnd_drops srv source-not-allowed)"
 after_rx="$(server_tun_rx)"
 log "server: source-not-allowed $before_drops -> $after_drops, tun rx packets $before_rx -> $after_rx"
 [ "$after_drops" -eq $((before_drops + 5)) ] \

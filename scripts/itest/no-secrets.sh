@@ -29,6 +29,8 @@ server_pid=$VPND_PID
 vpnd_start b client vpn0 --client -v --config "$(vpnd_conf_file client)"
 client_pid=$VPND_PID
 VPND_EXTRA_ENV=""
+vpnd_json_watch server server-handshakes 'handshake_at'
+vpnd_json_watch client client-handshakes 'handshake_at'
 
 ping_ok b 10.9.0.1 10
 ping_ok a 10.9.0.2 10
@@ -48,14 +50,15 @@ while [ "$SECONDS" -lt "$deadline" ] || [ "$round" -lt 2 ]; do
 done
 
 for side in server client; do
+    vpnd_json_watch_stop "$side-handshakes"
+    n="$(vpnd_handshakes_seen "$side-handshakes")"
+    log "$side: $n handshakes seen in show --json, $(wc -l <"$(vpnd_log_file "$side")") log lines"
+    [ "$n" -ge 3 ] || fail "$side: vpnd show saw $n handshakes; expected at least 3 (rekeys every $rekey s)"
+done
+for side in server client; do
     pid_var="${side}_pid"
     kill -TERM "${!pid_var}"
     wait "${!pid_var}" || fail "vpnd $side exited with an error after SIGTERM"
-done
-for side in server client; do
-    n="$(vpnd_log_count "$side" "handshake completed")"
-    log "$side: $n handshakes completed, $(wc -l <"$(vpnd_log_file "$side")") log lines"
-    [ "$n" -ge 3 ] || fail "$side completed $n handshakes; expected at least 3 (rekeys every $rekey s)"
 done
 for side in server client; do
     f="$(vpnd_run_dir "$side")/vpn0.endpoints"

@@ -53,9 +53,8 @@ vpnd_keypair server
 vpnd_keypair client
 
 # path_mtu of LOG's (only) peer in `vpnd show --json`.
-path_mtu() {
-    vpnd_show "$1" vpn0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"][0]["path_mtu"])'
-}
+path_mtu() { vpnd_json "$1" 'peer["path_mtu"]'; }
+both_find_1220() { vpnd_json_ok server-auto 'peer["path_mtu"] == 1220' && vpnd_json_ok client-auto 'peer["path_mtu"] == 1220'; }
 ms_since() { echo $(($(now_ms) - $1)); }
 
 # start_pair TAG [MTU]: the server in a, the client in b; waits for the tunnel.
@@ -90,8 +89,7 @@ timed_transfers() {
 
 log "black hole, default MTU 1420 on both ends: path probes must find 1220"
 start_pair auto
-wait_for "both ends to find the 1220-byte path" 10 sh -c \
-    "[ \"\$(VPND_RUN_DIR='$(vpnd_run_dir server-auto)' '$VPND' show vpn0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"peers\"][0][\"path_mtu\"])')\" = 1220 ] && [ \"\$(VPND_RUN_DIR='$(vpnd_run_dir client-auto)' '$VPND' show vpn0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"peers\"][0][\"path_mtu\"])')\" = 1220 ]" \
+wait_for "both ends to find the 1220-byte path" 10 both_find_1220 \
     || fail "path MTU after 10 s: server $(path_mtu server-auto), client $(path_mtu client-auto) (expected 1220 on both)"
 log "path MTU found: server $(path_mtu server-auto), client $(path_mtu client-auto)"
 timed_transfers auto

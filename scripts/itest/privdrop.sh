@@ -145,7 +145,7 @@ transfer_check b a 10.9.0.1 10M 60
 transfer_check a b 10.9.0.2 10M 60 5202
 vpnd_show server vpn0 | sed 's/^/    /'
 vpnd_show server vpn0 | grep -qx "peer: $(vpnd_pub client)" || fail "vpnd show (root) against the unprivileged server failed"
-vpnd_show client vpn0 --json | grep -q '"has_session" : true' || fail "vpnd show --json (root) against the unprivileged client failed"
+vpnd_json_ok client 'peer["has_session"]' || fail "vpnd show --json (root) against the unprivileged client failed"
 in_ns a --timeout 5 ip route show 10.77.0.0/24 | grep -q "dev vpn0" || fail "the route to 10.77.0.0/24 is missing"
 
 # 4. SIGTERM: clean exit, interface and routes gone, socket removed, endpoints written by nobody.

@@ -4,8 +4,8 @@
 # other end gets a reset): vpnd's client redials, both ends handshake again, and the inner TCP transfer
 # goes on to completion intact. Twice: the client's socket killed during 25 MB client -> server, then
 # the server's accepted socket killed during 25 MB server -> client. Both eth0 are shaped to 40 Mbit/s
-# so each transfer outlasts the reset. Prints how long the tunnel was down (from the kill to the
-# client's next "TCP: connected" log line).
+# so each transfer outlasts the reset. The client's `show --json` counts the redial (tcp.connects one
+# more) and a new handshake after the kill; prints how long after the kill that handshake came.
 #
 #   a: vpnd --server 10.9.0.1/24, TCP listener 198.18.0.1:51820     b: vpnd --client 10.9.0.2/24
 source "$(dirname "$0")/../lib/netns.sh"
@@ -33,7 +33,7 @@ reset_later() {
 
 reset_check() {
     local where="$1" filter="$2" from="$3" to="$4" addr="$5" start took connected_before connected_after
-    connected_before=$(vpnd_log_count client "TCP: connected to")
+    connected_before="$(vpnd_json client 'tcp["connects"]')"
     reset_later "$where" "$filter" 2
     start=$SECONDS
     transfer_check "$from" "$to" "$addr" "$bytes" 120 \
@@ -43,14 +43,17 @@ reset_check() {
     grep -q ":51820" "$VPND_ITEST_DIR/reset-$where.log" \
         || fail "ss -K in $where killed no connection: $(cat "$VPND_ITEST_DIR/reset-$where.log")"
     [ "$took" -ge 3 ] || fail "the transfer took only $took s: it ended before the reset (2 s)"
-    connected_after=$(vpnd_log_count client "TCP: connected to")
+    connected_after="$(vpnd_json client 'tcp["connects"]')"
     [ "$connected_after" -gt "$connected_before" ] || fail "the client did not reconnect after the reset in $where"
-    local killed_ns line back_ms
+    local killed_ns handshake_at after
     killed_ns="$(head -n 1 "$VPND_ITEST_DIR/reset-$where.log")"
-    line="$(grep -F "TCP: connected to" "$(vpnd_log_file client)" | tail -n 1)"
+    handshake_at="$(vpnd_json client 'handshake_at')"
+    [ "$handshake_at" != null ] || fail "the client has no handshake after the reset in $where"
+    after="$(awk -v h="$handshake_at" -v k="$killed_ns" 'BEGIN { printf "%.1f", h - k / 1e9 }')"
+    awk -v a="$after" 'BEGIN { exit !(a > 0) }' \
+        || fail "the client's latest handshake is ${after#-} s older than the reset in $where: no new session"
     log "outer connection killed in $where during a $took s transfer $from -> $to: intact;" \
-        "client reconnects: $connected_before -> $connected_after; last: ${line%% *}" \
-        "(kill at $(date -d "@$((killed_ns / 1000000000))" +%T))"
+        "client connects: $connected_before -> $connected_after; new handshake $after s after the kill"
 }
 
 reset_check b "state established dst $UNDERLAY_A dport = :51820" b a 10.9.0.1

@@ -33,9 +33,7 @@ reassembled() {
 ping_size() { in_ns "$1" --timeout 8 ping -n -q -c 3 -i 0.2 -W 2 -M do -s "$3" "$2" >/dev/null 2>&1; }
 
 # path_mtu of LOG's (only) peer in `vpnd show --json`.
-path_mtu() {
-    vpnd_show "$1" vpn0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"][0]["path_mtu"])'
-}
+path_mtu() { vpnd_json "$1" 'peer["path_mtu"]'; }
 
 run_pass() {
     local mtu="$1" offload="$2" pmtud="${3:-on}" tag="$1-$2-${3:-on}" flags=() before_a before_b frag_a frag_b

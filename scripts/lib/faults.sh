@@ -35,38 +35,4 @@ fault_configs() {
         --endpoint "$endpoint" --transport "$transport" --ifname vpn0 "$@"
 }
 
-# Drops counted for REASON by the daemon started as LOG (interface-wide plus every peer's):
-#   vpnd_drops LOG REASON
-vpnd_drops() {
-    vpnd_show "$1" vpn0 --json | python3 -c '
-import json, sys
-doc = json.load(sys.stdin)
-print(doc["drops"].get(sys.argv[1], 0) + sum(p["drops"].get(sys.argv[1], 0) for p in doc["peers"]))' "$2"
-}
-
-# Every non-zero drop counter of LOG's daemon as "reason=N ..." (interface and peers added up).
-vpnd_drops_summary() {
-    vpnd_show "$1" vpn0 --json | python3 -c '
-import json, sys
-doc = json.load(sys.stdin)
-total = dict(doc["drops"])
-for p in doc["peers"]:
-    for k, v in p["drops"].items():
-        total[k] = total.get(k, 0) + v
-print(" ".join(f"{k}={v}" for k, v in sorted(total.items()) if v) or "none")'
-}
-
-# The endpoint the daemon started as LOG has for its (only) peer.
-vpnd_peer_endpoint() {
-    vpnd_show "$1" vpn0 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["peers"][0]["endpoint"])'
-}
-
-# Latest handshake of LOG's (only) peer, seconds ago, or "none".
-vpnd_handshake_age() {
-    vpnd_show "$1" vpn0 --json | python3 -c '
-import json, sys
-age = json.load(sys.stdin)["peers"][0]["latest_handshake_seconds_ago"]
-print("none" if age is None else f"{age:.1f}")'
-}
-
 now_ms() { echo $(($(date +%s%N) / 1000000)); }

@@ -120,6 +120,47 @@ vpnd_show() {
     VPND_RUN_DIR="$(vpnd_run_dir "$logname")" timeout 5 "$VPND" show "$@"
 }
 
+# What `vpnd show --json` says, through scripts/lib/vpnd_json.py (its header lists the names an
+# expression can use: doc, peers, peer, tcp, drops, now, handshake_at). The daemon is the one started as
+# LOG; its interface is the only control socket in its run directory.
+#   vpnd_json LOG EXPR       prints the value (a string as it is, anything else as JSON: true, null, 1220)
+#   vpnd_json_ok LOG EXPR    succeeds if the value is true (for `|| fail` and wait_for), prints nothing
+# e.g.  wait_for "a session" 10 vpnd_json_ok client 'peer["has_session"]'
+#       [ "$(vpnd_json server 'drops["replayed"]')" -eq 0 ] || fail "..."
+VPND_JSON_PY="$VPND_REPO/scripts/lib/vpnd_json.py"
+vpnd_json() { timeout 10 python3 "$VPND_JSON_PY" "$VPND" "$(vpnd_run_dir "$1")" "$2"; }
+vpnd_json_ok() { timeout 10 python3 "$VPND_JSON_PY" --ok "$VPND" "$(vpnd_run_dir "$1")" "$2" >/dev/null; }
+
+# Samples EXPR five times a second in the background, one "EPOCH VALUE" line each, into
+# $VPND_ITEST_DIR/watch-NAME.log, until vpnd_json_watch_stop NAME (or cleanup):
+#   vpnd_json_watch LOG NAME EXPR
+declare -gA _VPND_WATCH_PIDS=()
+vpnd_json_watch() {
+    python3 "$VPND_JSON_PY" --watch 0.2 "$VPND" "$(vpnd_run_dir "$1")" "$3" >"$(vpnd_json_watch_file "$2")" 2>&1 &
+    _VPND_WATCH_PIDS[$2]=$!
+    _NS_PIDS+=("$!")
+}
+vpnd_json_watch_file() { printf '%s' "$VPND_ITEST_DIR/watch-$1.log"; }
+vpnd_json_watch_stop() {
+    kill -TERM "${_VPND_WATCH_PIDS[$1]:-}" 2>/dev/null || true
+    wait "${_VPND_WATCH_PIDS[$1]:-}" 2>/dev/null || true
+}
+
+# Handshakes a watch of 'handshake_at' saw: distinct handshake instants, more than 0.5 s apart (a
+# sample's instant is off by the time `vpnd show` took).   vpnd_handshakes_seen NAME
+vpnd_handshakes_seen() {
+    awk '$2 ~ /^[0-9.]+$/ { print $2 }' "$(vpnd_json_watch_file "$1")" | sort -n \
+        | awk 'NR == 1 || $1 - prev > 0.5 { n++ } { prev = $1 } END { print n + 0 }'
+}
+
+# Drops counted for REASON by LOG's daemon (interface-wide plus every peer's):   vpnd_drops LOG REASON
+vpnd_drops() { vpnd_json "$1" "drops[\"$2\"]"; }
+
+# Every non-zero drop counter of LOG's daemon as "reason=N ..." (interface and peers added up).
+vpnd_drops_summary() {
+    vpnd_json "$1" '" ".join(f"{k}={v}" for k, v in sorted(drops.items()) if v) or "none"'
+}
+
 # Fails unless the process is still running:   vpnd_alive PID WHAT
 vpnd_alive() { kill -0 "$1" 2>/dev/null || fail "$2 (pid $1) is no longer running"; }
 
