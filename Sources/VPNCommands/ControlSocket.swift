@@ -144,6 +144,8 @@ enum StatusFormatter {
                 "has_session": .bool(peer.hasSession),
                 "drops": dropObject(peer.drops),
                 "path_mtu": .integer(Int64(peer.pathMTU)),
+                "handshakes": .unsigned(peer.handshakes),
+                "cookie_replies_received": .unsigned(peer.cookieRepliesReceived),
             ]
             entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null

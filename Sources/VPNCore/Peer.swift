@@ -27,6 +27,10 @@ final class Peer {
     var sentBytes: UInt64 = 0
     var sentPackets: UInt64 = 0
     var latestHandshake: Instant?
+    /// Sessions established since start.
+    var handshakes: UInt64 = 0
+    /// Cookie replies taken from the peer.
+    var cookieRepliesReceived: UInt64 = 0
     var drops = DropCounters()
     /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
     var prober: PathMTUProber

@@ -306,6 +306,7 @@ extension Tunnel {
         if let reason = peer.cookieJar.consumeCookieReply(message, now: now) {
             return .drop(peer.countReturning(reason))
         }
+        peer.cookieRepliesReceived &+= 1
         emit(.cookieReceived(peer: peer.configuration.publicKey))
         return .consumed
     }

@@ -73,6 +73,7 @@ extension Tunnel {
     func sessionEstablished(_ peer: Peer, weInitiated: Bool, now: Instant) {
         let firstSession = peer.latestHandshake == nil
         peer.latestHandshake = now
+        peer.handshakes &+= 1
         if case .gaveUp = peer.initiation { peer.initiation = .idle }
         peer.timers.handshakeCompleted(now: now)
         emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: weInitiated, firstSession: firstSession))

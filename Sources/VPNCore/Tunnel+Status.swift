@@ -16,7 +16,8 @@ extension Tunnel {
                     receivedBytes: peer.receivedBytes, receivedPackets: peer.receivedPackets, sentBytes: peer.sentBytes,
                     sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
                     drops: peer.drops.table, hasSession: usable, pathMTU: peer.prober.mtu,
-                    echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil)
+                    echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil,
+                    handshakes: peer.handshakes, cookieRepliesReceived: peer.cookieRepliesReceived)
             })
     }
 }

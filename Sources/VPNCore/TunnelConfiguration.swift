@@ -163,4 +163,8 @@ public struct PeerStatus: Sendable {
     public var pathMTU: Int = 0
     /// Whether the peer echoes vpnd's path probes (nil: not known yet, or discovery is off).
     public var echoesProbes: Bool? = nil
+    /// Sessions established with the peer since start (either side initiating).
+    public var handshakes: UInt64 = 0
+    /// Cookie replies the peer sent us (it was under load when we initiated).
+    public var cookieRepliesReceived: UInt64 = 0
 }

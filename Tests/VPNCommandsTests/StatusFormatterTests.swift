@@ -43,6 +43,7 @@ struct StatusFormatterTests {
                 "rx_packets": peer.receivedPackets, "tx_packets": peer.sentPackets,
                 "persistent_keepalive": peer.persistentKeepalive.components.seconds,
                 "has_session": peer.hasSession, "drops": drops(peer.drops), "path_mtu": peer.pathMTU,
+                "handshakes": peer.handshakes, "cookie_replies_received": peer.cookieRepliesReceived,
             ]
             entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
             entry["echoes_probes"] = peer.echoesProbes.map { $0 as Any } ?? NSNull()
@@ -64,7 +65,8 @@ struct StatusFormatterTests {
             allowedIPs: n == 2 ? [] : [IPPrefix("10.8.0.\(n)/32")!, IPPrefix("fd00:8::\(n)/128")!],
             latestHandshake: handshakeAt.map { Instant(nanoseconds: $0) },
             receivedBytes: UInt64(n) * 1_234_567_890, receivedPackets: 1_104_837, sentBytes: .max, sentPackets: 0,
-            persistentKeepalive: .seconds(n == 1 ? 25 : 0), drops: drops, hasSession: n == 1)
+            persistentKeepalive: .seconds(n == 1 ? 25 : 0), drops: drops, hasSession: n == 1,
+            handshakes: UInt64(n) * 3, cookieRepliesReceived: n == 1 ? .max : 0)
     }
 
     static let allDrops = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0, UInt64($0.rawValue) * 7 + 1) })

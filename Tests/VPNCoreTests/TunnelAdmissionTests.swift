@@ -41,6 +41,12 @@ struct TunnelAdmissionTests {
         sim.b.tunnel.initiateHandshakes(now: sim.now)
         sim.run(for: .milliseconds(100))
         #expect(sim.network.sent(.cookieReply, from: a).contains { $0.destination == b })
+        // B counted the cookie it took (vpnd show: cookie_replies_received), and its session
+        // came (handshakes).
+        sim.run(for: .seconds(6))
+        #expect(sim.b.peerStatus(sim.now).cookieRepliesReceived >= 1)
+        #expect(sim.b.peerStatus(sim.now).handshakes == 1)
+        #expect(sim.a.tunnel.status(now: sim.now).peers[0].handshakes == 1)
     }
 
     @Test("with the outbox full, an initiation with valid MACs is not counted as invalid-mac1")
