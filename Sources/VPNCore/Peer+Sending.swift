@@ -4,10 +4,16 @@ import VPNBasics
 extension Peer {
     /// Whether the current session may send now (REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES).
     @inline(__always)
-    func canSend(now: Instant) -> Bool {
+    func canSend(now: Instant) -> Bool { sendCounter(now: now) != nil }
+
+    /// The current session's next send counter, when its key may send now.
+    @inline(__always)
+    private func sendCounter(now: Instant) -> UInt64? {
         // Field by field: the keypair (with its 1 KiB replay window) is never copied per packet.
-        guard let created = slots.current?.created, let counter = slots.current?.sendCounter else { return false }
-        return timers.keyUsableForSending(keyCreated: created, sendCounter: counter, now: now)
+        guard let created = slots.current?.created, let counter = slots.current?.sendCounter,
+            timers.keyUsableForSending(keyCreated: created, sendCounter: counter, now: now)
+        else { return nil }
+        return counter
     }
 
     /// Seals the plaintext in `buffer` (a packet, or nothing for a keepalive) with the current
@@ -21,7 +27,7 @@ extension Peer {
     func sealWithCurrentKey(
         _ buffer: inout PacketBuffer, padding: Bool, mtu: Int, now: Instant, jitter: inout SplitMix64
     ) -> Bool? {
-        guard canSend(now: now), let counter = slots.current?.sendCounter else { return nil }
+        guard let counter = sendCounter(now: now) else { return nil }
         let plaintextCount = buffer.count
         let rekey = slots.withKeypair(.current) { keypair -> Bool in
             keypair.sendCounter = counter + 1
