@@ -58,6 +58,9 @@ public struct HandshakeJob: Sendable {
         case respond(HandshakeMessage)
         /// Consume a response to our initiation `pending`, which passed admission.
         case complete(HandshakeMessage, pending: PendingInitiation)
+        /// The interface's configuration changed (``Tunnel/apply(_:now:)``): take our new identity
+        /// and the peers' new keys before the jobs that follow.
+        case reconfigure(HandshakeDirectoryChange)
     }
 
     /// What to compute.
@@ -65,8 +68,11 @@ public struct HandshakeJob: Sendable {
     /// The peer number in the Tunnel (``OutgoingFrame/noPeer`` for `.respond`: the peer is
     /// unknown until its static key decrypts).
     public let peer: UInt32
-    /// For `.initiate`: the peer's initiation ticket when the job was made; an outcome whose
-    /// ticket is no longer the peer's (a newer initiation, a give-up) is thrown away.
+    /// For `.initiate` and `.complete`: the peer's initiation ticket when the job was made
+    /// (unique in the Tunnel); an outcome whose ticket is no longer the peer's (a newer
+    /// initiation, a give-up, a peer removed and its number reused) is thrown away. For
+    /// `.respond`: the identity generation, so a response computed with a private key replaced
+    /// since is thrown away.
     public let ticket: UInt64
     /// Where the message came from (`.respond`, `.complete`), or where the initiation goes.
     public let source: Endpoint
@@ -97,6 +103,8 @@ public struct HandshakeOutcome: Sendable {
         case invalidPeerKey(HandshakeError)
         /// The message was refused, for this reason; nothing changed.
         case refused(DropReason)
+        /// A `.reconfigure` job was taken in.
+        case reconfigured
     }
 
     /// The job this answers.
@@ -113,7 +121,7 @@ public struct HandshakeOutcome: Sendable {
 /// Not thread-safe; owned by one thread (the handshake thread, or the Tunnel in inline mode).
 public struct HandshakeProcessor {
     /// Our identity.
-    public let identity: HandshakeIdentity
+    public private(set) var identity: HandshakeIdentity
     private var peers: [Bytes32: PeerHandshakeInfo]
 
     /// A processor for `identity` and its configured peers.
@@ -167,8 +175,37 @@ public struct HandshakeProcessor {
             case .accepted(let keys): return .completed(keys)
             case .drop(let reason): return .refused(reason)
             }
+
+        case .reconfigure(let change):
+            apply(change)
+            return .reconfigured
         }
     }
+
+    /// Takes in a configuration change: a peer that stays keeps its replay state.
+    mutating func apply(_ change: HandshakeDirectoryChange) {
+        if let identity = change.identity { self.identity = identity }
+        for key in change.removed { peers[key] = nil }
+        for info in change.updated {
+            if peers[info.publicKey] != nil {
+                peers[info.publicKey]!.presharedKey = info.presharedKey
+            } else {
+                peers[info.publicKey] = info
+            }
+        }
+    }
+}
+
+/// What the handshake processor must learn of a configuration change, in order with the jobs.
+public struct HandshakeDirectoryChange: Sendable {
+    /// Our new identity (a new private key), or nil.
+    public var identity: HandshakeIdentity?
+    /// Peers that went.
+    public var removed: [Bytes32] = []
+    /// Peers added, or whose pre-shared key changed.
+    public var updated: [PeerHandshakeInfo] = []
+
+    public var isEmpty: Bool { identity == nil && removed.isEmpty && updated.isEmpty }
 }
 
 @available(*, unavailable)

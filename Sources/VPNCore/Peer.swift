@@ -8,7 +8,8 @@ import VPNCrypto
 /// Not thread-safe; owned by one data-plane thread.
 final class Peer {
     let number: UInt32
-    let configuration: PeerConfiguration
+    /// As configured, with the changes applied since.
+    var configuration: PeerConfiguration
     var handshakeInfo: PeerHandshakeInfo
     var slots = KeypairSlots()
     var timers: PeerTimers
@@ -17,7 +18,10 @@ final class Peer {
     let staged: FrameQueue
     /// Where our own initiation stands.
     var initiation: InitiationState = .idle
-    /// The ticket of the latest initiation asked for; grows with each.
+    /// The tunnel's latest ticket when this peer was made: a job with this ticket or an older one
+    /// was made for an earlier peer with the same number.
+    var createdAfterTicket: UInt64 = 0
+    /// The ticket of the latest initiation asked for (unique in the tunnel).
     var lastTicket: UInt64 = 0
     /// Cookie and mac1 memory for our initiations (mac2).
     var cookieJar: CookieJar

@@ -20,8 +20,9 @@ extension Tunnel {
     func sendInitiation(_ peer: Peer, now: Instant, isRetry: Bool) {
         guard let destination = peer.endpoint else { return }
         if let old = peer.pendingInitiation { indexTable.remove(old.localIndex) }
-        peer.lastTicket &+= 1
-        peer.initiation = .computing(ticket: peer.lastTicket)
+        lastTicket &+= 1
+        peer.lastTicket = lastTicket
+        peer.initiation = .computing(ticket: lastTicket)
         peer.timers.handshakeInitiated(now: now, entropy: &jitter)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
@@ -51,6 +52,31 @@ extension Tunnel {
             peers: configuration.peers.map { PeerHandshakeInfo(publicKey: $0.publicKey, presharedKey: $0.presharedKey) })
     }
 
+    /// Tells the processor of a configuration change, in order with the handshake jobs; never
+    /// refused (it is not handshake work a flood could multiply).
+    func submitReconfiguration(_ change: HandshakeDirectoryChange, now: Instant) {
+        guard !change.isEmpty else { return }
+        let job = HandshakeJob(
+            work: .reconfigure(change), peer: OutgoingFrame.noPeer, ticket: 0, source: Endpoint(ipv4: 0, 0, 0, 0, port: 0),
+            submittedAt: now)
+        switch handshakeExecution {
+        case .inline:
+            _ = processor!.process(job, entropy: &entropy)
+        case .deferred:
+            handshakeJobs.append(job)
+            handshakesInFlight += 1
+        }
+    }
+
+    /// The peer a job was made for, if it still holds that number: a peer added after the job
+    /// was made (into a removed one's number) came after its ticket.
+    func peer(of job: HandshakeJob) -> Peer? {
+        guard job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count, let peer = peers[Int(job.peer)],
+            job.ticket > peer.createdAfterTicket
+        else { return nil }
+        return peer
+    }
+
     /// Runs `job` now (inline: returns what applying it gave) or leaves it for
     /// ``takeHandshakeJobs()`` (deferred: returns nil, or `.drop(.queueFull)` when `capacity`
     /// jobs are in flight already).
@@ -67,8 +93,8 @@ extension Tunnel {
     }
 
     private func countQueueFull(_ job: HandshakeJob) -> DropReason {
-        if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count {
-            return peers[Int(job.peer)].countReturning(.queueFull)
+        if job.peer != OutgoingFrame.noPeer, Int(job.peer) < peers.count, let peer = peers[Int(job.peer)] {
+            return peer.countReturning(.queueFull)
         }
         return countUnattributed(.queueFull)
     }
@@ -89,6 +115,9 @@ extension Tunnel {
     /// `queue-full`, no longer in flight (the retry timer tries an initiation again).
     public func handshakeJobNotTaken(_ job: HandshakeJob) {
         if handshakesInFlight > 0 { handshakesInFlight -= 1 }
+        if case .reconfigure = job.work {
+            preconditionFailure("a reconfiguration job must reach the handshake processor")
+        }
         _ = countQueueFull(job)
     }
 
@@ -111,10 +140,10 @@ extension Tunnel {
         case .initiation(let message, let pending):
             return applyInitiation(message, pending: pending, job: job, now: now)
         case .invalidPeerKey(let error):
-            if Int(job.peer) < peers.count {
-                emit(.initiationImpossible(peer: peers[Int(job.peer)].configuration.publicKey, error))
-            }
+            if let peer = peer(of: job) { emit(.initiationImpossible(peer: peer.configuration.publicKey, error)) }
             return .drop(.handshakeFailed)
+        case .reconfigured:
+            return .consumed
         case .response(let message, let keys):
             return applyResponse(message, keys: keys, job: job, now: now)
         case .completed(let keys):
@@ -130,8 +159,10 @@ extension Tunnel {
                     emit(.initiationFromUnknownKey(source: job.source))
                 }
                 return .drop(countUnattributed(reason))
+            case .reconfigure:
+                return .consumed
             case .complete:
-                let peer = peers[Int(job.peer)]
+                guard let peer = peer(of: job) else { return .drop(countUnattributed(reason)) }
                 if reason == .handshakeFailed {
                     emit(.responseNotAuthenticated(peer: peer.configuration.publicKey, source: job.source))
                 }
@@ -144,8 +175,9 @@ extension Tunnel {
     private func applyInitiation(
         _ message: HandshakeMessage, pending: PendingInitiation, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
-        let peer = peers[Int(job.peer)]
-        guard case .computing(let ticket) = peer.initiation, ticket == job.ticket, let destination = peer.endpoint else {
+        guard let peer = peer(of: job), case .computing(let ticket) = peer.initiation, ticket == job.ticket,
+            let destination = peer.endpoint
+        else {
             return .consumed  // stale: a newer initiation is on its way
         }
         let localIndex = newLocalIndex()
@@ -176,8 +208,10 @@ extension Tunnel {
     private func applyResponse(
         _ message: HandshakeMessage, keys: SessionKeys, job: HandshakeJob, now: Instant
     ) -> DecapsulateResult {
-        guard let number = peersByKey[keys.remoteStatic] else { return .drop(countUnattributed(.unknownPeer)) }
-        let peer = peers[number]
+        guard job.ticket == identityGeneration else { return .drop(countUnattributed(.handshakeFailed)) }
+        guard let number = peersByKey[keys.remoteStatic], let peer = peers[number] else {
+            return .drop(countUnattributed(.unknownPeer))
+        }
         let localIndex = newLocalIndex()
         guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: job.source, now: now) else { return .drop(peer.countReturning(.queueFull)) }
         let keys = keys.withLocalIndex(localIndex)
@@ -199,7 +233,7 @@ extension Tunnel {
     /// Installs the session of a response that authenticated, if its initiation is still the one
     /// we wait for.
     private func applyCompleted(_ keys: SessionKeys, job: HandshakeJob, now: Instant) -> DecapsulateResult {
-        let peer = peers[Int(job.peer)]
+        guard let peer = peer(of: job) else { return .drop(countUnattributed(.unexpectedHandshake)) }
         guard let pending = peer.pendingInitiation, pending.localIndex == keys.localIndex else {
             return .drop(peer.countReturning(.unexpectedHandshake))  // superseded while it was computed
         }
@@ -219,7 +253,7 @@ extension Tunnel {
     /// Forgets every session and starts new handshakes (a TCP transport reconnected: the server
     /// may have lost our keys with the old connection).
     public func restartSessions(now: Instant) {
-        for peer in peers {
+        for case let peer? in peers {
             indexTable.remove(peer.slots.clear())
             if peer.endpoint != nil {
                 sendInitiation(peer, now: now, isRetry: false)
@@ -230,7 +264,7 @@ extension Tunnel {
     /// Starts a handshake with every peer that has an endpoint and no usable session: used at
     /// start-up so the first packet does not wait for one.
     public func initiateHandshakes(now: Instant) {
-        for peer in peers where peer.endpoint != nil && peer.slots.current == nil {
+        for case let peer? in peers where peer.endpoint != nil && peer.slots.current == nil {
             startHandshake(peer, now: now)
         }
     }
@@ -239,8 +273,7 @@ extension Tunnel {
     /// session, starts a handshake there. Returns false when no such peer exists.
     @discardableResult
     public func setEndpoint(publicKey: Bytes32, endpoint: Endpoint, now: Instant) -> Bool {
-        guard let number = peersByKey[publicKey] else { return false }
-        let peer = peers[number]
+        guard let number = peersByKey[publicKey], let peer = peers[number] else { return false }
         updateEndpoint(peer, endpoint, now: now)
         if peer.slots.current == nil { startHandshake(peer, now: now) }
         return true
@@ -278,7 +311,7 @@ extension Tunnel {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         if let refused = admit(message, from: source, isInitiation: true, now: now) { return refused }
         let job = HandshakeJob(
-            work: .respond(HandshakeMessage(message)), peer: OutgoingFrame.noPeer, ticket: 0, source: source,
+            work: .respond(HandshakeMessage(message)), peer: OutgoingFrame.noPeer, ticket: identityGeneration, source: source,
             submittedAt: now)
         return submit(job, now: now) ?? .consumed
     }
@@ -287,8 +320,9 @@ extension Tunnel {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         if let refused = admit(message, from: source, isInitiation: false, now: now) { return refused }
         let receiverIndex = message.loadLE32(at: MessageLayout.Response.receiverIndex)
-        guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unexpectedHandshake)) }
-        let peer = peers[Int(number)]
+        guard let number = indexTable[receiverIndex], let peer = peers[Int(number)] else {
+            return .drop(countUnattributed(.unexpectedHandshake))
+        }
         guard let pending = peer.pendingInitiation, pending.localIndex == receiverIndex else {
             return .drop(peer.countReturning(.unexpectedHandshake))
         }
@@ -301,8 +335,9 @@ extension Tunnel {
     func receiveCookieReply(_ datagram: PacketBuffer, now: Instant) -> DecapsulateResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         let receiverIndex = message.loadLE32(at: MessageLayout.CookieReply.receiverIndex)
-        guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unexpectedHandshake)) }
-        let peer = peers[Int(number)]
+        guard let number = indexTable[receiverIndex], let peer = peers[Int(number)] else {
+            return .drop(countUnattributed(.unexpectedHandshake))
+        }
         if let reason = peer.cookieJar.consumeCookieReply(message, now: now) {
             return .drop(peer.countReturning(reason))
         }

@@ -19,7 +19,7 @@ extension Tunnel {
         let ipHeader = destination.isIPv4 ? 20 : 40
         // The prober counts IP packets; in tap mode each carries a 14-byte Ethernet header too.
         let inner = outerMTU - ipHeader - Self.udpMessageOverhead - linkHeaderLength
-        for peer in peers {
+        for case let peer? in peers {
             guard let endpoint = peer.endpoint, endpoint.address == destination.address,
                 destination.port == 0 || endpoint.port == destination.port
             else { continue }
@@ -135,8 +135,9 @@ extension Tunnel {
     func receiveProbe(
         _ datagram: inout PacketBuffer, receiverIndex: UInt32, from source: Endpoint, now: Instant
     ) -> DecapsulateResult {
-        guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unknownReceiverIndex)) }
-        let peer = peers[Int(number)]
+        guard let number = indexTable[receiverIndex], let peer = peers[Int(number)] else {
+            return .drop(countUnattributed(.unknownReceiverIndex))
+        }
         guard let slot = peer.slots.slot(forLocalIndex: receiverIndex) else {
             return .drop(countUnattributed(.unknownReceiverIndex))
         }

@@ -8,7 +8,7 @@ extension Tunnel {
     public func status(now: Instant) -> TunnelStatus {
         return TunnelStatus(
             publicKey: identity.publicKey, now: now, mode: configuration.mode, drops: unattributedDrops.table,
-            peers: peers.map { peer in
+            peers: peers.compactMap { $0 }.map { peer in
                 let usable = peer.canSend(now: now)
                 return PeerStatus(
                     publicKey: peer.configuration.publicKey, endpoint: peer.endpoint,

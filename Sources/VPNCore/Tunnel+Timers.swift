@@ -7,7 +7,7 @@ extension Tunnel {
 
     /// Runs every peer's due timers: retries, keepalives, key expiry.
     public func tick(now: Instant) {
-        for peer in peers {
+        for case let peer? in peers {
             if let due = peer.prober.deadline, due <= now {
                 peer.prober.tick(now: now)
                 serviceProber(peer, now: now)

@@ -33,15 +33,27 @@ public enum DecapsulateResult: Sendable {
 ///
 /// Not thread-safe; owned by one data-plane thread.
 public final class Tunnel {
-    /// The configuration the tunnel was built from.
-    public let configuration: TunnelConfiguration
+    /// The configuration in force: the one the tunnel was built from, with the changes applied
+    /// since (``apply(_:now:)``).
+    public internal(set) var configuration: TunnelConfiguration
     /// Our identity for handshakes.
-    public let identity: HandshakeIdentity
+    public internal(set) var identity: HandshakeIdentity
     /// Frames to send: handshake messages, cookie replies, keepalives, flushed staged packets.
     public let outbox: FrameQueue
 
-    var peers: [Peer]
+    /// By peer number. A removed peer leaves a hole that the next added peer fills, so the
+    /// numbers in the index table, the routes and jobs in flight stay valid.
+    var peers: [Peer?]
     var peersByKey: [Bytes32: Int]
+    /// Holes in ``peers``.
+    var freePeerNumbers: [UInt32] = []
+    /// tap mode's one peer (nil until it is configured).
+    var tapPeer: Peer?
+    /// The latest initiation ticket handed out; tickets are unique in the tunnel, so an outcome
+    /// can never apply to another peer that took a removed one's number.
+    var lastTicket: UInt64 = 0
+    /// Counts private-key changes (jobs made before one are thrown away).
+    var identityGeneration: UInt64 = 0
     var routes = AllowedIPs()
     /// Our local index → peer number.
     var indexTable: IndexTable
@@ -101,13 +113,14 @@ public final class Tunnel {
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
         }
+        if configuration.mode == .tap { tapPeer = peers.first ?? nil }
         if case .inline = handshakes { processor = makeHandshakeProcessor() }
     }
 
     /// The earliest instant at which ``tick(now:)`` has work, or nil.
     public var nextDeadline: Instant? {
         var earliest: Instant? = nil
-        for peer in peers {
+        for case let peer? in peers {
             if let d = peer.timers.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
             if let d = peer.prober.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
         }
@@ -156,12 +169,11 @@ public final class Tunnel {
         switch configuration.mode {
         case .tun:
             guard let destination = InnerPacket.destination(of: UnsafeRawBufferPointer(packet.bytes)),
-                let number = routes.lookup(destination)
+                let number = routes.lookup(destination), let routed = peers[Int(number)]
             else { return drop(.noRoute, peer: nil) }
-            peer = peers[Int(number)]
+            peer = routed
         case .tap:
-            guard !peers.isEmpty else { return drop(.noRoute, peer: nil) }
-            let only = peers[0]  // not peers.first: generic (and allocating) in debug builds
+            guard let only = tapPeer else { return drop(.noRoute, peer: nil) }
             peer = only
         }
         guard let destination = peer.endpoint else { return drop(.noEndpoint, peer: peer) }
@@ -222,8 +234,9 @@ public final class Tunnel {
     private func receiveData(
         _ datagram: inout PacketBuffer, receiverIndex: UInt32, from source: Endpoint, now: Instant
     ) -> DecapsulateResult {
-        guard let number = indexTable[receiverIndex] else { return .drop(countUnattributed(.unknownReceiverIndex)) }
-        let peer = peers[Int(number)]
+        guard let number = indexTable[receiverIndex], let peer = peers[Int(number)] else {
+            return .drop(countUnattributed(.unknownReceiverIndex))
+        }
         guard let slot = peer.slots.slot(forLocalIndex: receiverIndex) else {
             return .drop(countUnattributed(.unknownReceiverIndex))
         }

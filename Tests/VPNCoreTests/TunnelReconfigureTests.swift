@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+import Testing
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNTesting
+
+/// `set=1` requests applied to a running tunnel (``Tunnel/apply(_:now:)``): runtime peers.
+@Suite("Tunnel: runtime configuration changes")
+struct TunnelReconfigureTests {
+    static func hex(_ key: Bytes32) -> String { Hex.encode(key.array) }
+    static func hex(_ key: SecretKey) -> String { key.withUnsafeBytes { Hex.encode($0) } }
+
+    /// Parses and applies `lines` (without the `set=1` line and the blank line) at `side`.
+    @discardableResult
+    static func set(_ sim: TwoPeerSimulator, _ side: SimulatedSide, _ lines: [String]) throws -> TunnelReconfiguration {
+        let request = try UAPISetRequest.parse(lines.map { $0 + "\n" }.joined())
+        return try sim.peer(side).tunnel.apply(request, now: sim.now)
+    }
+
+    static func newKey(seed: UInt64) -> SecretKey {
+        var entropy = SeededEntropy(seed: seed)
+        return X25519.generatePrivateKey(using: &entropy)
+    }
+
+    @Test("a setconf repeating the running configuration changes nothing: same session, same counters")
+    func repeatedConfigurationIsNoChange() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        for i in 0..<10 { _ = sim.sendData(from: .b, payload: simPayload(i)) }
+        sim.run(for: .milliseconds(50))
+        let before = sim.a.peerStatus(sim.now)
+        let result = try Self.set(sim, .a, [
+            "private_key=\(Self.hex(sim.privateKeyA))", "replace_peers=true",
+            "public_key=\(Self.hex(sim.b.tunnel.identity.publicKey))", "replace_allowed_ips=true",
+            "allowed_ip=10.0.0.2/32",
+        ])
+        #expect(result.isEmpty)
+        let after = sim.a.peerStatus(sim.now)
+        #expect(after.hasSession && after.handshakes == before.handshakes)
+        #expect(after.receivedBytes == before.receivedBytes && after.latestHandshake == before.latestHandshake)
+        #expect(sim.sendData(from: .a, payload: simPayload(99)).isSend)
+        sim.run(for: .milliseconds(50))
+        #expect(simSequences(sim.b) == [99])
+        #expect(sim.network.sent(.initiation, from: TwoPeerSimulator.endpointB).count == 1, "no new handshake")
+    }
+
+    @Test("AllowedIPs change at once both ways: the old source is refused, the new one routed")
+    func allowedIPsChangeLive() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let result = try Self.set(sim, .a, [
+            "public_key=\(Self.hex(sim.b.tunnel.identity.publicKey))", "replace_allowed_ips=true",
+            "allowed_ip=10.9.0.0/24",
+        ])
+        #expect(result.changed == [sim.b.tunnel.identity.publicKey])
+        #expect(result.allowedIPsBefore == [IPPrefix("10.0.0.2/32")!])
+        #expect(result.allowedIPsAfter == [IPPrefix("10.9.0.0/24")!])
+        #expect(sim.a.peerStatus(sim.now).allowedIPs == [IPPrefix("10.9.0.0/24")!])
+        // B still sends from 10.0.0.2: no longer allowed at A.
+        _ = sim.sendData(from: .b, payload: simPayload(1))
+        sim.run(for: .milliseconds(50))
+        #expect(sim.a.drops == [.sourceNotAllowed])
+        // A routes 10.9.0.7 to B now, and 10.0.0.2 nowhere.
+        let routed = sim.send(.a, TestPackets.ipv4(from: IPAddress("10.0.0.1")!, to: IPAddress("10.9.0.7")!, payload: simPayload(2)))
+        #expect(routed.isSend)
+        let unrouted = sim.send(.a, TestPackets.ipv4(from: IPAddress("10.0.0.1")!, to: IPAddress("10.0.0.2")!, payload: simPayload(3)))
+        guard case .drop(.noRoute) = unrouted else {
+            Issue.record("expected no route, got \(unrouted)")
+            return
+        }
+        #expect(sim.a.peerStatus(sim.now).hasSession, "the session stays")
+    }
+
+    @Test("a removed peer is cut at once; added again, it makes a new session")
+    func removeAndAddBack() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let keyB = sim.b.tunnel.identity.publicKey
+        let removed = try Self.set(sim, .a, ["public_key=\(Self.hex(keyB))", "remove=true"])
+        #expect(removed.removed == [keyB])
+        #expect(sim.a.tunnel.status(now: sim.now).peers.isEmpty)
+        #expect(sim.sendData(from: .b, payload: simPayload(1)).isSend)  // B still holds its session
+        sim.run(for: .milliseconds(50))
+        #expect(sim.a.deliveredPayloads.isEmpty)
+        #expect(sim.a.tunnel.status(now: sim.now).drops[.unknownReceiverIndex] == 1)
+
+        let added = try Self.set(sim, .a, ["public_key=\(Self.hex(keyB))", "allowed_ip=10.0.0.2/32"])
+        #expect(added.added == [keyB])
+        #expect(!sim.a.peerStatus(sim.now).hasSession)
+        // B's packets go unanswered, so B starts a new handshake (KEEPALIVE + REKEY_TIMEOUT), and
+        // A, which knows B again, answers it.
+        for i in 2..<40 {
+            _ = sim.sendData(from: .b, payload: simPayload(i))
+            sim.run(for: .seconds(1))
+        }
+        #expect(sim.a.peerStatus(sim.now).hasSession)
+        #expect(sim.a.peerStatus(sim.now).handshakes == 1, "counters start afresh for a new peer")
+        #expect(simSequences(sim.a).contains(39))
+    }
+
+    @Test("a new private key drops every session; the peer's next handshake with the old key fails")
+    func privateKeyChange() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let fresh = Self.newKey(seed: 900)
+        let result = try Self.set(sim, .a, ["private_key=\(Self.hex(fresh))"])
+        #expect(result.privateKeyChanged)
+        #expect(sim.a.tunnel.identity.publicKey == X25519.publicKey(for: fresh))
+        #expect(!sim.a.peerStatus(sim.now).hasSession)
+        for i in 0..<30 {
+            _ = sim.sendData(from: .b, payload: simPayload(i))
+            sim.run(for: .seconds(1))
+        }
+        #expect(sim.a.deliveredPayloads.isEmpty)
+        let drops = sim.a.tunnel.status(now: sim.now).drops
+        #expect(drops[.unknownReceiverIndex, default: 0] > 0, "the old session's data")
+        #expect(drops[.invalidMAC1, default: 0] > 0, "B's initiations still address the old key")
+        // Resending the same key is no change.
+        #expect(try Self.set(sim, .a, ["private_key=\(Self.hex(fresh))"]).isEmpty)
+    }
+
+    @Test("deferred handshakes: the processor learns a new peer before the initiation that follows it")
+    func deferredProcessorLearnsNewPeer() throws {
+        var keys = SeededEntropy(seed: 11)
+        let serverKey = X25519.generatePrivateKey(using: &keys)
+        let clientKey = X25519.generatePrivateKey(using: &keys)
+        let serverAt = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
+        let clientAt = Endpoint(ipv4: 192, 0, 2, 2, port: 40000)
+        let server = Tunnel(
+            configuration: TunnelConfiguration(mode: .tun, privateKey: serverKey, mtu: 1420, peers: []),
+            entropy: SeededEntropy(seed: 12), timestamps: SteppingTimestamps(),
+            handshakes: .deferred(capacity: 16))
+        var processor = server.makeHandshakeProcessor()  // knows no peer yet
+        let client = Tunnel(
+            configuration: TunnelConfiguration(
+                mode: .tun, privateKey: clientKey, mtu: 1420,
+                peers: [PeerConfiguration(
+                    publicKey: X25519.publicKey(for: serverKey), allowedIPs: [IPPrefix("10.8.0.0/24")!], endpoint: serverAt)]),
+            entropy: SeededEntropy(seed: 13), timestamps: SteppingTimestamps())
+        let request = try UAPISetRequest.parse(
+            "public_key=\(Self.hex(X25519.publicKey(for: clientKey)))\nallowed_ip=10.8.0.2/32\n")
+        #expect(try server.apply(request, now: .zero).added.count == 1)
+        client.initiateHandshakes(now: .zero)
+        var initiation: [UInt8] = []
+        while client.outbox.dequeue({ initiation = $0.buffer.array }) {}
+        let slot = TestSlot()
+        var buffer = slot.buffer(initiation, headroom: 0)
+        _ = server.decapsulate(&buffer, from: clientAt, now: .zero)
+        let jobs = server.takeHandshakeJobs()
+        #expect(jobs.count == 2)
+        var entropy = SeededEntropy(seed: 14)
+        for job in jobs { server.completeHandshake(processor.process(job, entropy: &entropy), now: .zero) }
+        var sent: [[UInt8]] = []
+        while server.outbox.dequeue({ sent.append($0.buffer.array) }) {}
+        #expect(sent.map(\.count) == [92], "the server answered with a response")
+        #expect(server.handshakesInFlight == 0)
+    }
+
+    @Test("refused requests change nothing: a second tap peer, a cleared private key")
+    func refusedRequestsChangeNothing() throws {
+        var options = TwoPeerOptions()
+        options.mode = .tap
+        let sim = TwoPeerSimulator(options)
+        sim.connect()
+        let other = X25519.publicKey(for: Self.newKey(seed: 901))
+        #expect(throws: UAPIError.self) {
+            try Self.set(sim, .a, ["public_key=\(Self.hex(other))", "allowed_ip=10.7.0.0/24"])
+        }
+        #expect(throws: UAPIError.self) { try Self.set(sim, .a, ["private_key=" + String(repeating: "0", count: 64)]) }
+        let status = sim.a.tunnel.status(now: sim.now)
+        #expect(status.peers.count == 1 && status.peers[0].hasSession)
+        // Replacing the one peer in one request is allowed.
+        let replaced = try Self.set(sim, .a, ["replace_peers=true", "public_key=\(Self.hex(other))"])
+        #expect(replaced.added == [other] && replaced.removed == [sim.b.tunnel.identity.publicKey])
+    }
+
+    @Test("a prefix named for another peer moves to it; a peer with our own key is ignored")
+    func prefixMovesAndOwnKeyIgnored() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let other = X25519.publicKey(for: Self.newKey(seed: 902))
+        let result = try Self.set(sim, .a, [
+            "public_key=\(Self.hex(other))", "allowed_ip=10.0.0.2/32",
+            "public_key=\(Self.hex(sim.a.tunnel.identity.publicKey))", "allowed_ip=10.5.0.0/16",
+        ])
+        #expect(result.added == [other])
+        let peers = sim.a.tunnel.status(now: sim.now).peers
+        #expect(peers.count == 2)
+        #expect(peers.first { $0.publicKey == sim.b.tunnel.identity.publicKey }?.allowedIPs == [])
+        #expect(peers.first { $0.publicKey == other }?.allowedIPs == [IPPrefix("10.0.0.2/32")!])
+    }
+
+    @Test("endpoint and keepalive changes apply to the running peer")
+    func endpointAndKeepalive() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let keyA = sim.a.tunnel.identity.publicKey
+        try Self.set(sim, .b, ["public_key=\(Self.hex(keyA))", "update_only=true", "persistent_keepalive_interval=5"])
+        #expect(sim.b.peerStatus(sim.now).persistentKeepalive == .seconds(5))
+        let keepalivesBefore = sim.network.sent(.transportData, from: TwoPeerSimulator.endpointB).count
+        sim.run(for: .seconds(11))
+        #expect(sim.network.sent(.transportData, from: TwoPeerSimulator.endpointB).count >= keepalivesBefore + 2)
+        let elsewhere = Endpoint(ipv4: 192, 0, 2, 99, port: 51820)
+        try Self.set(sim, .b, ["public_key=\(Self.hex(keyA))", "endpoint=\(elsewhere)"])
+        #expect(sim.b.peerStatus(sim.now).endpoint == elsewhere)
+        // update_only for an unknown peer creates nothing.
+        let unknown = X25519.publicKey(for: Self.newKey(seed: 903))
+        #expect(try Self.set(sim, .b, ["public_key=\(Self.hex(unknown))", "update_only=true", "allowed_ip=10.1.0.0/16"]).isEmpty)
+        #expect(sim.b.tunnel.status(now: sim.now).peers.count == 1)
+    }
+}
