@@ -507,3 +507,11 @@ void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]) {
     uids[0] = r; uids[1] = e; uids[2] = s;
     gids[0] = gr; gids[1] = ge; gids[2] = gs;
 }
+
+int vpnd_peer_uid(int fd, uint32_t *uid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -errno;
+    *uid = credentials.uid;
+    return 0;
+}

@@ -113,11 +113,16 @@ public protocol DatagramSocket: Pollable {
     /// What the socket dropped on its own while sending (refused destinations, runs cut short,
     /// GSO sends split into single datagrams). Read it from the sending thread.
     var sendCounters: TransportCounters { get }
+    /// Marks every packet the socket sends with `mark` (`SO_MARK`; 0 clears it): policy routing
+    /// keeps the tunnel's own underlay out of the tunnel (wg-quick's full tunnel).
+    func setFirewallMark(_ mark: UInt32) throws(IOError)
 }
 
 extension DatagramSocket {
     /// A socket that drops nothing on its own (the fakes).
     public var sendCounters: TransportCounters { TransportCounters() }
+    /// A socket that has no marks (the fakes): nothing to do.
+    public func setFirewallMark(_ mark: UInt32) throws(IOError) {}
 }
 
 /// A connected byte stream (a TCP connection on Linux), non-blocking.

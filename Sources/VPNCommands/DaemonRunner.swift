@@ -189,18 +189,25 @@ enum DaemonRunner {
             mode: config.interface.mode.rawValue, transport: config.interface.transport.rawValue)
         let controlSocket = try ControlSocket(
             directory: options.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger)
+        // WireGuard's configuration socket, for wg and wg-quick (made as root, like the others).
+        let uapi = UAPIService.open(
+            interface: UAPIService.Interface(
+                name: device.name, listenPort: transport.localPort, managesRoutes: mode == .tun,
+                addresses: config.interface.addresses),
+            control: control, routes: RouteTable(netlink: try Netlink()), logger: logger)
         // Everything privileged is done (tun, netlink, bind, run directory); no thread reads the
         // network yet. After this the daemon cannot delete its interface through netlink: the
         // kernel removes it (and its addresses and routes) when the tun descriptor closes at exit.
         if let account {
             do { try PrivilegeSetup.drop(to: account, runDirectory: options.runDirectory, logger: logger) } catch {
                 controlSocket.discard()
+                uapi?.discard()
                 try? netlink.deleteLink(device.name)
                 throw error
             }
         }
         let running = RunningDaemon(
-            daemon: daemon, controlSocket: controlSocket, device: device, netlink: netlink, memory: memory,
+            daemon: daemon, controlSocket: controlSocket, uapi: uapi, device: device, netlink: netlink, memory: memory,
             hostNames: hostNames, logger: logger)
         running.unprivileged = account != nil
         return running
@@ -261,6 +268,7 @@ final class RunningDaemon {
     let memory: EndpointMemory
     let hostNames: HostNameRefresher
     private let controlSocket: ControlSocket
+    private let uapi: UAPIService?
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
@@ -269,9 +277,10 @@ final class RunningDaemon {
     var unprivileged = false
     var interfaceName: String { device.name }
 
-    init(daemon: Daemon, controlSocket: ControlSocket, device: TunDevice, netlink: Netlink, memory: EndpointMemory,
-         hostNames: HostNameRefresher, logger: Logger) {
+    init(daemon: Daemon, controlSocket: ControlSocket, uapi: UAPIService?, device: TunDevice, netlink: Netlink,
+         memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
         self.daemon = daemon
+        self.uapi = uapi
         self.hostNames = hostNames
         self.memory = memory
         self.controlSocket = controlSocket
@@ -284,9 +293,11 @@ final class RunningDaemon {
             ProcessSignals.send(.terminate)
         }
         controlSocket.start()
+        uapi?.start()
     }
 
     func stop() {
+        uapi?.stop()
         daemon.stop()
         if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()

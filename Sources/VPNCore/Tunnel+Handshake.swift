@@ -112,12 +112,14 @@ extension Tunnel {
     }
 
     /// A job from ``takeHandshakeJobs()`` that the handshake thread could not queue: counted as
-    /// `queue-full`, no longer in flight (the retry timer tries an initiation again).
+    /// `queue-full`, no longer in flight (the retry timer tries an initiation again). A
+    /// reconfiguration is kept instead, and taken again by the next ``takeHandshakeJobs()``.
     public func handshakeJobNotTaken(_ job: HandshakeJob) {
-        if handshakesInFlight > 0 { handshakesInFlight -= 1 }
         if case .reconfigure = job.work {
-            preconditionFailure("a reconfiguration job must reach the handshake processor")
+            handshakeJobs.append(job)
+            return
         }
+        if handshakesInFlight > 0 { handshakesInFlight -= 1 }
         _ = countQueueFull(job)
     }
 

@@ -36,6 +36,18 @@ extension Tunnel {
         return commit(&plan, now: now)
     }
 
+    /// Checks `request` as ``apply(_:now:)`` would, changing nothing, and previews its AllowedIPs
+    /// (``TunnelReconfiguration/allowedIPsBefore`` and `After`; the peer lists stay empty), so
+    /// the daemon can add the kernel routes first.
+    @discardableResult
+    public func check(_ request: UAPISetRequest) throws(UAPIError) -> TunnelReconfiguration {
+        let plan = try ReconfigurationPlan(tunnel: self, request: request)
+        var preview = TunnelReconfiguration()
+        preview.allowedIPsBefore = Self.allPrefixes(configuration.peers)
+        preview.allowedIPsAfter = Self.allPrefixes(plan.peers)
+        return preview
+    }
+
     private func commit(_ plan: inout ReconfigurationPlan, now: Instant) -> TunnelReconfiguration {
         var result = TunnelReconfiguration()
         result.allowedIPsBefore = Self.allPrefixes(configuration.peers)

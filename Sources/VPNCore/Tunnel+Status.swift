@@ -17,7 +17,8 @@ extension Tunnel {
                     sentPackets: peer.sentPackets, persistentKeepalive: peer.configuration.persistentKeepalive,
                     drops: peer.drops.table, hasSession: usable, pathMTU: peer.prober.mtu,
                     echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil,
-                    handshakes: peer.handshakes, cookieRepliesReceived: peer.cookieRepliesReceived)
-            })
+                    handshakes: peer.handshakes, cookieRepliesReceived: peer.cookieRepliesReceived,
+                    presharedKey: peer.configuration.presharedKey)
+            }, privateKey: configuration.privateKey)
     }
 }

@@ -104,6 +104,8 @@ public struct TunnelStatus: Sendable {
     public var peers: [PeerStatus]
     /// The TCP transport's connection counters; nil over UDP. The data plane fills it in.
     public var tcp: TCPConnectionStatus? = nil
+    /// Our private key (for the UAPI's `get`, never printed by `vpnd show`).
+    public var privateKey: SecretKey? = nil
 }
 
 /// The TCP transport's connections for `vpnd show`: how many are open and how the server's
@@ -167,4 +169,6 @@ public struct PeerStatus: Sendable {
     public var handshakes: UInt64 = 0
     /// Cookie replies the peer sent us (it was under load when we initiated).
     public var cookieRepliesReceived: UInt64 = 0
+    /// The pre-shared key (for the UAPI's `get`, never printed by `vpnd show`).
+    public var presharedKey: SecretKey? = nil
 }

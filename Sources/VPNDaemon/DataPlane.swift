@@ -68,6 +68,8 @@ public final class DataPlane {
     /// A send error met while flushing a full outbox inside a receive round (where nothing may
     /// throw); rethrown once the round is over.
     var deferredSendError: IOError?
+    /// The `SO_MARK` set on the transport (`fwmark`), 0 for none.
+    var firewallMark: UInt32 = 0
 
     static let deviceToken: UInt64 = 1
     static let wakeupToken: UInt64 = 2
@@ -188,7 +190,10 @@ public final class DataPlane {
         handleTransportEvents(now: now)
         try flushOutbox()
         reportEvents()
-        if control.snapshotRequested { serviceControl(now: now) }
+        if control.snapshotRequested || control.reconfigurationRequested {
+            serviceControl(now: now)
+            try flushOutbox()
+        }
     }
 
     // MARK: - Tun → network
@@ -255,11 +260,15 @@ public final class DataPlane {
         }
     }
 
-    /// Carries the jobs the tunnel made to the handshake thread (Daemon → thread); a job that
-    /// finds the thread's queue full goes back to the tunnel, counted.
+    /// Carries the jobs the tunnel made to the handshake thread (Daemon → thread). From the first
+    /// job that finds the thread's queue full on, the jobs go back to the tunnel (in order: a
+    /// later one must not overtake a reconfiguration), which counts them or keeps them.
     private func submitHandshakeJobs() {
         guard let handshakes else { return }
-        for job in tunnel.takeHandshakeJobs() where !handshakes.submit(job) {
+        var full = false
+        for job in tunnel.takeHandshakeJobs() {
+            if !full && handshakes.submit(job) { continue }
+            full = true
             tunnel.handshakeJobNotTaken(job)
         }
     }
@@ -278,10 +287,36 @@ public final class DataPlane {
         for (publicKey, endpoint) in control.takeEndpointUpdates() {
             tunnel.setEndpoint(publicKey: publicKey, endpoint: endpoint, now: now)
         }
+        if control.reconfigurationRequested, let (ticket, request, dryRun) = control.takeReconfiguration() {
+            control.finishReconfiguration(ticket, reconfigure(request, dryRun: dryRun, now: now))
+        }
         if control.snapshotRequested {
             var status = tunnel.status(now: now)
             status.tcp = transport.tcpStatus
-            control.publish(DataPlaneStatus(tunnel: status, transport: transport.counters))
+            control.publish(DataPlaneStatus(tunnel: status, transport: transport.counters, firewallMark: firewallMark))
+        }
+    }
+}
+
+extension DataPlane {
+    /// Applies a `set=1` request: checked whole first, then the socket's mark (the one kernel
+    /// call that can fail), then the tunnel; a refusal at any step changes nothing. The kernel
+    /// routes are the control plane's, after this returns.
+    func reconfigure(_ request: UAPISetRequest, dryRun: Bool, now: Instant) -> Result<TunnelReconfiguration, UAPIError> {
+        do throws(UAPIError) {
+            let preview = try tunnel.check(request)
+            if dryRun { return .success(preview) }
+            if let mark = request.fwmark, mark != firewallMark {
+                do throws(IOError) {
+                    try transport.setFirewallMark(mark)
+                } catch {
+                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "fwmark: \(error)")
+                }
+                firewallMark = mark
+            }
+            return .success(try tunnel.apply(request, now: now))  // the new peers' initiations go with the next flush
+        } catch {
+            return .failure(error)
         }
     }
 }

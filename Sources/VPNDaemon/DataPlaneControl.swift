@@ -15,6 +15,8 @@ public final class DataPlaneControl: Sendable {
     private let endpoints = Mutex<(changed: Bool, byKey: [Bytes32: Endpoint])>((false, [:]))
 
     private let endpointsChanged: (@Sendable () -> Void)?
+    private let reconfiguration = Mutex<ReconfigurationMailbox>(ReconfigurationMailbox())
+    private let wantReconfiguration = Atomic<Bool>(false)
 
     /// A control handle waking the data plane through `wakeup`; `endpointsChanged` is called
     /// (on the data-plane thread) when a peer's endpoint changes, so the control plane can
@@ -83,8 +85,50 @@ public final class DataPlaneControl: Sendable {
         }
     }
 
+    /// Asks the data plane to apply `request` (a UAPI `set=1`), or with `dryRun` only to check
+    /// it and preview its AllowedIPs (``Tunnel/check(_:)``), and returns the ticket to wait for
+    /// with ``reconfigurationResult(_:)``. One request at a time: the caller waits for each.
+    public func requestReconfiguration(_ request: UAPISetRequest, dryRun: Bool = false) -> UInt64 {
+        let ticket = reconfiguration.withLock { box in
+            box.lastTicket &+= 1
+            box.waiting = (box.lastTicket, request, dryRun)
+            return box.lastTicket
+        }
+        wantReconfiguration.store(true, ordering: .releasing)
+        wakeup.signal()
+        return ticket
+    }
+
+    /// What applying the request of `ticket` gave, once the data plane has applied it.
+    public func reconfigurationResult(_ ticket: UInt64) -> Result<TunnelReconfiguration, UAPIError>? {
+        reconfiguration.withLock { box in
+            guard let done = box.done, done.ticket == ticket else { return nil }
+            return done.result
+        }
+    }
+
+    var reconfigurationRequested: Bool { wantReconfiguration.load(ordering: .acquiring) }
+
+    func takeReconfiguration() -> (ticket: UInt64, request: UAPISetRequest, dryRun: Bool)? {
+        wantReconfiguration.store(false, ordering: .relaxed)
+        return reconfiguration.withLock { box in
+            defer { box.waiting = nil }
+            return box.waiting
+        }
+    }
+
+    func finishReconfiguration(_ ticket: UInt64, _ result: Result<TunnelReconfiguration, UAPIError>) {
+        reconfiguration.withLock { $0.done = (ticket, result) }
+    }
+
     /// The latest snapshot, however old.
     public var latestSnapshot: DataPlaneStatus? { snapshot.withLock { $0.status } }
+}
+
+private struct ReconfigurationMailbox {
+    var lastTicket: UInt64 = 0
+    var waiting: (ticket: UInt64, request: UAPISetRequest, dryRun: Bool)?
+    var done: (ticket: UInt64, result: Result<TunnelReconfiguration, UAPIError>)?
 }
 
 /// A snapshot of a data plane for `vpnd show`: the tunnel's status and the drops below it.
@@ -95,10 +139,13 @@ public struct DataPlaneStatus: Sendable {
     public var tunnel: TunnelStatus
     /// What the transport and its socket dropped or split.
     public var transport: TransportCounters
+    /// The `SO_MARK` of the underlay socket (0: none).
+    public var firewallMark: UInt32
 
-    public init(tunnel: TunnelStatus, transport: TransportCounters = TransportCounters()) {
+    public init(tunnel: TunnelStatus, transport: TransportCounters = TransportCounters(), firewallMark: UInt32 = 0) {
         self.tunnel = tunnel
         self.transport = transport
+        self.firewallMark = firewallMark
     }
 
     public subscript<Value>(dynamicMember keyPath: WritableKeyPath<TunnelStatus, Value>) -> Value {

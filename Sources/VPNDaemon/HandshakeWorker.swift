@@ -21,8 +21,13 @@ import VPNCore
 /// Thread-safe in this sense: ``submit(_:)`` and ``takeOutcomes()`` are called by one thread (the
 /// data plane's), ``processPending(with:entropy:)`` and the loop by one other.
 public final class HandshakeWorker: Sendable {
-    /// Jobs each ring holds; the data plane's Tunnel keeps at most this many in flight.
+    /// Handshake jobs the data plane's Tunnel keeps in flight at most.
     public let capacity: Int
+    /// Room in each ring beyond ``capacity`` for the Tunnel's reconfiguration jobs, which its
+    /// capacity does not bound (one per applied `set` request; the control plane applies one at
+    /// a time).
+    public static let reconfigurationRoom = 16
+    private let ringCapacity: Int
     private let jobs: SPSCRing<HandshakeJob>
     private let outcomes: SPSCRing<HandshakeOutcome>
     private let stopFlag = Atomic<Bool>(false)
@@ -39,11 +44,12 @@ public final class HandshakeWorker: Sendable {
         self.doorbell = doorbell
         self.dataPlaneWakeup = dataPlaneWakeup
         self.capacity = capacity
-        jobs = SPSCRing(capacity: capacity)
-        outcomes = SPSCRing(capacity: capacity)
+        ringCapacity = capacity + Self.reconfigurationRoom
+        jobs = SPSCRing(capacity: ringCapacity)
+        outcomes = SPSCRing(capacity: ringCapacity)
     }
 
-    /// Queues `job` for the handshake thread; false when `capacity` jobs wait already.
+    /// Queues `job` for the handshake thread; false when its ring is full.
     /// Called on the data-plane thread.
     public func submit(_ job: HandshakeJob) -> Bool {
         guard jobs.push(job) else { return false }
@@ -72,7 +78,7 @@ public final class HandshakeWorker: Sendable {
     public func processPending(with processor: inout HandshakeProcessor, entropy: inout some EntropySource) -> Int {
         var count = 0
         // A job is taken only when its outcome has room; the rest wait for takeOutcomes().
-        while outcomes.count < capacity, let job = jobs.pop() {
+        while outcomes.count < ringCapacity, let job = jobs.pop() {
             let pushed = outcomes.push(processor.process(job, entropy: &entropy))
             precondition(pushed, "HandshakeWorker: the outcome ring has one producer")
             processed.add(1, ordering: .relaxed)

@@ -49,6 +49,8 @@ public protocol Transport: AnyObject {
     var counters: TransportCounters { get }
     /// Connection counters for `vpnd show` (TCP only; nil for UDP).
     var tcpStatus: TCPConnectionStatus? { get }
+    /// `SO_MARK` on the underlay socket(s) (`fwmark`); 0 clears it.
+    func setFirewallMark(_ mark: UInt32) throws(IOError)
 }
 
 /// One batch of received messages: `messages[i]` came from `sources[i]`. The buffers stay valid
@@ -132,6 +134,12 @@ struct TransportEventQueue {
 extension Transport {
     public var supportsSegmentedSend: Bool { false }
     public var tcpStatus: TCPConnectionStatus? { nil }
+    /// Refused: only UDP has one socket to mark (a TCP vpnd routes its underlay by address).
+    public func setFirewallMark(_ mark: UInt32) throws(IOError) {
+        throw IOError(
+            operation: "fwmark", subject: "TCP transport", errno: 95, reason: "not supported over TCP (EOPNOTSUPP)",
+            hint: "fwmark applies to vpnd over UDP only")
+    }
     public func finishBatch(_ verdict: BatchVerdict) {}
 
     /// Without segmented sends: each run is cut into single messages (``sendSegmentedAsSingles(_:segmentSizes:to:)``).
@@ -232,6 +240,8 @@ public final class UDPTransport: Transport {
     public var supportsSegmentedSend: Bool { segmentedSocket?.udpGSOActive ?? false }
 
     public var counters: TransportCounters { TransportCounters(socketFull: socketFull) + socket.sendCounters }
+
+    public func setFirewallMark(_ mark: UInt32) throws(IOError) { try socket.setFirewallMark(mark) }
 
     public func nextEvent() -> TransportEvent? { events.next() }
 

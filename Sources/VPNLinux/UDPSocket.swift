@@ -138,6 +138,13 @@ public final class UDPSocket: DatagramSocket, @unchecked Sendable {
 
     deinit { Syscall.close(fileDescriptor) }
 
+    /// `SO_MARK` (needs CAP_NET_ADMIN).
+    public func setFirewallMark(_ mark: UInt32) throws(IOError) {
+        if case .failure(let errno) = Syscall.setOption(fileDescriptor, SOL_SOCKET, SO_MARK, Int32(bitPattern: mark)) {
+            throw .system("setsockopt(SO_MARK)", subject: localEndpoint.description, errno: errno)
+        }
+    }
+
     /// Sets SO_RCVBUF/SO_SNDBUF to `size`, past the sysctl limits when the process may
     /// (`SO_RCVBUFFORCE` needs CAP_NET_ADMIN), else as far as the limits allow.
     private static func raiseBuffers(_ fd: Int32, size: Int32) {

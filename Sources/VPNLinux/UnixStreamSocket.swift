@@ -99,6 +99,28 @@ public final class UnixStreamServer: Sendable {
         unlink(path)
     }
 
+    /// Serves connections on a thread named `threadName`, one at a time: `handle` gets each
+    /// connection (reads time out after `readTimeoutSeconds`) and the connection is closed when it
+    /// returns. Connections from a user other than root and this process's own are closed at once
+    /// (`SO_PEERCRED`). False when no thread could be started.
+    public func serveConnections(
+        threadName: String, readTimeoutSeconds: Int = 5, handle: @escaping @Sendable (UnixStreamConnection) -> Void
+    ) -> Bool {
+        startThread(name: threadName) { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
+                let connection = UnixStreamConnection(fd: client, readTimeoutSeconds: readTimeoutSeconds)
+                if let uid = connection.peerUID, uid == 0 || uid == geteuid() { handle(connection) }
+                connection.close()
+            }
+            stopped.signal()
+        }
+    }
+
     private func acceptLoop(_ answer: (String) -> String) {
         while true {
             let client = accept(fd, nil, nil)
@@ -121,6 +143,74 @@ public final class UnixStreamServer: Sendable {
         Posix.writeAll(client, Array(answer(line).utf8))
     }
 }
+
+/// One accepted connection of a ``UnixStreamServer``: lines in, text out. Used by one thread.
+public final class UnixStreamConnection {
+    /// What ``readLine(maximumLength:)`` found.
+    public enum Line: Equatable {
+        /// A line, without its newline.
+        case line(String)
+        /// The peer closed the connection (or the read failed) before a newline.
+        case end
+        /// More than the maximum before a newline; the rest of the stream is not read.
+        case tooLong
+        /// Nothing arrived within the read timeout.
+        case timedOut
+    }
+
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var start = 0
+    /// The connecting process's user id (`SO_PEERCRED`), nil if the kernel did not say.
+    public let peerUID: UInt32?
+
+    init(fd: Int32, readTimeoutSeconds: Int) {
+        self.fd = fd
+        var timeout = timeval(tv_sec: readTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var uid: UInt32 = 0
+        peerUID = vpnd_peer_uid(fd, &uid) == 0 ? uid : nil
+    }
+
+    /// The next line, at most `maximumLength` bytes before its newline.
+    public func readLine(maximumLength: Int) -> Line {
+        var scanned = start
+        while true {
+            if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
+                guard newline - start <= maximumLength else { return .tooLong }
+                let line = String(decoding: buffer[start..<newline], as: UTF8.self)
+                start = newline + 1
+                if start > 65536 {
+                    buffer.removeFirst(start)
+                    start = 0
+                }
+                return .line(line)
+            }
+            scanned = buffer.count
+            guard scanned - start <= maximumLength else { return .tooLong }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .timedOut }
+            if count <= 0 { return .end }
+            buffer.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// Writes all of `text` (a peer that went away is ignored).
+    public func write(_ text: String) {
+        guard fd >= 0 else { return }
+        Posix.writeAll(fd, Array(text.utf8))
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+}
+
+@available(*, unavailable)
+extension UnixStreamConnection: Sendable {}
 
 /// The client side of a ``UnixStreamServer``.
 public enum UnixStreamClient {

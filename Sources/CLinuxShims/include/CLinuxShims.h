@@ -189,4 +189,10 @@ int vpnd_set_all_uids(uint32_t uid);
 /// The corresponding C calls are `getresuid(2)` and `getresgid(2)` (GNU).
 void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]);
 
+// MARK: - Unix sockets
+
+/// The user id of the process at the other end of Unix socket `fd` (SO_PEERCRED) into `uid`;
+/// 0 or -errno.
+int vpnd_peer_uid(int fd, uint32_t *uid);
+
 #endif

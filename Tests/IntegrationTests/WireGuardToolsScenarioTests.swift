@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+import Testing
+
+/// WireGuard's own tools (Debian's wireguard-tools) driving vpnd through the cross-platform UAPI.
+///
+/// Serialized like ``ScenarioTests``: each scenario measures transfers on a shared 2-core machine.
+@Suite(
+    .serialized,
+    .enabled(if: Scenario.shouldRun, "integration tests need root and /dev/net/tun (with CI=true they fail instead)"))
+struct WireGuardToolsScenarioTests {
+    @Test("wg show/showconf/dump list a vpnd server; wg set adds and removes a client live; syncconf is minimal; hostile set=1 changes nothing")
+    func wgUAPI() async { await Scenario.run("wg-uapi", timeLimit: .seconds(180)) }
+}
