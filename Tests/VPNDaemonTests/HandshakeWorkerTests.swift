@@ -124,7 +124,7 @@ import VPNTesting
         #expect(stopped)
     }
 
-    @Test("each ring holds capacity jobs: a job waits while the outcome ring is full; taking outcomes makes room")
+    @Test("each ring holds capacity jobs and room for reconfigurations: a job waits while the outcome ring is full; taking outcomes makes room")
     func capacityBoundsTheRings() throws {
         let ids = TestIdentities()
         let worker = HandshakeWorker(doorbell: FakeWakeup(), dataPlaneWakeup: FakeWakeup(), capacity: 2)
@@ -138,17 +138,18 @@ import VPNTesting
                 work: .initiate(PeerHandshakeInfo(publicKey: ids.serverPublic), timestamp: TAI64N(unixSeconds: Int64(n), nanoseconds: 0)),
                 peer: 0, ticket: UInt64(n), source: serverEndpoint, submittedAt: .zero)
         }
-        #expect(worker.submit(job(1)))
-        #expect(worker.submit(job(2)))
-        #expect(!worker.submit(job(3)))
-        #expect(worker.backlog == 2)
-        #expect(worker.processPending(with: &processor, entropy: &entropy) == 2)
+        // Each ring has room for `capacity` jobs and the reconfigurations beyond them.
+        let room = 2 + HandshakeWorker.reconfigurationRoom
+        for n in 1...room { #expect(worker.submit(job(n))) }
+        #expect(!worker.submit(job(room + 1)))
+        #expect(worker.backlog == room)
+        #expect(worker.processPending(with: &processor, entropy: &entropy) == room)
         #expect(worker.backlog == 0)
-        #expect(worker.submit(job(4)))
+        #expect(worker.submit(job(room + 2)))
         #expect(worker.processPending(with: &processor, entropy: &entropy) == 0, "the outcome ring is full")
-        #expect(worker.takeOutcomes().map(\.job.ticket) == [1, 2])
+        #expect(worker.takeOutcomes().map(\.job.ticket) == (1...room).map(UInt64.init))
         #expect(worker.processPending(with: &processor, entropy: &entropy) == 1)
-        #expect(worker.takeOutcomes().map(\.job.ticket) == [4])
+        #expect(worker.takeOutcomes().map(\.job.ticket) == [UInt64(room + 2)])
         // Left queued on purpose: the rings' deinit must release it and its heap-held message
         // (LeakSanitizer checks under scripts/sanitize).
         let bytes = [UInt8](repeating: 1, count: Spec.initiationSize)
