@@ -59,8 +59,11 @@ final class ControlSocket: Sendable {
             guard let status = freshSnapshot(control, withinMilliseconds: 1000) else {
                 return "error: the data plane did not answer within 1 s\n"
             }
-            return request == "json" ? StatusFormatter.json(info: info, status: status)
-                : StatusFormatter.text(info: info, status: status)
+            switch request {
+            case "json": return StatusFormatter.json(info: info, status: status)
+            case "dump": return StatusFormatter.dump(info: info, status: status, wallSeconds: wallClockNow().seconds)
+            default: return StatusFormatter.text(info: info, status: status)
+            }
         }
         if !started { logger.error("control socket: cannot start its thread; vpnd show will not answer") }
     }
@@ -157,6 +160,25 @@ enum StatusFormatter {
             return .object(entry)
         })
         return JSONValue.object(root).prettyText + "\n"
+    }
+
+    /// `wg show NAME dump`'s lines: the interface, then one line per peer, tab-separated. The
+    /// private and pre-shared keys read `(hidden)` (vpnd show never prints a secret).
+    static func dump(info: DaemonInfo, status: DataPlaneStatus, wallSeconds: Int64) -> String {
+        var out = "(hidden)\t\(info.publicKey)\t\(info.listenPort ?? 0)\t"
+        out += status.firewallMark == 0 ? "off\n" : "0x\(String(status.firewallMark, radix: 16))\n"
+        for peer in status.peers {
+            let allowed = peer.allowedIPs.map(\.description).joined(separator: ",")
+            let latest = peer.latestHandshake.map { wallSeconds - (status.now - $0).components.seconds } ?? 0
+            let keepalive = peer.persistentKeepalive.components.seconds
+            out += [
+                KeyEncoding.encode(peer.publicKey), peer.presharedKey == nil ? "(none)" : "(hidden)",
+                peer.endpoint.map { "\($0)" } ?? "(none)", allowed.isEmpty ? "(none)" : allowed, String(latest),
+                String(peer.receivedBytes), String(peer.sentBytes), keepalive == 0 ? "off" : String(keepalive),
+            ].joined(separator: "\t")
+            out += "\n"
+        }
+        return out
     }
 
     static func dropObject(_ drops: [DropReason: UInt64]) -> JSONValue {

@@ -139,6 +139,19 @@ wg_srv setconf "$IF" "$VPND_ITEST_DIR/sync.conf" || fail "wg setconf of the runn
 [ "$(wg_handshake_of "$(vpnd_pub c1)")" = "$c1_handshake" ] || fail "setconf of the same configuration made client 1 handshake again"
 ping_ok c1 10.77.0.1 5 && ping_ok c2 10.77.0.1 5
 
+log "vpnd show dump prints wg show dump's lines (secrets hidden)"
+wg_dump="$(wg_srv show "$IF" dump)"
+vpnd_dump="$(vpnd_show srv "$IF" dump)" || fail "vpnd show $IF dump failed"
+echo "$vpnd_dump"
+# Columns 2.. of the interface line (the private key is hidden) and every peer column but the
+# pre-shared key, the counters and the handshake time (which move between the two reads).
+strip() { awk -F'\t' 'NR == 1 { print $2 "\t" $3 "\t" $4; next } { print $1 "\t" $3 "\t" $4 "\t" $8 }'; }
+[ "$(strip <<<"$vpnd_dump")" = "$(strip <<<"$wg_dump")" ] \
+    || fail "vpnd show dump differs from wg show dump: [$vpnd_dump] vs [$wg_dump]"
+[ "$(head -n1 <<<"$vpnd_dump" | cut -f1)" = "(hidden)" ] || fail "vpnd show dump printed the private key"
+vpnd_show srv dump | grep -q "^$IF	$(vpnd_pub c1)	" || fail "vpnd show dump (all) lacks the interface column"
+[ "$(vpnd_show srv dump | wc -l)" -eq 3 ] || fail "vpnd show dump: expected 3 lines"
+
 log "malformed and hostile set=1 requests change nothing"
 before="$(wg_srv showconf "$IF")"
 expect_errno() {
