@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "vpnd", targets: ["vpnd"]),
         .executable(name: "vpnd-keygen", targets: ["vpnd-keygen"]),
+        .executable(name: "vpnd-wg", targets: ["vpnd-wg"]),
         // For the fuzz harnesses in Fuzz/ (a separate package with this one as a path dependency).
         .library(name: "VPNCore", targets: ["VPNCore"]),
         .library(name: "VPNTesting", targets: ["VPNTesting"]),
@@ -55,6 +56,7 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(name: "vpnd", dependencies: ["VPNCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "vpnd-keygen", dependencies: ["VPNCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "vpnd-wg", dependencies: ["VPNCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
 
         // Fakes shared by all tests.
         .target(name: "VPNTesting", dependencies: ["VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics"], swiftSettings: strict),

@@ -41,17 +41,33 @@ enum DaemonRunner {
             return handler
         }
         let logger = Logger(label: "vpnd")
+        return serve(signals: signals, logger: logger) { try start(options, logger: logger) }
+    }
 
+    /// Starts a daemon with `start`, then waits for a signal (or for the daemon to fail) and stops
+    /// it; returns the exit status. `ready` is called once the daemon runs (vpnd-wg tells its
+    /// caller).
+    static func serve(
+        signals: ProcessSignals, logger: Logger, ready: () -> Void = {}, failed: (String) -> Void = { _ in },
+        _ start: () throws -> RunningDaemon
+    ) -> Int32 {
         let running: RunningDaemon
         do {
-            running = try start(options, logger: logger)
+            running = try start()
         } catch let error as StartupError {
             logger.error("\(error.description)")
+            failed(error.description)
             return 1
         } catch {
             logger.error("\(error)")
+            failed("\(error)")
             return 1
         }
+        if running.failed {
+            running.stop()
+            return 1
+        }
+        ready()
 
         // Wait for a signal; meanwhile, once a second, remember where the peers are.
         var received = ProcessSignals.Signal.terminate
@@ -67,7 +83,11 @@ enum DaemonRunner {
                 running.hostNames.refresh(control: running.control, logger: logger)
             }
         }
-        logger.info("received \(received.name), shutting down")
+        if running.interfaceGone {
+            logger.info("interface \(running.interfaceName) was deleted; shutting down")
+        } else {
+            logger.info("received \(received.name), shutting down")
+        }
         running.stop()
         logger.info("stopped; interface \(running.interfaceName) removed")
         return running.failed ? 1 : 0
@@ -113,26 +133,47 @@ enum DaemonRunner {
         let tunnelConfiguration = TunnelConfiguration(
             mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers,
             pathMTUDiscovery: discovery, mssClamp: config.interface.mssClamp)
+        if config.interface.transport == .tcp && options.role == .client && !peers.contains(where: { $0.endpoint != nil }) {
+            throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")
+        }
+        let plan = LaunchPlan(
+            name: config.interface.name, tunnel: tunnelConfiguration, transport: config.interface.transport,
+            role: options.role, listenPort: config.interface.listenPort ?? 0, addresses: config.interface.addresses,
+            routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge,
+            setUpInterface: true, offloads: options.offloads, runDirectory: options.runDirectory, account: account)
+        let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
+            if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
+            return nil
+        })
+        return try launch(plan, memory: memory, hostNames: hostNames, logger: logger)
+    }
 
+    /// Builds the sockets, the interface, the daemon and its control sockets from `plan`, and drops
+    /// privileges: everything after the configuration is read.
+    static func launch(
+        _ plan: LaunchPlan, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger
+    ) throws -> RunningDaemon {
+        let tunnelConfiguration = plan.tunnel
+        let mode = tunnelConfiguration.mode
+        let peers = tunnelConfiguration.peers
+        let mtu = tunnelConfiguration.mtu
         // Sockets first (a port in use must stop us before the interface exists).
         let transport: any Transport
         var udpOffloads: String?
-        let listenPort = config.interface.listenPort ?? 0
-        let bindEndpoint = Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: listenPort)
-        let maxMessage = TransportData.messageSize(forPacketLength: config.interface.mtu + 14, mtu: config.interface.mtu + 14)
-        switch config.interface.transport {
+        let bindEndpoint = Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: plan.listenPort)
+        let maxMessage = TransportData.messageSize(forPacketLength: mtu + 14, mtu: mtu + 14)
+        switch plan.transport {
         case .udp:
-            let socket = try UDPSocket(bindingTo: bindEndpoint, offloads: options.offloads, pathMTUDiscovery: discovery)
+            let socket = try UDPSocket(
+                bindingTo: bindEndpoint, offloads: plan.offloads, pathMTUDiscovery: tunnelConfiguration.pathMTUDiscovery)
             transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
             udpOffloads = socket.offloadSummary
         case .tcp:
-            if options.role == .server {
+            if plan.role == .server {
                 let listener = try TCPListener(bindingTo: bindEndpoint)
                 transport = TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: logger)
             } else {
-                guard let target = peers.first(where: { $0.endpoint != nil })?.endpoint else {
-                    throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")
-                }
+                let target = peers.first(where: { $0.endpoint != nil })!.endpoint!
                 transport = TCPClientTransport(
                     dialer: TCPDialer(), remote: target, maxFrame: maxMessage, logger: logger)
             }
@@ -141,15 +182,22 @@ enum DaemonRunner {
         // The interface.
         // Super-packets (TSO/USO in, coalesced TCP out), tun and tap alike (tap: Ethernet frames).
         let device = try TunDevice(
-            name: config.interface.name, mode: mode == .tap ? .tap : .tun, offloads: options.offloads.tunOffloads)
+            name: plan.name, mode: mode == .tap ? .tap : .tun, offloads: plan.offloads.tunOffloads)
         let netlink = try Netlink()
-        do {
-            try InterfaceSetup.configure(
-                device: device, netlink: netlink, mtu: config.interface.mtu, addresses: config.interface.addresses,
-                routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge)
-        } catch {
-            try? netlink.deleteLink(device.name)
-            throw error
+        if plan.setUpInterface {
+            do {
+                try InterfaceSetup.configure(
+                    device: device, netlink: netlink, mtu: mtu, addresses: plan.addresses, routes: plan.routes,
+                    bridge: plan.bridge)
+            } catch {
+                try? netlink.deleteLink(device.name)
+                throw error
+            }
+        } else {
+            do { try netlink.setMTU(mtu, on: device.name) } catch {
+                try? netlink.deleteLink(device.name)
+                throw error
+            }
         }
 
         // The daemon itself, from the Linux backends; handshakes (X25519) run on their own
@@ -165,10 +213,10 @@ enum DaemonRunner {
         let tunnel = daemon.tunnel
         let control = daemon.control
 
-        let publicKey = KeyEncoding.encode(tunnel.identity.publicKey)
-        let portText = transportDescription(config, transport: transport)
+        let publicKey = tunnelConfiguration.hasPrivateKey ? KeyEncoding.encode(tunnel.identity.publicKey) : "(none yet)"
+        let portText = transport.localPort.map { "port \($0)" } ?? "to \(peers.first?.endpoint.map { "\($0)" } ?? "?")"
         logger.info(
-            "interface \(device.name) up: mode \(config.interface.mode.rawValue), transport \(config.interface.transport.rawValue) \(portText), MTU \(config.interface.mtu), public key \(publicKey)"
+            "interface \(device.name) up: mode \(mode == .tap ? "tap" : "tun"), transport \(plan.transport.rawValue) \(portText), MTU \(mtu), public key \(publicKey)"
         )
         var offloadText = device.activeOffloads.isEmpty ? "tun offloads: none" : device.offloadSummary
         if let udpOffloads { offloadText += "; " + udpOffloads }
@@ -180,26 +228,35 @@ enum DaemonRunner {
             )
         }
 
-        let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
-            if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
-            return nil
-        })
         let info = DaemonInfo(
             interfaceName: device.name, publicKey: publicKey, listenPort: transport.localPort,
-            mode: config.interface.mode.rawValue, transport: config.interface.transport.rawValue)
-        let controlSocket = try ControlSocket(
-            directory: options.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger)
+            mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue)
+        let controlSocket: ControlSocket
+        do {
+            controlSocket = try ControlSocket(
+                directory: plan.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger)
+        } catch {
+            try? netlink.deleteLink(device.name)
+            throw error
+        }
         // WireGuard's configuration socket, for wg and wg-quick (made as root, like the others).
+        // vpnd-wg is nothing without it; a vpnd daemon goes on without it.
         let uapi = UAPIService.open(
             interface: UAPIService.Interface(
-                name: device.name, listenPort: transport.localPort, managesRoutes: mode == .tun,
-                addresses: config.interface.addresses),
-            control: control, routes: RouteTable(netlink: try Netlink()), logger: logger)
+                name: device.name, listenPort: transport.localPort, managesRoutes: mode == .tun && plan.setUpInterface,
+                addresses: plan.addresses),
+            control: control, routes: RouteTable(netlink: try Netlink()), logger: logger, required: !plan.setUpInterface)
+        if uapi == nil && !plan.setUpInterface {
+            controlSocket.discard()
+            try? netlink.deleteLink(device.name)
+            throw StartupError(
+                "\(UAPIService.directory)/\(device.name).sock is served by another process: interface \(device.name) is in use; pick another name")
+        }
         // Everything privileged is done (tun, netlink, bind, run directory); no thread reads the
         // network yet. After this the daemon cannot delete its interface through netlink: the
         // kernel removes it (and its addresses and routes) when the tun descriptor closes at exit.
-        if let account {
-            do { try PrivilegeSetup.drop(to: account, runDirectory: options.runDirectory, logger: logger) } catch {
+        if let account = plan.account {
+            do { try PrivilegeSetup.drop(to: account, runDirectory: plan.runDirectory, logger: logger) } catch {
                 controlSocket.discard()
                 uapi?.discard()
                 try? netlink.deleteLink(device.name)
@@ -209,13 +266,8 @@ enum DaemonRunner {
         let running = RunningDaemon(
             daemon: daemon, controlSocket: controlSocket, uapi: uapi, device: device, netlink: netlink, memory: memory,
             hostNames: hostNames, logger: logger)
-        running.unprivileged = account != nil
+        running.unprivileged = plan.account != nil
         return running
-    }
-
-    static func transportDescription(_ config: Config, transport: any Transport) -> String {
-        if let port = transport.localPort { return "port \(port)" }
-        return "to \(config.peers.first?.endpoint.map { "\($0)" } ?? "?")"
     }
 
     static func loadConfig(_ options: DaemonOptions) throws -> Config {
@@ -276,6 +328,13 @@ final class RunningDaemon {
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
     var interfaceName: String { device.name }
+    /// The interface no longer exists (`ip link del`, `wg-quick down`): the daemon stopped because of it.
+    var interfaceGone: Bool {
+        if case .failure(let error) = Result(catching: { () throws(IOError) in try netlink.link(device.name) }) {
+            return error.errno == 19  // ENODEV
+        }
+        return false
+    }
 
     init(daemon: Daemon, controlSocket: ControlSocket, uapi: UAPIService?, device: TunDevice, netlink: Netlink,
          memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
@@ -310,4 +369,24 @@ final class RunningDaemon {
             logger.debug("removing \(device.name): \(error)")
         }
     }
+}
+
+/// What to launch, whichever front end read it: `vpnd --server/--client` from a config file,
+/// vpnd-wg from its command line (an empty interface that `wg` configures).
+struct LaunchPlan {
+    var name: String
+    var tunnel: TunnelConfiguration
+    var transport: Config.Transport
+    var role: Config.Role
+    var listenPort: UInt16
+    var addresses: [IPPrefix]
+    /// AllowedIPs that get kernel routes (tun).
+    var routes: [IPPrefix]
+    var bridge: String?
+    /// vpnd sets up addresses, routes and the link itself; false for vpnd-wg, where wg-quick
+    /// (or the user) does, as with wireguard-go.
+    var setUpInterface: Bool
+    var offloads: LinuxOffloadOptions
+    var runDirectory: String
+    var account: UserAccount?
 }

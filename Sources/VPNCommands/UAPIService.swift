@@ -39,7 +39,7 @@ final class UAPIService: Sendable {
     /// Opens the socket, or returns nil (with one info line) when a live one of the same name
     /// exists: another daemon of this name, say in another network namespace of this host.
     static func open(
-        interface: Interface, control: DataPlaneControl, routes: RouteTable?, logger: Logger
+        interface: Interface, control: DataPlaneControl, routes: RouteTable?, logger: Logger, required: Bool = false
     ) -> UAPIService? {
         let directory = directory
         let path = directory + "/" + interface.name + ".sock"
@@ -49,6 +49,7 @@ final class UAPIService: Sendable {
         } catch {
             switch error {
             case .inUse:
+                if required { return nil }  // the caller says it
                 logger.info(
                     "\(path) is served by another daemon named \(interface.name) (another network namespace?); wg cannot reach this one, vpnd show can")
             case .noSocket(let reason), .cannotBind(let reason):

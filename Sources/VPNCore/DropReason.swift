@@ -44,6 +44,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case rateLimited
     /// A response or cookie reply that matches no handshake in flight.
     case unexpectedHandshake
+    /// A handshake message while the interface has no private key (vpnd-wg before `wg set
+    /// private-key`).
+    case noPrivateKey
 
     // Sending
     /// No peer's AllowedIPs cover the destination.
@@ -81,6 +84,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .staleTimestamp: return "stale-timestamp"
         case .rateLimited: return "rate-limited"
         case .unexpectedHandshake: return "unexpected-handshake"
+        case .noPrivateKey: return "no-private-key"
         case .noRoute: return "no-route"
         case .queueFull: return "queue-full"
         case .noEndpoint: return "no-endpoint"

@@ -11,14 +11,14 @@ extension Tunnel {
 
     /// Starts a handshake with `peer` unless one went out less than REKEY_TIMEOUT ago.
     func startHandshake(_ peer: Peer, now: Instant) {
-        guard peer.timers.initiationAllowed(now: now) else { return }
+        guard configuration.hasPrivateKey, peer.timers.initiationAllowed(now: now) else { return }
         sendInitiation(peer, now: now, isRetry: false)
     }
 
     /// Asks for a new initiation to `peer` and arms the retry timer; the message goes out when
     /// the processor's outcome is applied (at once in the inline mode).
     func sendInitiation(_ peer: Peer, now: Instant, isRetry: Bool) {
-        guard let destination = peer.endpoint else { return }
+        guard configuration.hasPrivateKey, let destination = peer.endpoint else { return }
         if let old = peer.pendingInitiation { indexTable.remove(old.localIndex) }
         lastTicket &+= 1
         peer.lastTicket = lastTicket
@@ -293,6 +293,7 @@ extension Tunnel {
     func admit(_ message: UnsafeRawBufferPointer, from source: Endpoint, isInitiation: Bool, now: Instant)
         -> DecapsulateResult?
     {
+        guard configuration.hasPrivateKey else { return .drop(countUnattributed(.noPrivateKey)) }
         switch admission.check(message, from: source, isInitiation: isInitiation, jobsInFlight: handshakesInFlight, now: now) {
         case .admit:
             return nil

@@ -9,7 +9,7 @@ public struct TunnelReconfiguration: Sendable, Equatable {
     public var added: [Bytes32] = []
     public var removed: [Bytes32] = []
     public var changed: [Bytes32] = []
-    /// Our private key is a new one: every session was dropped.
+    /// Our private key is a new one, or was cleared: every session was dropped.
     public var privateKeyChanged = false
     /// The AllowedIPs of every peer before and after, each prefix once (for the routes the
     /// daemon owns).
@@ -52,9 +52,16 @@ extension Tunnel {
         var result = TunnelReconfiguration()
         result.allowedIPsBefore = Self.allPrefixes(configuration.peers)
         var change = HandshakeDirectoryChange()
+        if plan.clearsPrivateKey {
+            configuration.hasPrivateKey = false
+            identityGeneration &+= 1
+            for case let peer? in peers { forgetSessions(peer) }
+            result.privateKeyChanged = true
+        }
         if let newIdentity = plan.newIdentity {
             identity = newIdentity
             configuration.privateKey = newIdentity.privateKey
+            configuration.hasPrivateKey = true
             identityGeneration &+= 1
             admission = HandshakeGate(identity: newIdentity)
             for case let peer? in peers { forgetSessions(peer) }
@@ -173,6 +180,8 @@ private struct ReconfigurationPlan {
     var peers: [PeerConfiguration]
     /// Set when the private key changes.
     var newIdentity: HandshakeIdentity?
+    /// The request clears the private key (64 zero digits): no handshakes until a new one.
+    var clearsPrivateKey = false
     /// The endpoints the request sets, by peer: the peer is sent there from now on (a roamed peer
     /// too, as in WireGuard).
     var endpoints: [Bytes32: Endpoint] = [:]
@@ -180,12 +189,12 @@ private struct ReconfigurationPlan {
     init(tunnel: Tunnel, request: UAPISetRequest) throws(UAPIError) {
         switch request.privateKey {
         case .clear?:
-            throw UAPIError(
-                errno: UAPIError.invalid,
-                "private_key: vpnd cannot run without a private key; set a new one instead of clearing it")
+            clearsPrivateKey = tunnel.configuration.hasPrivateKey
         case .set(let key)?:
             let candidate = HandshakeIdentity(privateKey: key, mode: tunnel.configuration.mode)
-            if candidate.publicKey != tunnel.identity.publicKey { newIdentity = candidate }
+            if !tunnel.configuration.hasPrivateKey || candidate.publicKey != tunnel.identity.publicKey {
+                newIdentity = candidate
+            }
         case nil:
             break
         }

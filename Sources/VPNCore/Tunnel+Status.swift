@@ -19,6 +19,6 @@ extension Tunnel {
                     echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil,
                     handshakes: peer.handshakes, cookieRepliesReceived: peer.cookieRepliesReceived,
                     presharedKey: peer.configuration.presharedKey)
-            }, privateKey: configuration.privateKey)
+            }, privateKey: configuration.hasPrivateKey ? configuration.privateKey : nil)
     }
 }

@@ -9,6 +9,10 @@ public struct TunnelConfiguration: Sendable {
     public var mode: HandshakeIdentity.Mode
     /// Our static private key.
     public var privateKey: SecretKey
+    /// False for an interface that has no private key yet (vpnd-wg, as wireguard-go starts):
+    /// `privateKey` is then a placeholder that no handshake uses, and the interface neither
+    /// initiates nor answers until a `set` gives it one.
+    public var hasPrivateKey = true
     /// The tunnel MTU: the largest inner packet (tun) or Ethernet payload (tap).
     public var mtu: Int
     /// The peers; tap mode has exactly one.

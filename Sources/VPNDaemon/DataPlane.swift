@@ -141,7 +141,12 @@ public final class DataPlane {
             do throws(IOError) {
                 try runOnce(timeoutCap: nil)
             } catch {
-                logger.error("data plane stopped: \(error)")
+                if error.errno == 77 && error.subject == device.name {
+                    // EBADFD on the tun: the interface was deleted (ip link del, wg-quick down).
+                    logger.info("\(device.name) is gone (deleted); the data plane stops")
+                } else {
+                    logger.error("data plane stopped: \(error)")
+                }
                 return error
             }
         }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import CLinuxShims
 import Glibc
 
 /// The few operating-system services the commands need (files, the environment, standard error),

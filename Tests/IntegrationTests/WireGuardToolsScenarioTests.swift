@@ -10,4 +10,7 @@ import Testing
 struct WireGuardToolsScenarioTests {
     @Test("wg show/showconf/dump list a vpnd server; wg set adds and removes a client live; syncconf is minimal; hostile set=1 changes nothing")
     func wgUAPI() async { await Scenario.run("wg-uapi", timeLimit: .seconds(180)) }
+
+    @Test("wg-quick up/down with vpnd-wg against a vpnd server: split tunnel, and a full tunnel (fwmark, rules, nftables) to a third namespace; nothing left behind")
+    func wgQuick() async { await Scenario.run("wg-quick", timeLimit: .seconds(150)) }
 }

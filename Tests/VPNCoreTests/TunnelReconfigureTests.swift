@@ -118,6 +118,12 @@ struct TunnelReconfigureTests {
         #expect(drops[.invalidMAC1, default: 0] > 0, "B's initiations still address the old key")
         // Resending the same key is no change.
         #expect(try Self.set(sim, .a, ["private_key=\(Self.hex(fresh))"]).isEmpty)
+        // Cleared: no key to show, no handshake answered.
+        #expect(try Self.set(sim, .a, ["private_key=" + String(repeating: "0", count: 64)]).privateKeyChanged)
+        #expect(sim.a.tunnel.status(now: sim.now).privateKey == nil)
+        sim.run(for: .seconds(20))
+        #expect(sim.a.tunnel.status(now: sim.now).drops[.noPrivateKey, default: 0] > 0)
+        #expect(sim.network.sent(.response, from: TwoPeerSimulator.endpointA).count == 1, "only the first session's")
     }
 
     @Test("deferred handshakes: the processor learns a new peer before the initiation that follows it")
@@ -157,7 +163,7 @@ struct TunnelReconfigureTests {
         #expect(server.handshakesInFlight == 0)
     }
 
-    @Test("refused requests change nothing: a second tap peer, a cleared private key")
+    @Test("a refused request changes nothing: a second tap peer")
     func refusedRequestsChangeNothing() throws {
         var options = TwoPeerOptions()
         options.mode = .tap
@@ -167,7 +173,6 @@ struct TunnelReconfigureTests {
         #expect(throws: UAPIError.self) {
             try Self.set(sim, .a, ["public_key=\(Self.hex(other))", "allowed_ip=10.7.0.0/24"])
         }
-        #expect(throws: UAPIError.self) { try Self.set(sim, .a, ["private_key=" + String(repeating: "0", count: 64)]) }
         let status = sim.a.tunnel.status(now: sim.now)
         #expect(status.peers.count == 1 && status.peers[0].hasSession)
         // Replacing the one peer in one request is allowed.

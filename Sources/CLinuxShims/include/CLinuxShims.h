@@ -195,4 +195,11 @@ void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]);
 /// 0 or -errno.
 int vpnd_peer_uid(int fd, uint32_t *uid);
 
+// MARK: - Processes
+
+/// Starts `path` with `argv` and `envp` (NULL-terminated arrays) in a new session, stdin from
+/// /dev/null (stdout and stderr too unless `keep_output`), `ready_fd` as descriptor 3; returns
+/// the child's pid or -errno.
+int vpnd_spawn_detached(const char *path, char *const argv[], char *const envp[], int ready_fd, int keep_output);
+
 #endif

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+import ArgumentParser
+import VPNCommands
+
+VPNDWireGuardCommand.main()
