@@ -168,9 +168,20 @@ import VPNTesting
     @Test func runReturnsTheErrorThatStoppedIt() throws {
         let pair = try UDPFakePair()
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
+        pair.client.device.nextReadError = IOError(operation: "read", subject: "client0", errno: 5, reason: "input/output error (EIO)")
+        let error = pair.client.dataPlane.run()
+        #expect(error?.errno == 5)
+        #expect(pair.client.log.contains("data plane stopped"))
+    }
+
+    @Test("EBADFD on the tun: the interface was deleted, said as such, not as an error")
+    func deletedInterfaceStopsQuietly() throws {
+        let pair = try UDPFakePair()
+        pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
         pair.client.device.nextReadError = IOError(operation: "read", subject: "client0", errno: 77, reason: "file descriptor in bad state (EBADFD)")
         let error = pair.client.dataPlane.run()
         #expect(error?.errno == 77)
-        #expect(pair.client.log.contains("data plane stopped"))
+        #expect(pair.client.log.contains("client0 is gone (deleted)"))
+        #expect(!pair.client.log.contains("data plane stopped"))
     }
 }
