@@ -21,9 +21,13 @@ struct DaemonInfo: Sendable {
 final class ControlSocket: Sendable {
     static let defaultDirectory = "/run/vpnd"
 
-    /// The control-socket directory: `$VPND_RUN_DIR`, else /run/vpnd.
+    /// The control-socket directory: `$VPND_RUN_DIR`, else /run/vpnd, or, inside a named network
+    /// namespace (`ip netns exec NAME`), /run/vpnd/netns/NAME: two daemons with the same Name in
+    /// two namespaces of one host each have their socket and endpoint memory, and `vpnd show` in
+    /// a namespace finds that namespace's daemons.
     static var directory: String {
         if let dir = Posix.environment("VPND_RUN_DIR"), !dir.isEmpty { return dir }
+        if let namespace = Posix.networkNamespaceName() { return defaultDirectory + "/netns/" + namespace }
         return defaultDirectory
     }
 

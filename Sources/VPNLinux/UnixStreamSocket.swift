@@ -27,7 +27,7 @@ public final class UnixStreamServer: Sendable {
     /// nobody answers on), binds and listens.
     public init(path: String, directory: String) throws(UnixSocketError) {
         self.path = path
-        mkdir(directory, 0o700)
+        Posix.makeDirectories(directory)
         let socketFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard socketFD >= 0 else { throw .noSocket(reason: String(cString: strerror(errno))) }
         if let live = UnixStreamClient.connect(path: path) {
@@ -255,4 +255,31 @@ extension Posix {
 
     /// Sleeps `milliseconds`.
     public static func sleep(milliseconds: Int) { usleep(useconds_t(max(0, milliseconds)) * 1000) }
+}
+
+extension Posix {
+    /// The name of the network namespace this process runs in, as `ip netns` knows it (the entry
+    /// of /run/netns that is this namespace), or nil: the host's, or one without a name.
+    public static func networkNamespaceName() -> String? {
+        var ours = stat()
+        guard stat("/proc/self/ns/net", &ours) == 0 else { return nil }
+        for name in directoryEntries("/run/netns") ?? [] where name != "." && name != ".." {
+            var entry = stat()
+            if stat("/run/netns/" + name, &entry) == 0, entry.st_ino == ours.st_ino, entry.st_dev == ours.st_dev {
+                return name
+            }
+        }
+        return nil
+    }
+
+    /// Creates `path` (mode 0700) and its missing parents (0755, so that an account vpnd switches
+    /// to can reach its own directory inside); existing ones are left as they are.
+    public static func makeDirectories(_ path: String) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        let parts = path.split(separator: "/")
+        for (i, part) in parts.enumerated() {
+            prefix += "/" + part
+            mkdir(prefix, i == parts.count - 1 ? 0o700 : 0o755)
+        }
+    }
 }

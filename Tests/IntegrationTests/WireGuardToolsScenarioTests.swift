@@ -13,4 +13,7 @@ struct WireGuardToolsScenarioTests {
 
     @Test("wg-quick up/down with vpnd-wg against a vpnd server: split tunnel, and a full tunnel (fwmark, rules, nftables) to a third namespace; nothing left behind")
     func wgQuick() async { await Scenario.run("wg-quick", timeLimit: .seconds(150)) }
+
+    @Test("two daemons with one Name in two namespaces: both run, the tunnel works, each namespace's vpnd show shows its own; the second says (info) that the wg socket is taken")
+    func sameName() async { await Scenario.run("same-name", timeLimit: .seconds(90)) }
 }

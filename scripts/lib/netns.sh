@@ -317,7 +317,11 @@ ns_cleanup() {
     fi
     _ns_kill_all
     local name s
-    for s in "${_NS_SOCKETS[@]}"; do rm -f "$s"; done
+    for s in "${_NS_SOCKETS[@]}"; do
+        rm -f "$s"
+        # A namespace's own run directory (/run/vpnd/netns/NS) goes too, once empty.
+        case "$(dirname "$s")" in /run/vpnd/netns/*) rmdir "$(dirname "$s")" 2>/dev/null || true ;; esac
+    done
     for name in "${_NS_NAMES[@]}"; do timeout 10 ip netns del "$(ns "$name")" 2>/dev/null; done
     if [ "${VPND_KEEP_WORKDIR:-0}" = 1 ]; then
         echo "work directory kept: $VPND_ITEST_DIR" >&2
