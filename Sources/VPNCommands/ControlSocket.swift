@@ -82,8 +82,8 @@ final class ControlSocket: Sendable {
 enum StatusFormatter {
     static func text(info: DaemonInfo, status: DataPlaneStatus) -> String {
         var out = "interface: \(info.interfaceName)\n"
-        out += "  public key: \(info.publicKey)\n"
-        if let port = info.listenPort { out += "  listening port: \(port)\n" }
+        out += "  public key: \(publicKey(status))\n"
+        if let port = status.listenPort ?? info.listenPort { out += "  listening port: \(port)\n" }
         out += "  mode: \(info.mode)\n  transport: \(info.transport)\n"
         if !status.drops.isEmpty { out += "  drops: \(dropText(status.drops))\n" }
         let transportDrops = status.transport.named.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }
@@ -127,12 +127,12 @@ enum StatusFormatter {
 
     static func json(info: DaemonInfo, status: DataPlaneStatus) -> String {
         var root: [String: JSONValue] = [
-            "interface": .string(info.interfaceName), "public_key": .string(info.publicKey),
+            "interface": .string(info.interfaceName), "public_key": .string(publicKey(status)),
             "mode": .string(info.mode), "transport": .string(info.transport),
             "drops": dropObject(status.drops),
             "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]
-        if let port = info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
+        if let port = status.listenPort ?? info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
         if let tcp = status.tcp {
             root["tcp"] = .object([
                 "open": .unsigned(UInt64(tcp.open)), "authenticated": .unsigned(UInt64(tcp.authenticated)),
@@ -169,7 +169,7 @@ enum StatusFormatter {
     /// `wg show NAME dump`'s lines: the interface, then one line per peer, tab-separated. The
     /// private and pre-shared keys read `(hidden)` (vpnd show never prints a secret).
     static func dump(info: DaemonInfo, status: DataPlaneStatus, wallSeconds: Int64) -> String {
-        var out = "(hidden)\t\(info.publicKey)\t\(info.listenPort ?? 0)\t"
+        var out = "(hidden)\t\(publicKey(status))\t\(status.listenPort ?? 0)\t"
         out += status.firewallMark == 0 ? "off\n" : "0x\(String(status.firewallMark, radix: 16))\n"
         for peer in status.peers {
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ",")
@@ -183,6 +183,11 @@ enum StatusFormatter {
             out += "\n"
         }
         return out
+    }
+
+    /// Our public key now (it follows `wg set private-key`), "(none)" before one is set.
+    static func publicKey(_ status: DataPlaneStatus) -> String {
+        status.tunnel.privateKey == nil ? "(none)" : KeyEncoding.encode(status.publicKey)
     }
 
     static func dropObject(_ drops: [DropReason: UInt64]) -> JSONValue {

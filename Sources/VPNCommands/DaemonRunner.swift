@@ -210,6 +210,15 @@ enum DaemonRunner {
                 deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0),
             handshakeThread: (poller: try EpollPoller(), doorbell: try EventFDWakeup()),
             endpointsChanged: { ProcessSignals.send(.wake) }))
+        if plan.transport == .udp {
+            let offloads = plan.offloads
+            let discovery = tunnelConfiguration.pathMTUDiscovery
+            daemon.dataPlane.rebind = { (port) throws(IOError) in
+                try UDPSocket(
+                    bindingTo: Endpoint(addressBytes: [UInt8](repeating: 0, count: 16), port: port), offloads: offloads,
+                    pathMTUDiscovery: discovery)
+            }
+        }
         let tunnel = daemon.tunnel
         let control = daemon.control
 

@@ -160,7 +160,7 @@ final class UAPIService: Sendable {
                 allowedIPs: peer.allowedIPs)
         }
         return UAPIDevice(
-            privateKey: status.tunnel.privateKey, listenPort: interface.listenPort, fwmark: status.firewallMark, peers: peers
+            privateKey: status.tunnel.privateKey, listenPort: status.listenPort, fwmark: status.firewallMark, peers: peers
         ).getResponse
     }
 
@@ -184,11 +184,6 @@ final class UAPIService: Sendable {
     private func apply(_ text: String) -> Result<TunnelReconfiguration, UAPIError> {
         let request: UAPISetRequest
         do throws(UAPIError) { request = try UAPISetRequest.parse(text) } catch { return .failure(error) }
-        if let port = request.listenPort, port != 0, let current = interface.listenPort, port != current {
-            return .failure(UAPIError(
-                errno: UAPIError.invalid,
-                "listen_port \(port): vpnd cannot move a running interface from port \(current) yet; set ListenPort = \(port) in the config and restart"))
-        }
         // 1. Checked whole by the data plane (nothing changes yet).
         let preview: TunnelReconfiguration
         switch exchange(request, dryRun: true) {

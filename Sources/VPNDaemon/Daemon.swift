@@ -34,6 +34,8 @@ public final class Daemon {
         public var handshakeThread: (poller: any Poller, doorbell: any Wakeup)?
         /// Called on the data-plane thread when a peer's endpoint changes.
         public var endpointsChanged: (@Sendable () -> Void)?
+        /// Binds a new UDP socket for `listen_port` (on the data-plane thread); nil over TCP.
+        public var rebind: ((UInt16) throws(IOError) -> any DatagramSocket)?
 
         public init(
             configuration: TunnelConfiguration, device: any PacketDevice, transport: any Transport, poller: any Poller,
@@ -88,6 +90,7 @@ public final class Daemon {
         dataPlane = try DataPlane(
             tunnel: tunnel, device: parts.device, transport: parts.transport, poller: parts.poller, clock: parts.clock,
             control: control, logger: parts.logger, offloads: parts.offloads, handshakes: worker)
+        dataPlane.rebind = parts.rebind
     }
 
     /// Computes the jobs waiting for the handshake thread now, on the caller's thread, as that

@@ -49,6 +49,9 @@ public final class DataPlane {
     let logger: Logger
     /// The handshake thread, when the tunnel defers its handshakes there.
     private let handshakes: HandshakeWorker?
+    /// Binds a new UDP socket to a port, for `listen_port` (called on this thread); nil: the
+    /// transport cannot move.
+    public var rebind: ((UInt16) throws(IOError) -> any DatagramSocket)?
 
     let batchSize: Int
     private let slab: PacketSlab
@@ -298,7 +301,8 @@ public final class DataPlane {
         if control.snapshotRequested {
             var status = tunnel.status(now: now)
             status.tcp = transport.tcpStatus
-            control.publish(DataPlaneStatus(tunnel: status, transport: transport.counters, firewallMark: firewallMark))
+            control.publish(DataPlaneStatus(
+                tunnel: status, transport: transport.counters, firewallMark: firewallMark, listenPort: transport.localPort))
         }
     }
 }
@@ -311,14 +315,36 @@ extension DataPlane {
         do throws(UAPIError) {
             let preview = try tunnel.check(request)
             if dryRun { return .success(preview) }
-            if let mark = request.fwmark, mark != firewallMark {
+            // The kernel calls that can fail come first; the tunnel's change cannot fail after check.
+            var newSocket: (any DatagramSocket)?
+            if let port = request.listenPort, port != 0 || transport.localPort == nil, port != transport.localPort {
+                guard let rebind else {
+                    throw UAPIError(errno: UAPIError.invalid, "listen_port: this interface cannot move to another port")
+                }
+                do throws(IOError) {
+                    let socket = try rebind(port)
+                    try socket.setFirewallMark(request.fwmark ?? firewallMark)
+                    newSocket = socket
+                } catch {
+                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "listen_port \(port): \(error)")
+                }
+            }
+            if let mark = request.fwmark, mark != firewallMark, newSocket == nil {
                 do throws(IOError) {
                     try transport.setFirewallMark(mark)
                 } catch {
                     throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "fwmark: \(error)")
                 }
-                firewallMark = mark
             }
+            if let newSocket {
+                do throws(IOError) {
+                    try transport.replaceSocket(newSocket, poller: poller)
+                } catch {
+                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "listen_port: \(error)")
+                }
+                logger.info("now listening on port \(newSocket.localEndpoint.port)")
+            }
+            if let mark = request.fwmark { firewallMark = mark }
             return .success(try tunnel.apply(request, now: now))  // the new peers' initiations go with the next flush
         } catch {
             return .failure(error)

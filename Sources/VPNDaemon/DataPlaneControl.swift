@@ -141,11 +141,17 @@ public struct DataPlaneStatus: Sendable {
     public var transport: TransportCounters
     /// The `SO_MARK` of the underlay socket (0: none).
     public var firewallMark: UInt32
+    /// The port the transport listens on now (nil: a TCP client).
+    public var listenPort: UInt16?
 
-    public init(tunnel: TunnelStatus, transport: TransportCounters = TransportCounters(), firewallMark: UInt32 = 0) {
+    public init(
+        tunnel: TunnelStatus, transport: TransportCounters = TransportCounters(), firewallMark: UInt32 = 0,
+        listenPort: UInt16? = nil
+    ) {
         self.tunnel = tunnel
         self.transport = transport
         self.firewallMark = firewallMark
+        self.listenPort = listenPort
     }
 
     public subscript<Value>(dynamicMember keyPath: WritableKeyPath<TunnelStatus, Value>) -> Value {

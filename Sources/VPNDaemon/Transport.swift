@@ -51,6 +51,9 @@ public protocol Transport: AnyObject {
     var tcpStatus: TCPConnectionStatus? { get }
     /// `SO_MARK` on the underlay socket(s) (`fwmark`); 0 clears it.
     func setFirewallMark(_ mark: UInt32) throws(IOError)
+    /// Moves to `socket` (bound to another port: `listen_port`): the old one closes once
+    /// released, the new one is registered with `poller` under the same token.
+    func replaceSocket(_ socket: any DatagramSocket, poller: any Poller) throws(IOError)
 }
 
 /// One batch of received messages: `messages[i]` came from `sources[i]`. The buffers stay valid
@@ -134,6 +137,13 @@ struct TransportEventQueue {
 extension Transport {
     public var supportsSegmentedSend: Bool { false }
     public var tcpStatus: TCPConnectionStatus? { nil }
+    /// Refused: only a UDP transport moves to another socket.
+    public func replaceSocket(_ socket: any DatagramSocket, poller: any Poller) throws(IOError) {
+        throw IOError(
+            operation: "listen_port", subject: "TCP transport", errno: 95, reason: "not supported over TCP (EOPNOTSUPP)",
+            hint: "change ListenPort in the config and restart")
+    }
+
     /// Refused: only UDP has one socket to mark (a TCP vpnd routes its underlay by address).
     public func setFirewallMark(_ mark: UInt32) throws(IOError) {
         throw IOError(
@@ -177,8 +187,8 @@ extension Transport {
 
 /// UDP: one socket, batches both ways; UDP GSO and GRO when the socket has them.
 public final class UDPTransport: Transport {
-    private let socket: any DatagramSocket
-    private let segmentedSocket: (any SegmentedDatagramSocket)?
+    private var socket: any DatagramSocket
+    private var segmentedSocket: (any SegmentedDatagramSocket)?
     private let segmentSizes: UnsafeMutableBufferPointer<Int>
     private let slab: PacketSlab
     private let buffers: UnsafeMutableBufferPointer<PacketBuffer>
@@ -242,6 +252,22 @@ public final class UDPTransport: Transport {
     public var counters: TransportCounters { TransportCounters(socketFull: socketFull) + socket.sendCounters }
 
     public func setFirewallMark(_ mark: UInt32) throws(IOError) { try socket.setFirewallMark(mark) }
+
+    public func replaceSocket(_ socket: any DatagramSocket, poller: any Poller) throws(IOError) {
+        let segmented = socket as? any SegmentedDatagramSocket
+        // The buffers were sized for GRO on or off: the new socket must match.
+        guard (segmented?.udpGROActive ?? false) == (segmentedSocket?.udpGROActive ?? false) else {
+            throw IOError(
+                operation: "listen_port", subject: socket.localEndpoint.description, errno: 95,
+                reason: "the new socket's UDP GRO differs from the old one's", hint: "restart with the new port")
+        }
+        try poller.register(socket.pollHandle, token: token, events: .readable)
+        self.socket = socket
+        segmentedSocket = segmented
+        runIndex = 0
+        runCount = 0
+        rounds = 0
+    }
 
     public func nextEvent() -> TransportEvent? { events.next() }
 

@@ -19,7 +19,7 @@ struct StatusFormatterTests {
             Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, $0.value) })
         }
         var root: [String: Any] = [
-            "interface": info.interfaceName, "public_key": info.publicKey, "mode": info.mode,
+            "interface": info.interfaceName, "public_key": StatusFormatter.publicKey(status), "mode": info.mode,
             "transport": info.transport, "drops": drops(status.drops),
             "transport_drops": [
                 "socket-full": status.transport.socketFull, "socket-refused": status.transport.socketRefused,
@@ -95,7 +95,7 @@ struct StatusFormatterTests {
         let transport = TransportCounters(
             socketFull: 12, socketRefused: 3, noConnection: 0, streamQueueFull: .max, gsoFallbacks: 1)
         return [
-            (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: []))),
+            (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: [], privateKey: SecretKey([UInt8](repeating: 5, count: 32))))),
             (tcpInfo, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: Array(peers.prefix(1)), tcp: tcp), transport: transport)),
             (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1))))),
             (odd, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers), transport: transport)),

@@ -139,6 +139,29 @@ wg_srv setconf "$IF" "$VPND_ITEST_DIR/sync.conf" || fail "wg setconf of the runn
 [ "$(wg_handshake_of "$(vpnd_pub c1)")" = "$c1_handshake" ] || fail "setconf of the same configuration made client 1 handshake again"
 ping_ok c1 10.77.0.1 5 && ping_ok c2 10.77.0.1 5
 
+log "wg set listen-port rebinds; a port in use is refused and changes nothing; fwmark sets SO_MARK"
+wg_srv set "$IF" listen-port 51821 || fail "wg set listen-port 51821 failed"
+[ "$(wg_srv show "$IF" listen-port)" = 51821 ] || fail "listen port is $(wg_srv show "$IF" listen-port), expected 51821"
+in_ns srv --timeout 5 ss -Hlun 'sport = :51821' | grep -q . || fail "nothing listens on :51821"
+! in_ns srv --timeout 5 ss -Hlun 'sport = :51820' | grep -q . || fail ":51820 is still bound"
+# The server's next packet comes from :51821 and client 1 follows it (roaming).
+wait_for "server -> c1 from the new port" 30 ping_ok srv 10.77.0.2 1
+ns_spawn srv udp-holder python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 51830)); time.sleep(120)'
+wait_for "a UDP socket on :51830" 5 sh -c "ip netns exec $(ns srv) ss -Hlun 'sport = :51830' | grep -q ."
+if wg_srv set "$IF" listen-port 51830 2>"$VPND_ITEST_DIR/inuse.err"; then fail "wg set listen-port to a port in use succeeded"; fi
+log "wg says: $(cat "$VPND_ITEST_DIR/inuse.err")"
+[ "$(wg_srv show "$IF" listen-port)" = 51821 ] || fail "a refused listen-port changed the port"
+wg_srv set "$IF" listen-port 51820 || fail "wg set listen-port 51820 failed"
+wait_for "server -> c1 from :51820 again" 30 ping_ok srv 10.77.0.2 1
+wg_srv set "$IF" fwmark 0x1234 || fail "wg set fwmark failed"
+[ "$(wg_srv show "$IF" fwmark)" = 0x1234 ] || fail "fwmark is $(wg_srv show "$IF" fwmark), expected 0x1234"
+in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep -q "fwmark:0x1234" \
+    || fail "the socket carries no SO_MARK 0x1234: $(in_ns srv --timeout 5 ss -Hulne 'sport = :51820')"
+wg_srv set "$IF" fwmark 0 || fail "wg set fwmark 0 failed"
+[ "$(wg_srv show "$IF" fwmark)" = off ] || fail "fwmark 0 did not clear the mark"
+! in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep -q "fwmark:" || fail "the socket still carries a mark"
+ping_ok c1 10.77.0.1 5 && ping_ok c2 10.77.0.1 5
+
 log "vpnd show dump prints wg show dump's lines (secrets hidden)"
 wg_dump="$(wg_srv show "$IF" dump)"
 vpnd_dump="$(vpnd_show srv "$IF" dump)" || fail "vpnd show $IF dump failed"
