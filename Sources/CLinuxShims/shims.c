@@ -545,3 +545,16 @@ int vpnd_spawn_detached(const char *path, char *const argv[], char *const envp[]
     posix_spawnattr_destroy(&attributes);
     return rc == 0 ? (int)pid : -rc;
 }
+
+int vpnd_set_keep_capabilities(int on) {
+    return prctl(PR_SET_KEEPCAPS, on ? 1 : 0, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int vpnd_limit_capabilities(uint64_t mask) {
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].effective = data[0].permitted = (uint32_t)mask;
+    data[1].effective = data[1].permitted = (uint32_t)(mask >> 32);
+    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+}

@@ -140,7 +140,8 @@ enum DaemonRunner {
             name: config.interface.name, tunnel: tunnelConfiguration, transport: config.interface.transport,
             role: options.role, listenPort: config.interface.listenPort ?? 0, addresses: config.interface.addresses,
             routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge,
-            setUpInterface: true, offloads: options.offloads, runDirectory: options.runDirectory, account: account)
+            setUpInterface: true, offloads: options.offloads, runDirectory: options.runDirectory, account: account,
+            keepNetAdmin: config.interface.keepNetAdmin)
         let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
@@ -265,7 +266,10 @@ enum DaemonRunner {
         // network yet. After this the daemon cannot delete its interface through netlink: the
         // kernel removes it (and its addresses and routes) when the tun descriptor closes at exit.
         if let account = plan.account {
-            do { try PrivilegeSetup.drop(to: account, runDirectory: plan.runDirectory, logger: logger) } catch {
+            do {
+                try PrivilegeSetup.drop(
+                    to: account, runDirectory: plan.runDirectory, keepNetAdmin: plan.keepNetAdmin, logger: logger)
+            } catch {
                 controlSocket.discard()
                 uapi?.discard()
                 try? netlink.deleteLink(device.name)
@@ -398,4 +402,6 @@ struct LaunchPlan {
     var offloads: LinuxOffloadOptions
     var runDirectory: String
     var account: UserAccount?
+    /// With `account`: keep CAP_NET_ADMIN (`KeepNetAdmin`).
+    var keepNetAdmin = true
 }

@@ -25,11 +25,13 @@ enum PrivilegeSetup {
     /// directory is still writable (endpoint memory, removing the control socket at shutdown).
     ///
     /// The control socket itself stays owned by root, mode 0600: only root can run `vpnd show`.
-    static func drop(to account: UserAccount, runDirectory: String, logger: Logger) throws {
+    /// With `keepNetAdmin` (`KeepNetAdmin = yes`, the default), CAP_NET_ADMIN stays, alone, for
+    /// the runtime changes that need it (routes and `fwmark` from `wg set`).
+    static func drop(to account: UserAccount, runDirectory: String, keepNetAdmin: Bool, logger: Logger) throws {
         do throws(IOError) {
             let handedOver = try PrivilegeDrop.prepareRunDirectory(runDirectory, for: account)
             if handedOver { logger.debug("run directory \(runDirectory) now belongs to \(account.name)") }
-            try PrivilegeDrop.switchTo(account)
+            try PrivilegeDrop.switchTo(account, keeping: keepNetAdmin ? PrivilegeDrop.netAdmin : 0)
         } catch {
             throw StartupError(error.description)
         }
@@ -39,8 +41,9 @@ enum PrivilegeSetup {
             )
         }
         let now = PrivilegeDrop.credentials()
+        let kept = keepNetAdmin ? "CAP_NET_ADMIN only (KeepNetAdmin = yes)" : "none"
         logger.info(
-            "switched to user \(account.description); capabilities: none (effective \(now.effectiveCapabilities), permitted \(now.permittedCapabilities)); the interface goes away with vpnd's tun descriptor when it exits"
+            "switched to user \(account.description); capabilities: \(kept) (effective \(now.effectiveCapabilities), permitted \(now.permittedCapabilities)); the interface goes away with vpnd's tun descriptor when it exits"
         )
     }
 }

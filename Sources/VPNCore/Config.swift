@@ -62,13 +62,17 @@ public struct Config: Equatable, Sendable {
         /// `PathMTUDiscovery`, default on: over UDP, the DF bit on every datagram and probes to
         /// find each peer's path MTU (off: the kernel fragments, as before).
         public var pathMTUDiscovery: Bool
+        /// `KeepNetAdmin`, default yes: with `User`, vpnd keeps CAP_NET_ADMIN (and nothing else)
+        /// for the runtime changes that need it (`wg set`: routes, `fwmark`); no drops it too.
+        public var keepNetAdmin: Bool
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,
             mtu: Int = Config.defaultMTU, mode: Mode = .tun, transport: Transport = .udp,
             name: String = Config.defaultName, bridge: String? = nil, user: String? = nil,
-            mssClamp: MSSClampSetting = .auto, pathMTUDiscovery: Bool = true
+            mssClamp: MSSClampSetting = .auto, pathMTUDiscovery: Bool = true, keepNetAdmin: Bool = true
         ) {
+            self.keepNetAdmin = keepNetAdmin
             self.mssClamp = mssClamp
             self.pathMTUDiscovery = pathMTUDiscovery
             self.privateKey = privateKey

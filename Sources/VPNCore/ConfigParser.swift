@@ -28,7 +28,7 @@ struct ConfigParser {
         case privateKey = "PrivateKey", privateKeyFile = "PrivateKeyFile", address = "Address"
         case listenPort = "ListenPort", mtu = "MTU", mode = "Mode", transport = "Transport", name = "Name"
         case bridge = "Bridge", user = "User", mssClamp = "MSSClamp"
-        case pathMTUDiscovery = "PathMTUDiscovery"
+        case pathMTUDiscovery = "PathMTUDiscovery", keepNetAdmin = "KeepNetAdmin"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
@@ -43,7 +43,7 @@ struct ConfigParser {
             case .interface:
                 return [
                     .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-                    .mssClamp, .pathMTUDiscovery,
+                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin,
                 ]
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
@@ -68,6 +68,7 @@ struct ConfigParser {
         var user: String?
         var mssClamp = Config.MSSClampSetting.auto
         var pathMTUDiscovery = true
+        var keepNetAdmin = true
     }
 
     struct PeerDraft {
@@ -220,6 +221,8 @@ struct ConfigParser {
             draft.mssClamp = try ConfigValues.mssClamp(value)
         case .pathMTUDiscovery:
             draft.pathMTUDiscovery = try ConfigValues.onOff(value)
+        case .keepNetAdmin:
+            draft.keepNetAdmin = try ConfigValues.onOff(value)
         case .publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive:
             preconditionFailure("\(key) is not an [Interface] key")
         }
@@ -242,7 +245,7 @@ struct ConfigParser {
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
         case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-            .mssClamp, .pathMTUDiscovery:
+            .mssClamp, .pathMTUDiscovery, .keepNetAdmin:
             preconditionFailure("\(key) is not a [Peer] key")
         }
     }
@@ -309,7 +312,7 @@ struct ConfigParser {
         let interfaceModel = Config.Interface(
             privateKey: privateKey, addresses: draft.addresses, listenPort: draft.listenPort, mtu: draft.mtu,
             mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user,
-            mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery)
+            mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery, keepNetAdmin: draft.keepNetAdmin)
         return Config(fileName: fileName, interface: interfaceModel, peers: built)
     }
 

@@ -36,10 +36,10 @@ public struct ProcessCredentials: Sendable, Equatable {
 
 /// Switches a root process to an unprivileged account once its interface and sockets exist.
 ///
-/// Nothing is kept: no capability survives the switch, not even for `User = root`, which keeps
-/// the ids and empties the capability sets. The open tun descriptor and sockets keep working; the
+/// Nothing is kept but what the caller names (vpnd: CAP_NET_ADMIN alone, unless `KeepNetAdmin =
+/// no`), not even for `User = root`, which keeps the ids and cuts the capability sets. The open tun descriptor and sockets keep working; the
 /// interface disappears with the tun descriptor when the process exits, so teardown needs no
-/// privilege. no_new_privs is set. Call ``switchTo(_:)`` before any thread that parses untrusted
+/// privilege. no_new_privs is set. Call ``switchTo(_:keeping:)`` before any thread that parses untrusted
 /// input starts.
 public enum PrivilegeDrop {
     /// Looks `user` up with getpwnam_r, or getpwuid_r for a numeric id.
@@ -95,18 +95,28 @@ public enum PrivilegeDrop {
     }
 
     /// Switches the whole process (every thread) to `account`: supplementary groups (initgroups,
-    /// or none), then gid, then uid, all three ids (real, effective, saved) of each; then empties
-    /// the capability sets, sets no_new_privs, and checks that the switch cannot be undone and that
-    /// no capability is left. A process that already runs as `account` (say, started by systemd
-    /// with `User=` and ambient capabilities) only loses its capabilities.
+    /// or none), then gid, then uid, all three ids (real, effective, saved) of each; then cuts
+    /// the effective and permitted sets to `kept` (the inheritable and ambient ones to none), sets
+    /// no_new_privs, and checks that the switch cannot be undone and that exactly `kept` is left.
+    /// A process that already runs as `account` (say, started by systemd with `User=` and ambient
+    /// capabilities) only loses the capabilities not kept.
     /// - Throws: ``IOError`` naming the failed step, e.g. "setresuid nobody: operation not
     ///   permitted (EPERM); User / --user needs vpnd to start as root".
-    public static func switchTo(_ account: UserAccount) throws(IOError) {
+    /// CAP_NET_ADMIN's bit, for ``switchTo(_:keeping:)``.
+    public static let netAdmin: UInt64 = 1 << 12
+
+    public static func switchTo(_ account: UserAccount, keeping kept: UInt64 = 0) throws(IOError) {
         let before = credentials()
         let alreadyThere = [before.realUID, before.effectiveUID, before.savedUID].allSatisfy { $0 == account.uid }
             && [before.realGID, before.effectiveGID, before.savedGID].allSatisfy { $0 == account.gid }
+        if kept != 0 {
+            // The permitted set survives setresuid only with keepcaps; it is cut to `kept` below.
+            let keep = vpnd_set_keep_capabilities(1)
+            guard keep == 0 else { throw .system("prctl(PR_SET_KEEPCAPS)", subject: account.name, errno: Errno(rawValue: -keep)) }
+        }
         if !alreadyThere { try switchIDs(to: account) }
-        let cleared = vpnd_clear_capabilities()
+        if kept != 0 { _ = vpnd_set_keep_capabilities(0) }
+        let cleared = kept == 0 ? vpnd_clear_capabilities() : vpnd_limit_capabilities(kept)
         guard cleared == 0 else {
             throw .system("capset", subject: account.name, errno: Errno(rawValue: -cleared))
         }
@@ -120,10 +130,10 @@ public enum PrivilegeDrop {
         guard ids.allSatisfy({ $0 == account.uid }), groups.allSatisfy({ $0 == account.gid }) else {
             throw .invalid("switch to", subject: account.description, reason: "the kernel reports other ids afterwards")
         }
-        guard now.effectiveCapabilities == 0, now.permittedCapabilities == 0 else {
+        guard now.effectiveCapabilities == kept, now.permittedCapabilities == kept else {
             throw .invalid(
                 "switch to", subject: account.description,
-                reason: "capabilities remain afterwards (CapEff \(now.effectiveCapabilities), CapPrm \(now.permittedCapabilities))")
+                reason: "the capabilities afterwards are not the ones kept (CapEff \(now.effectiveCapabilities), CapPrm \(now.permittedCapabilities), wanted \(kept))")
         }
         if account.uid != 0 && setuid(0) == 0 {
             throw .invalid("switch to", subject: account.description, reason: "setuid(0) still succeeds afterwards")

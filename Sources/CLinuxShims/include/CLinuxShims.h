@@ -189,6 +189,14 @@ int vpnd_set_all_uids(uint32_t uid);
 /// The corresponding C calls are `getresuid(2)` and `getresgid(2)` (GNU).
 void vpnd_get_ids(uint32_t uids[3], uint32_t gids[3]);
 
+// MARK: - Capabilities kept across a user switch
+
+/// PR_SET_KEEPCAPS: 1 keeps the permitted capabilities across setresuid from root; 0 or -errno.
+int vpnd_set_keep_capabilities(int on);
+/// Sets the effective and permitted sets to exactly `mask` (bit n = capability n, below 64),
+/// the inheritable set to none; 0 or -errno.
+int vpnd_limit_capabilities(uint64_t mask);
+
 // MARK: - Unix sockets
 
 /// The user id of the process at the other end of Unix socket `fd` (SO_PEERCRED) into `uid`;
