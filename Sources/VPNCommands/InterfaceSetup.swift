@@ -27,13 +27,14 @@ enum InterfaceSetup {
     /// (that needs policy routing, which vpnd leaves to the administrator), and not duplicated.
     static func routesToAdd(_ routes: [IPPrefix], addresses: [IPPrefix]) -> [IPPrefix] {
         var out: [IPPrefix] = []
+        var seen = Set<IPPrefix>()
         for route in routes.map(\.masked) {
             if route.length == 0 { continue }
             let covered = addresses.contains { address in
                 address.address.isIPv4 == route.address.isIPv4 && address.length <= route.length
                     && address.masked.contains(route.address)
             }
-            if covered || out.contains(route) { continue }
+            if covered || !seen.insert(route).inserted { continue }
             out.append(route)
         }
         return out

@@ -226,7 +226,8 @@ final class UAPIService: Sendable {
         guard interface.managesRoutes else { return ([], []) }
         let before = InterfaceSetup.routesToAdd(preview.allowedIPsBefore, addresses: interface.addresses)
         let after = InterfaceSetup.routesToAdd(preview.allowedIPsAfter, addresses: interface.addresses)
-        return (after.filter { !before.contains($0) }, before.filter { !after.contains($0) })
+        let had = Set(before), has = Set(after)
+        return (after.filter { !had.contains($0) }, before.filter { !has.contains($0) })
     }
 
     /// Hands `request` to the data plane and waits for its answer (up to 5 s).

@@ -200,11 +200,13 @@ private struct ReconfigurationPlan {
         }
         let ourKey = newIdentity?.publicKey ?? tunnel.identity.publicKey
         var order: [Bytes32] = []
+        var ordered = Set<Bytes32>()
         var byKey: [Bytes32: PeerConfiguration] = [:]
         let existing = Set(tunnel.configuration.peers.map(\.publicKey))
         if !request.replacePeers {
             for peer in tunnel.configuration.peers {
                 order.append(peer.publicKey)
+                ordered.insert(peer.publicKey)
                 byKey[peer.publicKey] = peer
             }
         }
@@ -220,7 +222,7 @@ private struct ReconfigurationPlan {
                 // A peer named again after replace_peers starts over from its defaults, as a new
                 // wireguard-go peer would, but keeps its sessions and counters in the tunnel.
                 byKey[key] = PeerConfiguration(publicKey: key)
-                if !order.contains(key) { order.append(key) }
+                if ordered.insert(key).inserted { order.append(key) }
             }
             var peer = byKey[key]!
             switch section.presharedKey {
