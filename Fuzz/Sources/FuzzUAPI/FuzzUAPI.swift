@@ -3,6 +3,7 @@ import FuzzSupport
 import VPNBasics
 import VPNCore
 import VPNCrypto
+import VPNTesting
 
 // Fuzz target (f): the UAPI `set=1` parser (UAPISetRequest) on arbitrary text.
 //
@@ -11,7 +12,9 @@ import VPNCrypto
 // refuses; an
 // accepted request names only public keys that are in the input; and its get answer (the
 // interface it describes, with no counters), less the get-only keys, parses back to a request
-// with the same keys, peers, endpoints and AllowedIPs.
+// with the same keys, peers, endpoints and AllowedIPs. Applied to a running two-peer tunnel
+// (Tunnel.check, Tunnel.apply): check and apply agree; a refusal changes nothing; the result has
+// one entry per key and no prefix on two peers; the same request applied again changes nothing.
 
 /// The first 12 characters of line `number`'s value (1-based) when it sets a private or
 /// preshared key and they look like key material (hex digits).
@@ -91,7 +94,64 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         invariant((a.persistentKeepalive ?? 0) == b.persistentKeepalive, "keepalive changed in the round trip")
     }
     invariant((again.listenPort ?? 0) == (described.listenPort ?? 0), "listen_port changed in the round trip")
+    applyToRunningTunnel(request)
     return 0
+}
+
+/// A tun interface with two peers, one with a session, built afresh per input.
+func runningTunnel() -> Tunnel {
+    var keys = SeededEntropy(seed: 5)
+    let ours = X25519.generatePrivateKey(using: &keys)
+    let a = X25519.publicKey(for: X25519.generatePrivateKey(using: &keys))
+    let b = X25519.publicKey(for: X25519.generatePrivateKey(using: &keys))
+    return Tunnel(
+        configuration: TunnelConfiguration(
+            mode: .tun, privateKey: ours, mtu: 1420,
+            peers: [
+                PeerConfiguration(publicKey: a, allowedIPs: [IPPrefix("10.8.0.2/32")!], endpoint: Endpoint("192.0.2.1:51820")),
+                PeerConfiguration(publicKey: b, allowedIPs: [IPPrefix("10.8.0.0/24")!]),
+            ]),
+        entropy: SeededEntropy(seed: 6), timestamps: SteppingTimestamps())
+}
+
+/// Applied to a running tunnel: check and apply agree, the result is consistent (one entry per
+/// key, no prefix routed to two peers), applying it again changes nothing, and the tunnel goes on.
+func applyToRunningTunnel(_ request: UAPISetRequest) {
+    let tunnel = runningTunnel()
+    tunnel.initiateHandshakes(now: .zero)
+    let checked: Bool
+    do throws(UAPIError) {
+        try tunnel.check(request)
+        checked = true
+    } catch {
+        checked = false
+        invariant(!error.message.contains("\n"), "a refusal of more than one line")
+    }
+    let before = tunnel.status(now: .zero)
+    do throws(UAPIError) {
+        _ = try tunnel.apply(request, now: .zero + .seconds(1))
+        invariant(checked, "apply accepted what check refused")
+    } catch {
+        invariant(!checked, "check accepted what apply refused: \(error)")
+        let after = tunnel.status(now: .zero)
+        invariant(after.peers.map(\.publicKey) == before.peers.map(\.publicKey), "a refused request changed the peers")
+        return
+    }
+    let status = tunnel.status(now: .zero + .seconds(1))
+    let keys = status.peers.map(\.publicKey)
+    invariant(Set(keys).count == keys.count, "a peer listed twice")
+    invariant(keys.count == tunnel.configuration.peers.count, "status and configuration disagree")
+    let prefixes = status.peers.flatMap(\.allowedIPs)
+    invariant(Set(prefixes).count == prefixes.count, "a prefix routed to two peers")
+    do throws(UAPIError) {
+        let again = try tunnel.apply(request, now: .zero + .seconds(2))
+        invariant(again.isEmpty, "applying the same request twice changed something the second time: \(again)")
+    } catch {
+        invariant(false, "a request accepted once was refused the second time: \(error)")
+    }
+    tunnel.tick(now: .zero + .seconds(30))
+    while tunnel.outbox.dequeue({ _ in }) {}
+    _ = tunnel.takeHandshakeJobs()
 }
 
 @_cdecl("FuzzUAPI_main")
