@@ -83,17 +83,21 @@ struct TestIdentities {
         clientKey = X25519.generatePrivateKey(using: &entropy)
     }
 
-    func serverConfiguration() -> TunnelConfiguration {
+    /// tun: the client's AllowedIPs are 10.8.0.2/32; tap: none (the one peer gets every frame).
+    func serverConfiguration(mode: HandshakeIdentity.Mode = .tun) -> TunnelConfiguration {
         TunnelConfiguration(
-            mode: .tun, privateKey: serverKey, mtu: testMTU,
-            peers: [PeerConfiguration(publicKey: clientPublic, allowedIPs: [IPPrefix("10.8.0.2/32")!])])
+            mode: mode, privateKey: serverKey, mtu: testMTU,
+            peers: [PeerConfiguration(publicKey: clientPublic, allowedIPs: mode == .tun ? [IPPrefix("10.8.0.2/32")!] : [])])
     }
 
-    func clientConfiguration(serverEndpoint: Endpoint) -> TunnelConfiguration {
+    /// tun: the server's AllowedIPs are 10.8.0.0/24; tap: none.
+    func clientConfiguration(serverEndpoint: Endpoint, mode: HandshakeIdentity.Mode = .tun) -> TunnelConfiguration {
         TunnelConfiguration(
-            mode: .tun, privateKey: clientKey, mtu: testMTU,
+            mode: mode, privateKey: clientKey, mtu: testMTU,
             peers: [
-                PeerConfiguration(publicKey: serverPublic, allowedIPs: [IPPrefix("10.8.0.0/24")!], endpoint: serverEndpoint)
+                PeerConfiguration(
+                    publicKey: serverPublic, allowedIPs: mode == .tun ? [IPPrefix("10.8.0.0/24")!] : [],
+                    endpoint: serverEndpoint)
             ])
     }
 }
@@ -193,65 +197,117 @@ func pump(_ nodes: [Node], maxRounds: Int = 500, sourceLocation: SourceLocation 
 let serverEndpoint = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
 let clientAddress = Endpoint(ipv4: 192, 0, 2, 2, port: 0)
 
-/// A server and a client over a FakeDatagramNetwork.
-struct UDPFakePair {
-    let network: FakeDatagramNetwork
-    let serverSocket: FakeDatagramSocket
-    let clientSocket: FakeDatagramSocket
+/// The one two-daemon world of these tests: a server and a client, each a ``Node`` built as vpnd
+/// builds it (``Daemon``), over one underlay: a FakeDatagramNetwork (UDP), a FakeStreamNetwork
+/// (TCP), or real UDP sockets on loopback with epoll and eventfds (``loopback()``, in
+/// TwoBackendTests.swift). Build it with ``udp(seed:impairment:deferredHandshakes:mode:offloads:wrapClientTransport:)``
+/// or ``tcp(writeChunk:pipeCapacity:maximumConnections:unauthenticatedDeadline:unauthenticatedPerSource:)``.
+final class DaemonPair {
+    enum Underlay { case fakeUDP, fakeTCP, loopbackUDP }
+
+    let underlay: Underlay
     let server: Node
     let client: Node
+    private let udpParts: (network: FakeDatagramNetwork, server: FakeDatagramSocket, client: FakeDatagramSocket)?
+    private let tcpParts: (network: FakeStreamNetwork, listener: FakeStreamListener, dialer: FakeStreamDialer)?
+    /// Objects the nodes need alive that nothing else holds (loopback sockets).
+    private let keep: [AnyObject]
 
-    init(seed: UInt64 = 1, impairment: FakeDatagramNetwork.Impairment = .none, deferredHandshakes: Bool = false) throws {
-        let ids = TestIdentities()
-        network = FakeDatagramNetwork(seed: seed, impairment: impairment)
-        serverSocket = try FakeDatagramSocket(network: network, endpoint: serverEndpoint)
-        clientSocket = try FakeDatagramSocket(network: network, endpoint: clientAddress)
-        server = try fakeNode(
-            "server", configuration: ids.serverConfiguration(), seed: 100,
-            transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock(),
-            deferredHandshakes: deferredHandshakes)
-        client = try fakeNode(
-            "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), seed: 200,
-            transport: UDPTransport(socket: clientSocket, maxDatagram: maxMessage), clock: ManualClock(),
-            deferredHandshakes: deferredHandshakes)
-    }
-}
-
-/// A server (listener) and a client (dialer) over a FakeStreamNetwork.
-struct TCPFakePair {
-    let network: FakeStreamNetwork
-    let listener: FakeStreamListener
-    let dialer: FakeStreamDialer
-    let server: Node
-    let client: Node
-
-    /// The server transport's admission limits are its defaults unless given.
     init(
+        underlay: Underlay, server: Node, client: Node,
+        udp: (network: FakeDatagramNetwork, server: FakeDatagramSocket, client: FakeDatagramSocket)? = nil,
+        tcp: (network: FakeStreamNetwork, listener: FakeStreamListener, dialer: FakeStreamDialer)? = nil,
+        keep: [AnyObject] = []
+    ) {
+        self.underlay = underlay
+        self.server = server
+        self.client = client
+        udpParts = udp
+        tcpParts = tcp
+        self.keep = keep
+    }
+
+    /// UDP over a FakeDatagramNetwork: a tun pair (10.8.0.1 / 10.8.0.2), or with `mode: .tap` one
+    /// peer each and no AllowedIPs. `wrapClientTransport` lets a test watch the client's sends.
+    static func udp(
+        seed: UInt64 = 1, impairment: FakeDatagramNetwork.Impairment = .none, deferredHandshakes: Bool = false,
+        mode: HandshakeIdentity.Mode = .tun, offloads: DataPlaneOffloads = DataPlaneOffloads(),
+        wrapClientTransport: (UDPTransport) -> any Transport = { $0 }
+    ) throws -> DaemonPair {
+        let ids = TestIdentities()
+        let network = FakeDatagramNetwork(seed: seed, impairment: impairment)
+        let serverSocket = try FakeDatagramSocket(network: network, endpoint: serverEndpoint)
+        let clientSocket = try FakeDatagramSocket(network: network, endpoint: clientAddress)
+        let server = try fakeNode(
+            "server", configuration: ids.serverConfiguration(mode: mode), seed: 100,
+            transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock(),
+            offloads: offloads, deferredHandshakes: deferredHandshakes)
+        let client = try fakeNode(
+            "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint, mode: mode), seed: 200,
+            transport: wrapClientTransport(UDPTransport(socket: clientSocket, maxDatagram: maxMessage)),
+            clock: ManualClock(), offloads: offloads, deferredHandshakes: deferredHandshakes)
+        return DaemonPair(
+            underlay: .fakeUDP, server: server, client: client, udp: (network, serverSocket, clientSocket))
+    }
+
+    /// TCP over a FakeStreamNetwork: the server listens, the client dials. The server transport's
+    /// admission limits are its defaults unless given.
+    static func tcp(
         writeChunk: Int = .max, pipeCapacity: Int = 1 << 16, maximumConnections: Int = 256,
         unauthenticatedDeadline: Duration = TCPServerTransport.defaultUnauthenticatedDeadline,
         unauthenticatedPerSource: Int = 8
-    ) throws {
+    ) throws -> DaemonPair {
         let ids = TestIdentities()
-        network = FakeStreamNetwork()
+        let network = FakeStreamNetwork()
         network.writeChunk = writeChunk
         network.pipeCapacity = pipeCapacity
-        listener = try FakeStreamListener(network: network, endpoint: serverEndpoint)
+        let listener = try FakeStreamListener(network: network, endpoint: serverEndpoint)
         let clientClock = ManualClock()
-        dialer = FakeStreamDialer(network: network, localAddress: clientAddress, clock: clientClock)
+        let dialer = FakeStreamDialer(network: network, localAddress: clientAddress, clock: clientClock)
         let serverLog = LogRecorder()
         let clientLog = LogRecorder()
-        server = try fakeNode(
+        let server = try fakeNode(
             "server", configuration: ids.serverConfiguration(), seed: 100,
             transport: TCPServerTransport(
                 listener: listener, maxFrame: maxMessage, logger: makeLogger(serverLog),
                 maximumConnections: maximumConnections, unauthenticatedDeadline: unauthenticatedDeadline,
                 unauthenticatedPerSource: unauthenticatedPerSource),
             clock: ManualClock(), log: serverLog)
-        client = try fakeNode(
+        let client = try fakeNode(
             "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), seed: 200,
             transport: TCPClientTransport(
                 dialer: dialer, remote: serverEndpoint, maxFrame: maxMessage, logger: makeLogger(clientLog)),
             clock: clientClock, log: clientLog)
+        return DaemonPair(underlay: .fakeTCP, server: server, client: client, tcp: (network, listener, dialer))
+    }
+
+    /// The fake UDP network and its two sockets (``udp(seed:impairment:deferredHandshakes:mode:offloads:wrapClientTransport:)``).
+    var datagrams: FakeDatagramNetwork { udpParts!.network }
+    var serverSocket: FakeDatagramSocket { udpParts!.server }
+    var clientSocket: FakeDatagramSocket { udpParts!.client }
+    /// The fake TCP network, the server's listener and the client's dialer (``tcp(writeChunk:pipeCapacity:maximumConnections:unauthenticatedDeadline:unauthenticatedPerSource:)``).
+    var streams: FakeStreamNetwork { tcpParts!.network }
+    var listener: FakeStreamListener { tcpParts!.listener }
+    var dialer: FakeStreamDialer { tcpParts!.dialer }
+
+    /// Runs both loops until `done()` holds: rounds that never wait on fakes, 1 ms waits on
+    /// loopback (at most 5 s in all). Records an issue if `done()` never holds.
+    func drive(until done: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        if underlay == .loopbackUDP {
+            let deadline = BootClock().now() + .seconds(5)
+            while BootClock().now() < deadline {
+                if done() { return }
+                try server.dataPlane.runOnce(timeoutCap: .milliseconds(1))
+                try client.dataPlane.runOnce(timeoutCap: .milliseconds(1))
+            }
+        } else {
+            for _ in 0..<1000 {
+                if done() { return }
+                try server.dataPlane.runOnce(timeoutCap: .zero)
+                try client.dataPlane.runOnce(timeoutCap: .zero)
+            }
+        }
+        if !done() { Issue.record("condition not reached over \(underlay)", sourceLocation: sourceLocation) }
     }
 }
 

@@ -13,7 +13,7 @@ import VPNTesting
 @Suite struct HandshakeWorkerTests {
     @Test("deferred handshakes: a session forms, packets pass both ways byte-identical, three jobs in all")
     func deferredHandshakeCarriesTraffic() throws {
-        let pair = try UDPFakePair(deferredHandshakes: true)
+        let pair = try DaemonPair.udp(deferredHandshakes: true)
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server])
@@ -31,7 +31,7 @@ import VPNTesting
 
     @Test("no handshake message is computed on the packet thread: nothing leaves until the worker runs")
     func packetThreadOnlyQueuesHandshakeWork() throws {
-        let pair = try UDPFakePair(deferredHandshakes: true)
+        let pair = try DaemonPair.udp(deferredHandshakes: true)
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)))
         // Data planes only, several rounds: the initiation is a queued job, not a datagram.
         for _ in 0..<5 {

@@ -11,11 +11,11 @@ import VPNTesting
 /// closed every real client that had been quiet for a moment (and each redial cost a handshake).
 @Suite struct TCPAdmissionTests {
     /// A dialer for the attacker at 203.0.113.`host` (or 198.51.100.x past 255).
-    static func attacker(_ pair: TCPFakePair, host: Int) -> FakeStreamDialer {
+    static func attacker(_ pair: DaemonPair, host: Int) -> FakeStreamDialer {
         let address =
             host < 256
             ? Endpoint(ipv4: 203, 0, 113, UInt8(host), port: 0) : Endpoint(ipv4: 198, 51, 100, UInt8(host - 256), port: 0)
-        return FakeStreamDialer(network: pair.network, localAddress: address)
+        return FakeStreamDialer(network: pair.streams, localAddress: address)
     }
 
     /// A frame that is a well-formed message but authenticates nothing: an initiation with a
@@ -32,7 +32,7 @@ import VPNTesting
     }
 
     /// Sets up a tunnel whose one connection has authenticated (a packet went up).
-    static func authenticatedPair(_ pair: TCPFakePair, payload: Int = 1) throws {
+    static func authenticatedPair(_ pair: DaemonPair, payload: Int = 1) throws {
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(payload))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server])
@@ -40,7 +40,7 @@ import VPNTesting
     }
 
     /// Packets still pass both ways over the client's first (and only) connection.
-    static func expectTunnelIntact(_ pair: TCPFakePair, payload: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectTunnelIntact(_ pair: DaemonPair, payload: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(payload))
         let down = ipv4Packet(from: serverInner, to: clientInner, payload: numbered(payload + 1))
         pair.client.device.inject(up)
@@ -56,7 +56,7 @@ import VPNTesting
     /// A keepalive right after the handshake is what authenticates a connection that has no data
     /// to send; the handshake alone does not.
     @Test func theKeepaliveAfterTheHandshakeAuthenticates() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try pump([pair.client, pair.server])
         let status = try #require(try pair.server.snapshot()?.tcp)
         #expect(status.open == 1)
@@ -68,7 +68,7 @@ import VPNTesting
 
     /// All slots taken by authenticated connections: a newcomer is refused, none is evicted.
     @Test func fullServerOfAuthenticatedConnectionsRefusesANewcomer() throws {
-        let pair = try TCPFakePair(maximumConnections: 1)
+        let pair = try DaemonPair.tcp(maximumConnections: 1)
         try Self.authenticatedPair(pair)
         pair.server.manualClock.advance(by: .seconds(1))
         let hostile = try Self.attacker(pair, host: 9).connect(to: serverEndpoint) as! FakeStreamConnection
@@ -85,7 +85,7 @@ import VPNTesting
     /// Unauthenticated connections, silent or sending well-formed frames that authenticate
     /// nothing, are closed on the tick at their deadline; the authenticated one stays.
     @Test func unauthenticatedConnectionsPastTheirDeadlineAreClosedOnTick() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try Self.authenticatedPair(pair)
         let opened = pair.server.clock.now()
         let silent = try Self.attacker(pair, host: 9).connect(to: serverEndpoint) as! FakeStreamConnection
@@ -114,7 +114,7 @@ import VPNTesting
     /// One source address holds at most 8 unauthenticated connections; others are unaffected,
     /// and a slot freed at that address can be taken again.
     @Test func perSourceCap() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         let attacker = Self.attacker(pair, host: 9)
         let held = try (0..<8).map { _ in try attacker.connect(to: serverEndpoint) as! FakeStreamConnection }
         try pump([pair.server])
@@ -144,7 +144,7 @@ import VPNTesting
     /// 1,280 connections from 160 addresses while the real client is quiet: the table fills, the
     /// oldest unauthenticated connection makes room each time, and the client is never touched.
     @Test func authenticatedConnectionSurvivesAFloodOfAccepts() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try Self.authenticatedPair(pair)
         let attackers = (0..<160).map { Self.attacker(pair, host: $0 + 1) }
         var hostile: [FakeStreamConnection] = []

@@ -8,7 +8,7 @@ import VPNTesting
 /// Two DataPlanes over the TCP transports (server listener, client dialer) on fake streams.
 @Suite struct TCPDataPlaneTests {
     /// Client and server exchange one packet each way; returns after both arrived.
-    func exchange(_ pair: TCPFakePair, tag: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func exchange(_ pair: DaemonPair, tag: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(tag))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server], sourceLocation: sourceLocation)
@@ -22,7 +22,7 @@ import VPNTesting
     @Test(arguments: [Int.max, 1, 3, 64])
     func handshakeAndPacketsBothWays(writeChunk: Int) throws {
         // Small chunks and a small pipe force partial writes, the send queue and writable waits.
-        let pair = try TCPFakePair(writeChunk: writeChunk, pipeCapacity: writeChunk == .max ? 1 << 16 : 200)
+        let pair = try DaemonPair.tcp(writeChunk: writeChunk, pipeCapacity: writeChunk == .max ? 1 << 16 : 200)
         try exchange(pair, tag: 0)
         let ups = (0..<40).map { ipv4Packet(from: clientInner, to: serverInner, payload: numbered($0, count: 30 * $0)) }
         let downs = (0..<40).map { ipv4Packet(from: serverInner, to: clientInner, payload: numbered($0, count: 1380 - $0)) }
@@ -39,7 +39,7 @@ import VPNTesting
     }
 
     @Test func resetIsRedialledWithBackoffAndANewHandshake() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try exchange(pair, tag: 0)
         let firstHandshake = try #require(try pair.server.snapshot()?.peers[0].latestHandshake)
         let oldClientEnd = pair.dialer.dialled[0]
@@ -93,9 +93,9 @@ import VPNTesting
         [0, 4, 9, 9, 9, 9],  // a frame that is no message
     ])
     func hostileFrameClosesThatConnectionOnly(frame: [UInt8]) throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try exchange(pair, tag: 0)
-        let attacker = FakeStreamDialer(network: pair.network, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
+        let attacker = FakeStreamDialer(network: pair.streams, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
         let hostile = try attacker.connect(to: serverEndpoint) as! FakeStreamConnection
         frame.withUnsafeBytes { _ = try? hostile.write($0) }
         try pump([pair.client, pair.server])
@@ -112,7 +112,7 @@ import VPNTesting
     }
 
     @Test func streamClosedAtTheServerEndIsRedialled() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         try exchange(pair, tag: 0)
         // The server's end is closed (FIN) under the server's feet: the client sees end of stream
         // and redials; the server goes on serving the new connection.
@@ -130,7 +130,7 @@ import VPNTesting
     }
 
     @Test func heldConnectSendsNothingUntilConnected() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         pair.dialer.holdConnects = true
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)))
         try pump([pair.client, pair.server])

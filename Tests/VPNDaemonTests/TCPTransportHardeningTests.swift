@@ -11,13 +11,13 @@ import VPNTesting
     /// TCPServerTransport.handle, so runOnce throws and run() stops the whole daemon: one
     /// connection too many must not take the tunnel down.
     @Test func acceptFailureDoesNotStopTheDaemon() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server])
         #expect(pair.server.device.takeWritten() == [up])
 
-        let attacker = FakeStreamDialer(network: pair.network, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
+        let attacker = FakeStreamDialer(network: pair.streams, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
         _ = try attacker.connect(to: serverEndpoint)
         pair.listener.nextAcceptError = IOError(
             operation: "accept", subject: "\(serverEndpoint)", errno: 24, reason: "too many open files (EMFILE)")
@@ -34,8 +34,8 @@ import VPNTesting
     /// but the log says "closed by peer": TCPTransportBase.handleLink picks the reason from
     /// `deframer.isInvalid`, which only covers bad lengths.
     @Test func malformedMessageIsLoggedAsInvalid() throws {
-        let pair = try TCPFakePair()
-        let attacker = FakeStreamDialer(network: pair.network, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
+        let pair = try DaemonPair.tcp()
+        let attacker = FakeStreamDialer(network: pair.streams, localAddress: Endpoint(ipv4: 203, 0, 113, 9, port: 0))
         let hostile = try attacker.connect(to: serverEndpoint) as! FakeStreamConnection
         [UInt8]([0, 4, 9, 9, 9, 9]).withUnsafeBytes { _ = try? hostile.write($0) }
         try pump([pair.server])
@@ -49,14 +49,14 @@ import VPNTesting
     /// evicted for a newcomer. (The attacker uses 32 addresses, 8 connections each: the most
     /// the per-source cap lets one address hold.)
     @Test func idleConnectionsCannotLockOutTheClient() throws {
-        let pair = try TCPFakePair()
+        let pair = try DaemonPair.tcp()
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server])
         #expect(pair.server.device.takeWritten() == [up])
 
         let attackers = (0..<32).map {
-            FakeStreamDialer(network: pair.network, localAddress: Endpoint(ipv4: 203, 0, 113, UInt8($0 + 1), port: 0))
+            FakeStreamDialer(network: pair.streams, localAddress: Endpoint(ipv4: 203, 0, 113, UInt8($0 + 1), port: 0))
         }
         // The connection breaks; before the client's first redial (250 ms later) the attacker has
         // taken every slot.

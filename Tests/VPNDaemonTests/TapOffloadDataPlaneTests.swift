@@ -92,41 +92,23 @@ private final class SegmentRecorder: Transport {
     var counters: TransportCounters { inner.counters }
 }
 
-/// A tap server and client with device offloads (link header 14) over a FakeDatagramNetwork.
-private struct TapOffloadPair {
-    let server: Node
-    let client: Node
-    let clientTransport: SegmentRecorder
-
-    init() throws {
-        let ids = TestIdentities()
-        let network = FakeDatagramNetwork(seed: 3)
-        let serverSocket = try FakeDatagramSocket(network: network, endpoint: serverEndpoint)
-        let clientSocket = try FakeDatagramSocket(network: network, endpoint: clientAddress)
-        let offloads = DataPlaneOffloads(deviceVirtioHeader: true, linkHeaderLength: 14)
-        clientTransport = SegmentRecorder(UDPTransport(socket: clientSocket, maxDatagram: maxMessage))
-        server = try fakeNode(
-            "server",
-            configuration: TunnelConfiguration(
-                mode: .tap, privateKey: ids.serverKey, mtu: testMTU,
-                peers: [PeerConfiguration(publicKey: ids.clientPublic, allowedIPs: [])]),
-            seed: 100, transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock(),
-            offloads: offloads)
-        client = try fakeNode(
-            "client",
-            configuration: TunnelConfiguration(
-                mode: .tap, privateKey: ids.clientKey, mtu: testMTU,
-                peers: [PeerConfiguration(publicKey: ids.serverPublic, allowedIPs: [], endpoint: serverEndpoint)]),
-            seed: 200, transport: clientTransport, clock: ManualClock(),
-            offloads: offloads)
+extension DaemonPair {
+    /// A tap pair with device offloads (link header 14) whose client records its segmented sends.
+    fileprivate static func tapOffload() throws -> DaemonPair {
+        try udp(
+            seed: 3, mode: .tap, offloads: DataPlaneOffloads(deviceVirtioHeader: true, linkHeaderLength: 14),
+            wrapClientTransport: { SegmentRecorder($0) })
     }
+
+    /// The client's transport of ``tapOffload()``.
+    fileprivate var clientTransport: SegmentRecorder { client.transport as! SegmentRecorder }
 }
 
 @Suite("tap offloads through the data plane")
 struct TapOffloadDataPlaneTests {
     @Test("a non-IP frame crosses alone; a TSO frame is split, sealed, and coalesced back into the same frame")
     func tcpSuperFrameRoundTrip() throws {
-        let pair = try TapOffloadPair()
+        let pair = try DaemonPair.tapOffload()
         let plain = tapMACs + [0x88, 0xB5] + (0..<46).map { UInt8($0) }
         pair.client.device.inject(virtioBytes(VirtioNetHeader()) + plain)
         try pump([pair.client, pair.server])
@@ -150,7 +132,7 @@ struct TapOffloadDataPlaneTests {
 
     @Test("a USO frame becomes one Ethernet frame per datagram, each with a valid UDP checksum")
     func udpSuperFrame() throws {
-        let pair = try TapOffloadPair()
+        let pair = try DaemonPair.tapOffload()
         let (header, frame) = tapSuperFrame(tcp: false, payload: 5000, gsoSize: 1392)
         pair.client.device.inject(virtioBytes(header) + frame)
         try pump([pair.client, pair.server])

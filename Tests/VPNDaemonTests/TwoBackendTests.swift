@@ -18,63 +18,30 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
     var testDescription: String { rawValue }
 }
 
-/// A server and a client on `backend`, and how to drive them.
-final class BackendPair {
-    let backend: Backend
-    let server: Node
-    let client: Node
-    private var keep: [AnyObject] = []
-
-    init(_ backend: Backend) throws {
-        self.backend = backend
-        switch backend {
-        case .fakes:
-            let pair = try UDPFakePair()
-            server = pair.server
-            client = pair.client
-            keep = [pair.network, pair.serverSocket, pair.clientSocket]
-        case .loopback:
-            let ids = TestIdentities()
-            let loopback = Endpoint(ipv4: 127, 0, 0, 1, port: 0)
-            let serverSocket = try UDPSocket(bindingTo: loopback, bufferSize: 1 << 20)
-            let clientSocket = try UDPSocket(bindingTo: loopback, bufferSize: 1 << 20)
-            server = try Self.realNode(
-                "server", configuration: ids.serverConfiguration(), seed: 100, socket: serverSocket)
-            client = try Self.realNode(
-                "client", configuration: ids.clientConfiguration(serverEndpoint: serverSocket.localEndpoint), seed: 200,
-                socket: clientSocket)
-        }
+extension DaemonPair {
+    /// A pair on `backend`.
+    static func on(_ backend: Backend) throws -> DaemonPair {
+        backend == .fakes ? try udp() : try loopback()
     }
 
-    private static func realNode(_ name: String, configuration: TunnelConfiguration, seed: UInt64, socket: UDPSocket) throws
-        -> Node
-    {
-        try Node(
-            name: name, configuration: configuration, entropySeed: seed,
-            device: FakePacketDevice(name: "\(name)0", readinessSignal: try EventFDWakeup()),
-            transport: UDPTransport(socket: socket, maxDatagram: maxMessage), poller: try EpollPoller(),
-            clock: BootClock(), wakeup: try EventFDWakeup())
-    }
-
-    /// Runs both loops until `done()` holds: rounds that never wait on fakes, short waits on
-    /// loopback (at most 5 s in all). Records an issue if `done()` never holds.
-    func drive(until done: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        switch backend {
-        case .fakes:
-            for _ in 0..<1000 {
-                if done() { return }
-                try server.dataPlane.runOnce(timeoutCap: .zero)
-                try client.dataPlane.runOnce(timeoutCap: .zero)
-            }
-        case .loopback:
-            let deadline = Date().addingTimeInterval(5)
-            while Date() < deadline {
-                if done() { return }
-                try server.dataPlane.runOnce(timeoutCap: .milliseconds(1))
-                try client.dataPlane.runOnce(timeoutCap: .milliseconds(1))
-            }
+    /// Real UDP sockets on 127.0.0.1 ephemeral ports, EpollPoller, EventFDWakeup, BootClock; the
+    /// tun devices stay fakes (their readiness through a real eventfd).
+    static func loopback() throws -> DaemonPair {
+        let ids = TestIdentities()
+        let loopback = Endpoint(ipv4: 127, 0, 0, 1, port: 0)
+        let serverSocket = try UDPSocket(bindingTo: loopback, bufferSize: 1 << 20)
+        let clientSocket = try UDPSocket(bindingTo: loopback, bufferSize: 1 << 20)
+        func node(_ name: String, _ configuration: TunnelConfiguration, seed: UInt64, socket: UDPSocket) throws -> Node {
+            try Node(
+                name: name, configuration: configuration, entropySeed: seed,
+                device: FakePacketDevice(name: "\(name)0", readinessSignal: try EventFDWakeup()),
+                transport: UDPTransport(socket: socket, maxDatagram: maxMessage), poller: try EpollPoller(),
+                clock: BootClock(), wakeup: try EventFDWakeup())
         }
-        if !done() { Issue.record("condition not reached on \(backend.rawValue)", sourceLocation: sourceLocation) }
+        return DaemonPair(
+            underlay: .loopbackUDP, server: try node("server", ids.serverConfiguration(), seed: 100, socket: serverSocket),
+            client: try node(
+                "client", ids.clientConfiguration(serverEndpoint: serverSocket.localEndpoint), seed: 200, socket: clientSocket))
     }
 }
 
@@ -90,7 +57,7 @@ final class BackendPair {
     }
 
     private func exercise(_ backend: Backend) throws {
-        let pair = try BackendPair(backend)
+        let pair = try DaemonPair.on(backend)
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
         pair.client.device.inject(up)
         try pair.drive { pair.server.device.written.count >= 1 }
@@ -123,7 +90,7 @@ final class BackendPair {
     }
 
     private func stopFromOutside() throws {
-        let pair = try BackendPair(.loopback)
+        let pair = try DaemonPair.loopback()
         let box = DataPlaneBox(pair.client.dataPlane)
         let finished = DispatchSemaphore(value: 0)
         let result = ResultBox()

@@ -8,7 +8,7 @@ import VPNTesting
 /// Two DataPlanes over a FakeDatagramNetwork, driven step by step.
 @Suite struct UDPDataPlaneTests {
     @Test func handshakeThenPacketsBothWaysByteIdentical() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
         pair.client.device.inject(up)
         try pump([pair.client, pair.server])
@@ -29,11 +29,11 @@ import VPNTesting
         #expect(pair.server.device.takeWritten() == ups)
         #expect(pair.client.device.takeWritten() == downs)
         // Only one handshake was needed: initiation, response, then data.
-        #expect(pair.network.undeliverable == 0)
+        #expect(pair.datagrams.undeliverable == 0)
     }
 
     @Test func snapshotShowsHandshakeAndCounters() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         let before = try #require(try pair.server.snapshot())
         #expect(before.peers.count == 1)
         #expect(before.peers[0].latestHandshake == nil)
@@ -65,22 +65,22 @@ import VPNTesting
     }
 
     @Test func duplicatedAndReorderedDatagramsDeliverEachPacketOnce() throws {
-        let pair = try UDPFakePair(seed: 42, impairment: .init(duplication: 0.3, reordering: 0.3))
+        let pair = try DaemonPair.udp(seed: 42, impairment: .init(duplication: 0.3, reordering: 0.3))
         // Establish the session first (the impairments apply to the handshake too).
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(-1)))
         try pump([pair.client, pair.server])
-        pair.network.releaseHeld()
+        pair.datagrams.releaseHeld()
         try pump([pair.client, pair.server])
         _ = pair.server.device.takeWritten()
 
         let packets = (0..<300).map { ipv4Packet(from: clientInner, to: serverInner, payload: numbered($0)) }
         for p in packets { pair.client.device.inject(p) }
         try pump([pair.client, pair.server])
-        pair.network.releaseHeld()
+        pair.datagrams.releaseHeld()
         try pump([pair.client, pair.server])
         let delivered = pair.server.device.takeWritten()
-        #expect(pair.network.duplicated > 0)
-        #expect(pair.network.reordered > 0)
+        #expect(pair.datagrams.duplicated > 0)
+        #expect(pair.datagrams.reordered > 0)
         // The replay window lets each packet through exactly once, whatever the order.
         #expect(delivered.count == packets.count)
         #expect(Set(delivered) == Set(packets))
@@ -91,13 +91,13 @@ import VPNTesting
 
     @Test func lossIsRecoveredByHandshakeRetries() throws {
         // Everything lost at first: the client retries its initiation every REKEY_TIMEOUT.
-        let pair = try UDPFakePair(seed: 3, impairment: .init(loss: 1))
+        let pair = try DaemonPair.udp(seed: 3, impairment: .init(loss: 1))
         let packet = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(9))
         pair.client.device.inject(packet)
         try pump([pair.client, pair.server])
-        #expect(pair.network.lost >= 1)
+        #expect(pair.datagrams.lost >= 1)
         #expect(pair.server.device.written.isEmpty)
-        pair.network.impairment = .none
+        pair.datagrams.impairment = .none
         // Let the client's clock run to its retry deadline (the FakePoller advances it when idle).
         let start = pair.client.manualClock.now()
         try pair.client.dataPlane.runOnce(timeoutCap: nil)
@@ -109,13 +109,13 @@ import VPNTesting
     }
 
     @Test func garbageDatagramsAreDroppedAndTheLoopGoesOn() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         let stranger = Endpoint(ipv4: 198, 51, 100, 7, port: 999)
         let junk: [[UInt8]] = [
             [], [1], [4, 0, 0, 0], [UInt8](repeating: 0xFF, count: 2000), [1] + [UInt8](repeating: 0, count: 147),
             [4, 0, 0, 0] + [UInt8](repeating: 0xAB, count: 60), [2] + [UInt8](repeating: 1, count: 91),
         ]
-        for bytes in junk { pair.network.transmit(bytes, from: stranger, to: serverEndpoint) }
+        for bytes in junk { pair.datagrams.transmit(bytes, from: stranger, to: serverEndpoint) }
         try pump([pair.server])
         let status = try #require(try pair.server.snapshot())
         // Each counted once (the tunnel counts its drops; the data plane must not count them again).
@@ -128,7 +128,7 @@ import VPNTesting
     }
 
     @Test func packetFromOutsideAllowedIPsIsDropped() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
         try pump([pair.client, pair.server])
         _ = pair.server.device.takeWritten()
@@ -142,7 +142,7 @@ import VPNTesting
     }
 
     @Test func deviceThatWouldBlockCountsTheDrop() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         pair.server.device.acceptsWrites = false
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
         try pump([pair.client, pair.server])
@@ -152,7 +152,7 @@ import VPNTesting
     }
 
     @Test func requestStopMakesRunReturn() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         let poller = pair.client.fakePoller
         let control = pair.client.control
         // Unowned: the poller keeps this closure, so a strong capture would leak both (LeakSanitizer).
@@ -161,12 +161,12 @@ import VPNTesting
         #expect(error == nil)
         #expect(poller.waitCount == 5)
         // run() started a handshake with the peer that has an endpoint.
-        #expect(pair.network.transmitted >= 1)
+        #expect(pair.datagrams.transmitted >= 1)
         #expect(pair.serverSocket.pendingCount > 0)
     }
 
     @Test func runReturnsTheErrorThatStoppedIt() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
         pair.client.device.nextReadError = IOError(operation: "read", subject: "client0", errno: 5, reason: "input/output error (EIO)")
         let error = pair.client.dataPlane.run()
@@ -176,7 +176,7 @@ import VPNTesting
 
     @Test("EBADFD on the tun: the interface was deleted, said as such, not as an error")
     func deletedInterfaceStopsQuietly() throws {
-        let pair = try UDPFakePair()
+        let pair = try DaemonPair.udp()
         pair.client.device.inject(ipv4Packet(from: clientInner, to: serverInner, payload: numbered(0)))
         pair.client.device.nextReadError = IOError(operation: "read", subject: "client0", errno: 77, reason: "file descriptor in bad state (EBADFD)")
         let error = pair.client.dataPlane.run()
