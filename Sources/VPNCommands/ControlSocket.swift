@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import Logging
+import Synchronization
 import VPNBasics
 import VPNLinux
 import VPNCore
@@ -32,6 +33,12 @@ final class ControlSocket: Sendable {
     }
 
     var path: String { server.path }
+    /// Answers `reload` (set once the daemon runs; vpnd-wg has none).
+    var reloader: Reloader? {
+        get { reloaderBox.withLock { $0 } }
+        set { reloaderBox.withLock { $0 = newValue } }
+    }
+    private let reloaderBox = Mutex<Reloader?>(nil)
     private let server: UnixStreamServer
     private let info: DaemonInfo
     private let control: DataPlaneControl
@@ -59,7 +66,14 @@ final class ControlSocket: Sendable {
     }
 
     func start() {
-        let started = server.start(threadName: "vpnd-control") { [info, control] request in
+        let started = server.start(threadName: "vpnd-control") { [info, control, self] request in
+            if request == "reload" {
+                guard let reloader = self.reloader else {
+                    return "refused: \(info.interfaceName) has no config file to reload (vpnd-wg: use wg setconf)\n"
+                }
+                let (applied, message) = reloader.reload(trigger: "vpnd reload")
+                return (applied ? "ok: " : "refused: ") + message + "\n"
+            }
             guard let status = freshSnapshot(control, withinMilliseconds: 1000) else {
                 return "error: the data plane did not answer within 1 s\n"
             }

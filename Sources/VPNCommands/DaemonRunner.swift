@@ -74,6 +74,10 @@ enum DaemonRunner {
         var ticks = 0
         while true {
             if let signal = signals.wait(seconds: 1), signal != .wake {
+                if signal == .hangup, let reloader = running.reloader {
+                    _ = reloader.reload(trigger: "SIGHUP")
+                    continue
+                }
                 received = signal
                 break
             }
@@ -103,23 +107,11 @@ enum DaemonRunner {
         let loaded = memory.load()
         if let warning = loaded.warning { logger.warning("\(warning)") }
         let remembered = loaded.endpoints
-        let baseDirectory = Posix.containingDirectory(of: options.configPath)
-        let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
-        var psks: [SecretKey?] = []
-        for peer in config.peers {
-            psks.append(try peer.presharedKey.map { try resolveKey($0, base: baseDirectory, secret: .presharedKey) })
-        }
-        // Host names: with `User =`, resolved by a child that has already dropped privileges.
-        let endpoints = try EndpointResolver.resolveAll(config.peers.map(\.endpoint), as: account)
-        var peers: [PeerConfiguration] = []
-        for (i, peer) in config.peers.enumerated() {
-            let psk = psks[i]
-            let endpoint = endpoints[i]
-            peers.append(
-                PeerConfiguration(
-                    publicKey: peer.publicKey, presharedKey: psk, allowedIPs: peer.allowedIPs, endpoint: endpoint,
-                    persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0)),
-                    rememberedEndpoint: endpoint == nil ? remembered[peer.publicKey] : nil))
+        let (privateKey, resolvedPeers) = try resolve(config, options: options, account: account)
+        let peers = resolvedPeers.map { peer in
+            var peer = peer
+            if peer.endpoint == nil { peer.rememberedEndpoint = remembered[peer.publicKey] }
+            return peer
         }
         let mode: HandshakeIdentity.Mode = config.interface.mode == .tap ? .tap : .tun
         var timers = TimerSettings.wireGuard
@@ -146,7 +138,33 @@ enum DaemonRunner {
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
         })
-        return try launch(plan, memory: memory, hostNames: hostNames, logger: logger)
+        let running = try launch(plan, memory: memory, hostNames: hostNames, logger: logger)
+        running.reloader = Reloader(
+            options: options, account: account, loaded: Reloader.Loaded(config: config, privateKey: privateKey, peers: resolvedPeers),
+            changer: running.changer, control: running.control, logger: logger)
+        return running
+    }
+
+    /// The keys and peers of `config` as the core takes them: key files read, host names resolved
+    /// (with `User =`, by a child that has already dropped privileges).
+    static func resolve(
+        _ config: Config, options: DaemonOptions, account: UserAccount?
+    ) throws -> (privateKey: SecretKey, peers: [PeerConfiguration]) {
+        let baseDirectory = Posix.containingDirectory(of: options.configPath)
+        let privateKey = try resolveKey(config.interface.privateKey, base: baseDirectory, secret: .privateKey)
+        var psks: [SecretKey?] = []
+        for peer in config.peers {
+            psks.append(try peer.presharedKey.map { try resolveKey($0, base: baseDirectory, secret: .presharedKey) })
+        }
+        let endpoints = try EndpointResolver.resolveAll(config.peers.map(\.endpoint), as: account)
+        var peers: [PeerConfiguration] = []
+        for (i, peer) in config.peers.enumerated() {
+            peers.append(
+                PeerConfiguration(
+                    publicKey: peer.publicKey, presharedKey: psks[i], allowedIPs: peer.allowedIPs, endpoint: endpoints[i],
+                    persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0))))
+        }
+        return (privateKey, peers)
     }
 
     /// Builds the sockets, the interface, the daemon and its control sockets from `plan`, and drops
@@ -251,11 +269,13 @@ enum DaemonRunner {
         }
         // WireGuard's configuration socket, for wg and wg-quick (made as root, like the others).
         // vpnd-wg is nothing without it; a vpnd daemon goes on without it.
+        let changer = ConfigurationChanger(
+            interface: ConfigurationChanger.Interface(
+                name: device.name, managesRoutes: mode == .tun && plan.setUpInterface, addresses: plan.addresses),
+            control: control, routes: RouteTable(netlink: try Netlink()), logger: logger)
         let uapi = UAPIService.open(
-            interface: UAPIService.Interface(
-                name: device.name, listenPort: transport.localPort, managesRoutes: mode == .tun && plan.setUpInterface,
-                addresses: plan.addresses),
-            control: control, routes: RouteTable(netlink: try Netlink()), logger: logger, required: !plan.setUpInterface)
+            interface: UAPIService.Interface(name: device.name), control: control, changer: changer, logger: logger,
+            required: !plan.setUpInterface)
         if uapi == nil && !plan.setUpInterface {
             controlSocket.discard()
             try? netlink.deleteLink(device.name)
@@ -277,8 +297,8 @@ enum DaemonRunner {
             }
         }
         let running = RunningDaemon(
-            daemon: daemon, controlSocket: controlSocket, uapi: uapi, device: device, netlink: netlink, memory: memory,
-            hostNames: hostNames, logger: logger)
+            daemon: daemon, controlSocket: controlSocket, uapi: uapi, changer: changer, device: device, netlink: netlink,
+            memory: memory, hostNames: hostNames, logger: logger)
         running.unprivileged = plan.account != nil
         return running
     }
@@ -334,6 +354,11 @@ final class RunningDaemon {
     let hostNames: HostNameRefresher
     private let controlSocket: ControlSocket
     private let uapi: UAPIService?
+    let changer: ConfigurationChanger
+    /// Re-reads the config file (`vpnd --server/--client`; nil for vpnd-wg, which has none).
+    var reloader: Reloader? {
+        didSet { controlSocket.reloader = reloader }
+    }
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
@@ -349,10 +374,11 @@ final class RunningDaemon {
         return false
     }
 
-    init(daemon: Daemon, controlSocket: ControlSocket, uapi: UAPIService?, device: TunDevice, netlink: Netlink,
-         memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
+    init(daemon: Daemon, controlSocket: ControlSocket, uapi: UAPIService?, changer: ConfigurationChanger, device: TunDevice,
+         netlink: Netlink, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger) {
         self.daemon = daemon
         self.uapi = uapi
+        self.changer = changer
         self.hostNames = hostNames
         self.memory = memory
         self.controlSocket = controlSocket

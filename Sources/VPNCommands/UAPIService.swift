@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 import Logging
-import Synchronization
 import VPNBasics
 import VPNCore
 import VPNCrypto
@@ -10,9 +9,7 @@ import VPNLinux
 /// WireGuard's cross-platform configuration protocol (wireguard.com/xplatform) on
 /// `/var/run/wireguard/NAME.sock`, so that `wg`, `wg-quick` and the tools built on them see and
 /// change a running vpnd. `get=1` answers from a fresh status snapshot; `set=1` is read whole,
-/// parsed, checked by the data plane, its kernel routes added, applied on the data-plane thread,
-/// and then the routes it no longer needs removed: a refusal at any step leaves the running
-/// configuration as it was.
+/// parsed and handed to the ``ConfigurationChanger`` (all or nothing).
 final class UAPIService: Sendable {
     /// The directory the protocol fixes; `VPND_WG_SOCKET_DIR` moves it (unit tests only).
     static var directory: String {
@@ -23,29 +20,25 @@ final class UAPIService: Sendable {
     /// What the service needs to know of the interface besides the snapshot.
     struct Interface: Sendable {
         var name: String
-        var listenPort: UInt16?
-        /// tun: AllowedIPs get kernel routes (as at start-up); tap: none.
-        var managesRoutes: Bool
-        /// The interface's own addresses (their subnets need no route).
-        var addresses: [IPPrefix]
     }
 
     private let server: UnixStreamServer
     private let interface: Interface
     private let control: DataPlaneControl
-    private let routes: RouteTable?
+    private let changer: ConfigurationChanger
     private let logger: Logger
 
     /// Opens the socket, or returns nil (with one info line) when a live one of the same name
     /// exists: another daemon of this name, say in another network namespace of this host.
     static func open(
-        interface: Interface, control: DataPlaneControl, routes: RouteTable?, logger: Logger, required: Bool = false
+        interface: Interface, control: DataPlaneControl, changer: ConfigurationChanger, logger: Logger,
+        required: Bool = false
     ) -> UAPIService? {
         let directory = directory
         let path = directory + "/" + interface.name + ".sock"
         do throws(UnixSocketError) {
             let server = try UnixStreamServer(path: path, directory: directory)
-            return UAPIService(server: server, interface: interface, control: control, routes: routes, logger: logger)
+            return UAPIService(server: server, interface: interface, control: control, changer: changer, logger: logger)
         } catch {
             switch error {
             case .inUse:
@@ -61,11 +54,14 @@ final class UAPIService: Sendable {
         }
     }
 
-    private init(server: UnixStreamServer, interface: Interface, control: DataPlaneControl, routes: RouteTable?, logger: Logger) {
+    private init(
+        server: UnixStreamServer, interface: Interface, control: DataPlaneControl, changer: ConfigurationChanger,
+        logger: Logger
+    ) {
         self.server = server
         self.interface = interface
         self.control = control
-        self.routes = routes
+        self.changer = changer
         self.logger = logger
     }
 
@@ -184,60 +180,7 @@ final class UAPIService: Sendable {
     private func apply(_ text: String) -> Result<TunnelReconfiguration, UAPIError> {
         let request: UAPISetRequest
         do throws(UAPIError) { request = try UAPISetRequest.parse(text) } catch { return .failure(error) }
-        // 1. Checked whole by the data plane (nothing changes yet).
-        let preview: TunnelReconfiguration
-        switch exchange(request, dryRun: true) {
-        case .success(let value): preview = value
-        case .failure(let error): return .failure(error)
-        }
-        // 2. The new routes, before any packet can need them.
-        let (add, remove) = routeChanges(preview)
-        var added: [IPPrefix] = []
-        if let routes {
-            for prefix in add {
-                do throws(IOError) {
-                    try routes.add(prefix, device: interface.name)
-                    added.append(prefix)
-                } catch {
-                    for prefix in added { try? routes.remove(prefix, device: interface.name) }
-                    return .failure(UAPIError(
-                        errno: error.errno == 0 ? UAPIError.io : error.errno,
-                        "route to \(prefix): \(error.reason)\(error.errno == 1 ? "; changing routes needs CAP_NET_ADMIN" : "")"))
-                }
-            }
-        }
-        // 3. The change itself, on the data-plane thread.
-        let applied = exchange(request, dryRun: false)
-        guard case .success = applied else {
-            for prefix in added { try? routes?.remove(prefix, device: interface.name) }
-            return applied
-        }
-        // 4. The routes no longer needed.
-        for prefix in remove {
-            do throws(IOError) { try routes?.remove(prefix, device: interface.name) } catch {
-                logger.warning("wg set on \(interface.name): removing the route to \(prefix): \(error)")
-            }
-        }
-        return applied
-    }
-
-    /// Routes to add and to remove for a change of AllowedIPs (tun only, as at start-up).
-    private func routeChanges(_ preview: TunnelReconfiguration) -> (add: [IPPrefix], remove: [IPPrefix]) {
-        guard interface.managesRoutes else { return ([], []) }
-        let before = InterfaceSetup.routesToAdd(preview.allowedIPsBefore, addresses: interface.addresses)
-        let after = InterfaceSetup.routesToAdd(preview.allowedIPsAfter, addresses: interface.addresses)
-        let had = Set(before), has = Set(after)
-        return (after.filter { !had.contains($0) }, before.filter { !has.contains($0) })
-    }
-
-    /// Hands `request` to the data plane and waits for its answer (up to 5 s).
-    private func exchange(_ request: UAPISetRequest, dryRun: Bool) -> Result<TunnelReconfiguration, UAPIError> {
-        let ticket = control.requestReconfiguration(request, dryRun: dryRun)
-        for _ in 0..<5000 {
-            if let result = control.reconfigurationResult(ticket) { return result }
-            Posix.sleep(milliseconds: 1)
-        }
-        return .failure(UAPIError(errno: UAPIError.io, "the data plane did not answer within 5 s"))
+        return changer.apply(request)
     }
 
     static func printable(_ text: String) -> String {
@@ -246,20 +189,3 @@ final class UAPIService: Sendable {
     }
 }
 
-/// The kernel routes vpnd owns for AllowedIPs, changed at runtime (rtnetlink).
-/// Its own netlink socket, used by the wg socket's thread alone (the lock only proves it).
-final class RouteTable: Sendable {
-    private let netlink: Mutex<Netlink>
-
-    init(netlink: sending Netlink) { self.netlink = Mutex(netlink) }
-
-    func add(_ prefix: IPPrefix, device: String) throws(IOError) {
-        guard let route = NetlinkPrefix(bytes: prefix.address.bytes, length: Int(prefix.length)) else { return }
-        try netlink.withLock { (netlink) throws(IOError) in try netlink.addRoute(to: route.network, device: device) }
-    }
-
-    func remove(_ prefix: IPPrefix, device: String) throws(IOError) {
-        guard let route = NetlinkPrefix(bytes: prefix.address.bytes, length: Int(prefix.length)) else { return }
-        try netlink.withLock { (netlink) throws(IOError) in try netlink.deleteRoute(to: route.network, device: device) }
-    }
-}

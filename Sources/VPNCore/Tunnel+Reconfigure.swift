@@ -150,12 +150,14 @@ extension Tunnel {
         }
     }
 
-    static func same(_ a: PeerConfiguration, _ b: PeerConfiguration) -> Bool {
+    /// Whether two peer configurations say the same (keys compared by value).
+    public static func same(_ a: PeerConfiguration, _ b: PeerConfiguration) -> Bool {
         a.publicKey == b.publicKey && same(a.presharedKey, b.presharedKey) && a.allowedIPs == b.allowedIPs
             && a.endpoint == b.endpoint && a.persistentKeepalive == b.persistentKeepalive
     }
 
-    static func same(_ a: SecretKey?, _ b: SecretKey?) -> Bool {
+    /// Whether two optional keys are the same key.
+    public static func same(_ a: SecretKey?, _ b: SecretKey?) -> Bool {
         switch (a, b) {
         case (nil, nil): return true
         case (let a?, let b?): return a.withUnsafeBytes { x in b.withUnsafeBytes { y in Array(x) == Array(y) } }

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+import Logging
+import Synchronization
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNDaemon
+import VPNLinux
+
+/// `SIGHUP` and `vpnd reload`: re-reads the config file and applies the difference from the
+/// running configuration live, with `wg syncconf` semantics (peers added by `wg set` and not in
+/// the file go): peers added, removed or changed (keys, AllowedIPs and their routes,
+/// endpoints, keepalive), the private key, `ListenPort`, and `Address` (netlink). An unchanged
+/// peer keeps its session and counters. A file with any error, or a change of a key that cannot
+/// apply live (`Mode`, `Transport`, `Name`, `MTU`, `Bridge`, `User`, `KeepNetAdmin`, `MSSClamp`,
+/// `PathMTUDiscovery`), changes nothing and is one line.
+final class Reloader: Sendable {
+    /// What the running daemon was last loaded from.
+    struct Loaded: Sendable {
+        var config: Config
+        var privateKey: SecretKey
+        /// As the core takes them (without remembered endpoints).
+        var peers: [PeerConfiguration]
+    }
+
+    private let options: DaemonOptions
+    private let account: UserAccount?
+    private let loaded: Mutex<Loaded>
+    private let changer: ConfigurationChanger
+    private let control: DataPlaneControl
+    private let logger: Logger
+
+    init(
+        options: DaemonOptions, account: UserAccount?, loaded: Loaded, changer: ConfigurationChanger,
+        control: DataPlaneControl, logger: Logger
+    ) {
+        self.options = options
+        self.control = control
+        self.account = account
+        self.loaded = Mutex(loaded)
+        self.changer = changer
+        self.logger = logger
+    }
+
+    /// Reloads; returns the one line that says what happened, and whether it applied. `trigger`
+    /// names the cause for the log (SIGHUP, `vpnd reload`).
+    func reload(trigger: String) -> (applied: Bool, message: String) {
+        // One reload at a time (SIGHUP and `vpnd reload` may meet); `loaded` changes only on success.
+        let outcome = loaded.withLock { current in
+            let result = attempt(from: current)
+            if case .success(let (next, _)) = result { current = next }
+            return result.map { $0.message }
+        }
+        switch outcome {
+        case .success(let message):
+            logger.info("reload (\(trigger)): \(message)")
+            return (true, message)
+        case .failure(let error):
+            logger.warning("reload (\(trigger)) refused, nothing changed: \(error.description)")
+            return (false, error.description)
+        }
+    }
+
+    private func attempt(from old: Loaded) -> Result<(loaded: Loaded, message: String), StartupError> {
+        let config: Config
+        let privateKey: SecretKey
+        let peers: [PeerConfiguration]
+        do {
+            config = try DaemonRunner.loadConfig(options)
+            try ConfigFileSecrecy.check(config, path: options.configPath)
+            try Self.checkFixedKeys(old.config, config)
+            (privateKey, peers) = try DaemonRunner.resolve(config, options: options, account: account)
+        } catch let error as StartupError {
+            return .failure(error)
+        } catch {
+            return .failure(StartupError("\(error)"))
+        }
+        // The running configuration, as wg set may have changed it since the file was read: the
+        // file wins (wg syncconf), except that endpoints are compared with the file read last,
+        // so a peer that roamed is not pulled back to the address it was configured with.
+        guard let status = freshSnapshot(control, withinMilliseconds: 2000) else {
+            return .failure(StartupError("the data plane did not answer within 2 s"))
+        }
+        let configured = Dictionary(old.peers.map { ($0.publicKey, $0.endpoint) }, uniquingKeysWith: { a, _ in a })
+        var running = old
+        running.privateKey = status.tunnel.privateKey ?? old.privateKey
+        running.peers = status.peers.map { peer in
+            PeerConfiguration(
+                publicKey: peer.publicKey, presharedKey: peer.presharedKey, allowedIPs: peer.allowedIPs,
+                endpoint: configured[peer.publicKey] ?? nil, persistentKeepalive: peer.persistentKeepalive)
+        }
+        let request = Self.difference(from: running, to: (config, privateKey, peers))
+        var lines: [String] = []
+        if !request.isEmpty {
+            switch changer.apply(request) {
+            case .failure(let error): return .failure(StartupError(error.message))
+            case .success(let change):
+                lines.append(
+                    "\(change.added.count) peer(s) added, \(change.removed.count) removed, \(change.changed.count) changed\(change.privateKeyChanged ? ", new private key (sessions dropped)" : "")")
+                lines += change.added.map { "peer \(KeyEncoding.encode($0)) added" }
+                lines += change.removed.map { "peer \(KeyEncoding.encode($0)) removed" }
+                lines += change.changed.map { "peer \(KeyEncoding.encode($0)) changed" }
+            }
+        }
+        // The interface's addresses (after the peers, which cannot fail any more).
+        let oldAddresses = Set(old.config.interface.addresses), newAddresses = Set(config.interface.addresses)
+        for address in config.interface.addresses where !oldAddresses.contains(address) {
+            do throws(IOError) {
+                try changer.routes?.changeAddress(address, add: true, device: config.interface.name)
+                lines.append("address \(address) added")
+            } catch {
+                lines.append("address \(address) NOT added: \(error)")
+            }
+        }
+        for address in old.config.interface.addresses where !newAddresses.contains(address) {
+            do throws(IOError) {
+                try changer.routes?.changeAddress(address, add: false, device: config.interface.name)
+                lines.append("address \(address) removed")
+            } catch {
+                lines.append("address \(address) NOT removed: \(error)")
+            }
+        }
+        changer.setAddresses(config.interface.addresses)
+        return .success((
+            Loaded(config: config, privateKey: privateKey, peers: peers), lines.isEmpty ? "no change" : lines.joined(separator: "; ")
+        ))
+    }
+
+    /// Refuses a change of a key that only a restart applies, naming it.
+    static func checkFixedKeys(_ old: Config, _ new: Config) throws {
+        let a = old.interface, b = new.interface
+        var changed: [String] = []
+        if a.mode != b.mode { changed.append("Mode (\(a.mode.rawValue) -> \(b.mode.rawValue))") }
+        if a.transport != b.transport { changed.append("Transport (\(a.transport.rawValue) -> \(b.transport.rawValue))") }
+        if a.name != b.name { changed.append("Name (\(a.name) -> \(b.name))") }
+        if a.mtu != b.mtu { changed.append("MTU (\(a.mtu) -> \(b.mtu))") }
+        if a.bridge != b.bridge { changed.append("Bridge") }
+        if a.user != b.user { changed.append("User") }
+        if a.keepNetAdmin != b.keepNetAdmin { changed.append("KeepNetAdmin") }
+        if a.mssClamp != b.mssClamp { changed.append("MSSClamp") }
+        if a.pathMTUDiscovery != b.pathMTUDiscovery { changed.append("PathMTUDiscovery") }
+        if a.transport == .tcp && a.listenPort != b.listenPort { changed.append("ListenPort (over TCP)") }
+        guard changed.isEmpty else {
+            throw StartupError(
+                "\(new.fileName): \(changed.joined(separator: ", ")) cannot change while vpnd runs; restart vpnd to apply it")
+        }
+    }
+
+    /// The `set=1` request that turns the running configuration `old` into `new`: only what
+    /// differs (a peer whose lines are the same is not named, so it keeps everything).
+    static func difference(
+        from old: Loaded, to new: (config: Config, privateKey: SecretKey, peers: [PeerConfiguration])
+    ) -> UAPISetRequest {
+        var request = UAPISetRequest()
+        if !Tunnel.same(old.privateKey, new.privateKey) { request.privateKey = .set(new.privateKey) }
+        if old.config.interface.listenPort != new.config.interface.listenPort, let port = new.config.interface.listenPort {
+            request.listenPort = port
+        }
+        let before = Dictionary(old.peers.map { ($0.publicKey, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Set(new.peers.map(\.publicKey))
+        for peer in old.peers where !after.contains(peer.publicKey) {
+            var change = UAPIPeerChange(publicKey: peer.publicKey)
+            change.remove = true
+            request.peers.append(change)
+        }
+        for peer in new.peers {
+            let was = before[peer.publicKey]
+            if let was, Tunnel.same(was, peer) { continue }
+            var change = UAPIPeerChange(publicKey: peer.publicKey)
+            if was == nil || !Tunnel.same(was!.presharedKey, peer.presharedKey) {
+                change.presharedKey = peer.presharedKey.map { .set($0) } ?? (was == nil ? nil : .clear)
+            }
+            if let endpoint = peer.endpoint, endpoint != was?.endpoint { change.endpoint = endpoint }
+            if was == nil || was!.persistentKeepalive != peer.persistentKeepalive {
+                change.persistentKeepalive = UInt16(clamping: peer.persistentKeepalive.components.seconds)
+            }
+            if was == nil || was!.allowedIPs != peer.allowedIPs {
+                change.replaceAllowedIPs = true
+                change.allowedIPs = peer.allowedIPs.map { .add($0) }
+            }
+            request.peers.append(change)
+        }
+        return request
+    }
+}
+
+extension UAPISetRequest {
+    /// Asks for nothing.
+    var isEmpty: Bool { privateKey == nil && listenPort == nil && fwmark == nil && !replacePeers && peers.isEmpty }
+}
