@@ -54,6 +54,11 @@ public struct TwoPeerOptions: Sendable {
     public var pathMTUDiscovery = false
     /// `MSSClamp` on both sides.
     public var mssClamp = MSSClampSetting.auto
+    /// Where A's and B's handshakes run. Deferred jobs wait in the tunnel until the test takes
+    /// them (``TwoPeerSimulator/handshakeJobs(_:)``, ``TwoPeerSimulator/computeHandshakes(_:)``,
+    /// ``TwoPeerSimulator/complete(_:_:)``), as the daemon's handshake thread would.
+    public var handshakesAtA = HandshakeExecution.inline
+    public var handshakesAtB = HandshakeExecution.inline
 
     public init() {}
 }
@@ -78,13 +83,28 @@ public final class SimulatedPeer {
     public internal(set) var consumedCount = 0
     /// Log events drained from the tunnel.
     public internal(set) var events: [TunnelEvent] = []
+    /// Datagrams we put on the network, in order.
+    public internal(set) var sent: [[UInt8]] = []
+    /// Deferred handshake jobs taken from the tunnel and not yet computed.
+    var jobs: [HandshakeJob] = []
+    /// What the handshake thread would own (deferred handshakes).
+    var processor: HandshakeProcessor
+    var processorEntropy: SeededEntropy
 
-    init(side: SimulatedSide, tunnel: Tunnel, endpoint: Endpoint, address: IPAddress, mac: [UInt8]) {
+    init(side: SimulatedSide, tunnel: Tunnel, endpoint: Endpoint, address: IPAddress, mac: [UInt8], seed: UInt64) {
         self.side = side
         self.tunnel = tunnel
         self.endpoint = endpoint
         self.address = address
         self.mac = mac
+        processor = tunnel.makeHandshakeProcessor()
+        processorEntropy = SeededEntropy(seed: seed)
+    }
+
+    /// Returns the datagrams we sent and forgets them.
+    public func takeSent() -> [[UInt8]] {
+        defer { sent.removeAll() }
+        return sent
     }
 
     /// Returns the delivered packets and forgets them.
@@ -168,16 +188,18 @@ public final class TwoPeerSimulator {
             pathMTUDiscovery: options.pathMTUDiscovery, mssClamp: options.mssClamp)
         let tunnelA = Tunnel(
             configuration: configurationA, entropy: SeededEntropy(seed: options.seed &+ 0xA),
-            timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity)
+            timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity,
+            handshakes: options.handshakesAtA)
         let tunnelB = Tunnel(
             configuration: configurationB, entropy: SeededEntropy(seed: options.seed &+ 0xB),
-            timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity)
+            timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity,
+            handshakes: options.handshakesAtB)
         a = SimulatedPeer(
             side: .a, tunnel: tunnelA, endpoint: Self.endpointA, address: options.addressA,
-            mac: [0x02, 0, 0, 0, 0, 0x0A])
+            mac: [0x02, 0, 0, 0, 0, 0x0A], seed: options.seed &+ 0xA1)
         b = SimulatedPeer(
             side: .b, tunnel: tunnelB, endpoint: Self.endpointB, address: options.addressB,
-            mac: [0x02, 0, 0, 0, 0, 0x0B])
+            mac: [0x02, 0, 0, 0, 0, 0x0B], seed: options.seed &+ 0xB1)
         clock = ManualClock()
         network = FakeNetwork(seed: options.seed &+ 0x7E7, impairment: options.impairment)
         supply = PacketSupply(mtu: options.mtu, slotCount: 2)
@@ -199,6 +221,7 @@ public final class TwoPeerSimulator {
         var buffer = supply.buffer(holding: packet, slot: 0)
         let result = peer.tunnel.encapsulate(&buffer, now: now)
         if case .send(let destination) = result {
+            peer.sent.append(buffer.byteArray)
             network.send(buffer.byteArray, from: peer.endpoint, to: destination, now: now)
         }
         pump()
@@ -235,6 +258,7 @@ public final class TwoPeerSimulator {
         for peer in [a, b] {
             while !peer.tunnel.outbox.isEmpty {
                 peer.tunnel.outbox.dequeue { frame in
+                    peer.sent.append(frame.buffer.byteArray)
                     network.send(frame.buffer.byteArray, from: peer.endpoint, to: frame.destination, now: now)
                 }
             }
@@ -288,6 +312,35 @@ public final class TwoPeerSimulator {
         b.tunnel.initiateHandshakes(now: now)
         pump()
         run(for: duration)
+    }
+
+    // MARK: - Deferred handshakes
+
+    /// `side`'s deferred handshake jobs not yet computed (taken from its tunnel as the daemon
+    /// takes them; a taken job stays in flight until its outcome is applied).
+    public func handshakeJobs(_ side: SimulatedSide) -> [HandshakeJob] {
+        let peer = self.peer(side)
+        peer.jobs += peer.tunnel.takeHandshakeJobs()
+        return peer.jobs
+    }
+
+    /// Computes `side`'s queued jobs with its processor; returns the outcomes, not yet applied.
+    public func computeHandshakes(_ side: SimulatedSide) -> [HandshakeOutcome] {
+        let peer = self.peer(side)
+        let jobs = handshakeJobs(side)
+        peer.jobs.removeAll()
+        return jobs.map { peer.processor.process($0, entropy: &peer.processorEntropy) }
+    }
+
+    /// Applies `outcome` to `side`'s tunnel now and pumps the outboxes.
+    public func complete(_ side: SimulatedSide, _ outcome: HandshakeOutcome) {
+        peer(side).tunnel.completeHandshake(outcome, now: now)
+        pump()
+    }
+
+    /// Computes and applies every queued job of `side`, in order.
+    public func completeHandshakes(_ side: SimulatedSide) {
+        for outcome in computeHandshakes(side) { complete(side, outcome) }
     }
 
     @discardableResult

@@ -9,216 +9,155 @@ import VPNTesting
 /// out of date, or not at all.
 @Suite("Tunnel: deferred handshakes")
 struct TunnelDeferredHandshakeTests {
-    static let serverAt = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
-    static let clientAt = Endpoint(ipv4: 192, 0, 2, 2, port: 40000)
+    /// B (the client) defers its handshakes; its jobs are taken, computed and applied by hand.
+    static func deferredAtB() -> TwoPeerSimulator {
+        var options = TwoPeerOptions()
+        options.handshakesAtB = .deferred(capacity: HandshakeExecution.defaultCapacity)
+        return TwoPeerSimulator(options)
+    }
 
-    /// A client with deferred handshakes (its jobs taken into `jobs` as the daemon would) and an
-    /// inline server.
-    final class World {
-        var taken: [HandshakeJob] = []
-        /// The client's jobs so far, taken from it and not yet computed.
-        var jobs: [HandshakeJob] {
-            taken += client.takeHandshakeJobs()
-            return taken
-        }
-        var client: Tunnel!
-        let server: Tunnel
-        var processor: HandshakeProcessor!
-        var entropy = SeededEntropy(seed: 77)
-        let slot = TestSlot()
-        var stamp: Int64 = 1_700_000_000
+    /// A (the server) defers its handshakes, with room for `capacity` jobs.
+    static func deferredAtA(capacity: Int = HandshakeExecution.defaultCapacity) -> TwoPeerSimulator {
+        var options = TwoPeerOptions()
+        options.handshakesAtA = .deferred(capacity: capacity)
+        return TwoPeerSimulator(options)
+    }
 
-        init() {
-            var keys = SeededEntropy(seed: 3)
-            let serverKey = X25519.generatePrivateKey(using: &keys)
-            let clientKey = X25519.generatePrivateKey(using: &keys)
-            server = Tunnel(
-                configuration: TunnelConfiguration(
-                    mode: .tun, privateKey: serverKey, mtu: 1420,
-                    peers: [PeerConfiguration(publicKey: X25519.publicKey(for: clientKey), allowedIPs: [IPPrefix("10.8.0.2/32")!])]),
-                entropy: SeededEntropy(seed: 4), timestamps: StepTimestamps())
-            client = Tunnel(
-                configuration: TunnelConfiguration(
-                    mode: .tun, privateKey: clientKey, mtu: 1420,
-                    peers: [
-                        PeerConfiguration(
-                            publicKey: X25519.publicKey(for: serverKey), allowedIPs: [IPPrefix("10.8.0.0/24")!],
-                            endpoint: TunnelDeferredHandshakeTests.serverAt)
-                    ]),
-                entropy: SeededEntropy(seed: 5), timestamps: StepTimestamps(),
-                handshakes: .deferred(capacity: HandshakeExecution.defaultCapacity))
-            processor = client.makeHandshakeProcessor()
-        }
-
-        /// Computes every queued job and returns the outcomes (not yet applied).
-        func compute() -> [HandshakeOutcome] {
-            let all = jobs
-            taken.removeAll()
-            return all.map { processor.process($0, entropy: &entropy) }
-        }
-
-        /// Takes the client's outbox.
-        func clientSent() -> [[UInt8]] { drain(client) }
-        func serverSent() -> [[UInt8]] { drain(server) }
-        func drainOutbox(_ tunnel: Tunnel) -> [[UInt8]] { drain(tunnel) }
-
-        private func drain(_ tunnel: Tunnel) -> [[UInt8]] {
-            var out: [[UInt8]] = []
-            while tunnel.outbox.dequeue({ out.append($0.buffer.array) }) {}
-            return out
-        }
-
-        func stagePacket(now: Instant) {
-            var packet = slot.buffer(TestPackets.ipv4(from: IPAddress("10.8.0.2")!, to: IPAddress("10.8.0.1")!, payload: simPayload(1)))
-            guard case .staged = client.encapsulate(&packet, now: now) else {
-                Issue.record("expected the packet to wait for a session")
-                return
-            }
-        }
-
-        func deliver(_ message: [UInt8], to tunnel: Tunnel, from source: Endpoint, now: Instant) -> DecapsulateResult {
-            var buffer = slot.buffer(message, headroom: 0)
-            return tunnel.decapsulate(&buffer, from: source, now: now)
+    /// B sends a packet that waits for a session.
+    static func stage(_ sim: TwoPeerSimulator) {
+        guard case .staged = sim.sendData(from: .b, payload: simPayload(1)) else {
+            Issue.record("expected the packet to wait for a session")
+            return
         }
     }
 
-    struct StepTimestamps: TimestampSource {
-        var seconds: Int64 = 1_700_000_000
-        mutating func timestamp() -> TAI64N {
-            seconds += 1
-            return TAI64N(unixSeconds: seconds, nanoseconds: 0)
-        }
+    /// B's first initiation (B inline), taken off the wire: A is fed by hand.
+    static func initiation(_ sim: TwoPeerSimulator) throws -> [UInt8] {
+        stage(sim)
+        sim.network.dropAllInFlight()
+        return try #require(sim.b.takeSent().first)
     }
 
     @Test("an initiation computed for an older ticket is thrown away; the newest goes out and completes")
     func staleInitiationIsDropped() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        #expect(world.jobs.count == 1)
-        #expect(world.clientSent().isEmpty)  // nothing computed on this thread
+        let sim = Self.deferredAtB()
+        let start = sim.now
+        Self.stage(sim)
+        #expect(sim.handshakeJobs(.b).count == 1)
+        #expect(sim.b.takeSent().isEmpty)  // nothing computed on this thread
         // The retry fires before the first job came back: a second job, a newer ticket.
-        world.client.tick(now: .zero + .milliseconds(5400))
-        #expect(world.jobs.count == 2)
-        #expect(world.client.handshakesInFlight == 2)
-        let outcomes = world.compute()
-        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5401))
-        #expect(world.clientSent().isEmpty)
-        world.client.completeHandshake(outcomes[1], now: .zero + .milliseconds(5402))
-        let initiations = world.clientSent()
+        sim.run(until: start + .milliseconds(5400))
+        #expect(sim.handshakeJobs(.b).count == 2)
+        #expect(sim.b.tunnel.handshakesInFlight == 2)
+        let outcomes = sim.computeHandshakes(.b)
+        sim.run(for: .milliseconds(1))
+        sim.complete(.b, outcomes[0])
+        #expect(sim.b.takeSent().isEmpty)
+        sim.run(for: .milliseconds(1))
+        sim.complete(.b, outcomes[1])
+        let initiations = sim.b.takeSent()
         #expect(initiations.count == 1)
         #expect(initiations.first?.count == 148)
-        #expect(world.client.handshakesInFlight == 0)
+        #expect(sim.b.tunnel.handshakesInFlight == 0)
 
-        // The server answers it inline; the client's response job completes the session and
-        // flushes the staged packet as a data message.
-        let now = Instant.zero + .milliseconds(5410)
-        guard case .consumed = world.deliver(initiations[0], to: world.server, from: Self.clientAt, now: now) else {
-            Issue.record("the server refused the initiation")
-            return
-        }
-        let responses = world.serverSent()
-        #expect(responses.count == 1)
-        #expect(world.deliver(responses[0], to: world.client, from: Self.serverAt, now: now).isConsumed)
-        #expect(world.clientSent().isEmpty)
-        #expect(world.jobs.count == 1)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: now) }
-        let data = world.clientSent()
+        // A answers it inline; B's response job completes the session and flushes the staged
+        // packet as a data message.
+        sim.run(for: .milliseconds(8))
+        #expect(sim.a.consumedCount == 1, "A refused the initiation")
+        #expect(sim.a.takeSent().count == 1)
+        #expect(sim.b.consumedCount == 1)
+        #expect(sim.b.takeSent().isEmpty)
+        #expect(sim.handshakeJobs(.b).count == 1)
+        sim.completeHandshakes(.b)
+        let data = sim.b.takeSent()
         #expect(data.count == 1)
         #expect(data.first?.first == 4)
-        #expect(world.client.status(now: now).peers[0].latestHandshake == now)
+        #expect(sim.b.peerStatus(sim.now).latestHandshake == sim.now)
+    }
+
+    /// B's first initiation is computed and answered; B holds A's response as a job, and its
+    /// retry timer fires before that job is computed. Returns [complete (old index), initiate (new)].
+    static func responseOvertakenByRetry(_ sim: TwoPeerSimulator) throws -> [HandshakeOutcome] {
+        let start = sim.now
+        stage(sim)
+        sim.completeHandshakes(.b)
+        try #require(sim.b.takeSent().count == 1)
+        sim.run(for: .milliseconds(10))
+        try #require(sim.a.takeSent().count == 1)
+        #expect(sim.handshakeJobs(.b).count == 1)
+        sim.run(until: start + .milliseconds(5400))
+        let outcomes = sim.computeHandshakes(.b)
+        #expect(outcomes.count == 2)
+        sim.run(for: .milliseconds(1))
+        return outcomes
     }
 
     @Test("a response whose initiation was superseded while it was computed installs no session")
     func supersededResponseIsDropped() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
-        let initiation = try #require(world.clientSent().first)
-        _ = world.deliver(initiation, to: world.server, from: Self.clientAt, now: .zero)
-        let response = try #require(world.serverSent().first)
-        _ = world.deliver(response, to: world.client, from: Self.serverAt, now: .zero + .milliseconds(10))
-        #expect(world.jobs.count == 1)
-        // Before its outcome comes back, the retry timer makes a new initiation.
-        world.client.tick(now: .zero + .milliseconds(5400))
-        let outcomes = world.compute()
-        #expect(outcomes.count == 2)
-        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5401))
-        let status = world.client.status(now: .zero + .milliseconds(5401))
-        #expect(status.peers[0].latestHandshake == nil)
-        #expect(status.peers[0].drops[.unexpectedHandshake] == 1)
-        #expect(world.clientSent().isEmpty)  // no data: no session
+        let sim = Self.deferredAtB()
+        let outcomes = try Self.responseOvertakenByRetry(sim)
+        sim.complete(.b, outcomes[0])
+        let status = sim.b.peerStatus(sim.now)
+        #expect(status.latestHandshake == nil)
+        #expect(status.drops[.unexpectedHandshake] == 1)
+        #expect(sim.b.takeSent().isEmpty)  // no data: no session
     }
 
     @Test("a response whose initiation was replaced by a newer one (another index) installs nothing; the newer goes out")
     func responseToReplacedInitiationIsDropped() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
-        let initiation = try #require(world.clientSent().first)
-        _ = world.deliver(initiation, to: world.server, from: Self.clientAt, now: .zero)
-        let response = try #require(world.serverSent().first)
-        _ = world.deliver(response, to: world.client, from: Self.serverAt, now: .zero + .milliseconds(10))
-        world.client.tick(now: .zero + .milliseconds(5400))
-        let outcomes = world.compute()  // [complete (old index), initiate (new)]
-        #expect(outcomes.count == 2)
+        let sim = Self.deferredAtB()
+        let outcomes = try Self.responseOvertakenByRetry(sim)
         // The newer initiation is applied first: a pending initiation under another index.
-        world.client.completeHandshake(outcomes[1], now: .zero + .milliseconds(5401))
-        #expect(world.clientSent().count == 1)
-        world.client.completeHandshake(outcomes[0], now: .zero + .milliseconds(5402))
-        let status = world.client.status(now: .zero + .milliseconds(5402))
-        #expect(status.peers[0].latestHandshake == nil)
-        #expect(status.peers[0].drops[.unexpectedHandshake] == 1)
-        #expect(world.clientSent().isEmpty)
+        sim.complete(.b, outcomes[1])
+        #expect(sim.b.takeSent().count == 1)
+        sim.run(for: .milliseconds(1))
+        sim.complete(.b, outcomes[0])
+        let status = sim.b.peerStatus(sim.now)
+        #expect(status.latestHandshake == nil)
+        #expect(status.drops[.unexpectedHandshake] == 1)
+        #expect(sim.b.takeSent().isEmpty)
     }
 
     @Test("an initiation still being computed when the handshake gives up (90 s) is never sent")
     func giveUpMakesComputedInitiationStale() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        var now = Instant.zero
+        let sim = Self.deferredAtB()
+        Self.stage(sim)
         // Retries every 5 s (+ jitter); no outcome is ever applied, so no initiation leaves.
-        while now < .zero + .seconds(100) {
-            now = now + .milliseconds(500)
-            world.client.tick(now: now)
-        }
-        #expect(world.jobs.count >= 18)
-        let last = try #require(world.compute().last)
-        world.client.completeHandshake(last, now: now)
-        #expect(world.clientSent().isEmpty)
+        sim.run(for: .seconds(100))
+        #expect(sim.handshakeJobs(.b).count >= 18)
+        let last = try #require(sim.computeHandshakes(.b).last)
+        sim.complete(.b, last)
+        #expect(sim.b.takeSent().isEmpty)
     }
 
     @Test("128 jobs in flight for the handshake thread put the interface under load: cookie reply, no job")
     func backlogMeansUnderLoad() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
-        let initiation = try #require(world.clientSent().first)
-        let busyServer = Tunnel(
-            configuration: world.server.configuration, entropy: SeededEntropy(seed: 8), timestamps: StepTimestamps(),
-            handshakes: .deferred(capacity: HandshakeExecution.defaultCapacity))
+        let sim = Self.deferredAtA()
+        let initiation = try Self.initiation(sim)
         // 127 initiations from as many sources, one second apart each (never above the rate):
         // jobs in flight, not under load yet.
-        var now = Instant.zero
         for i in 0..<(Tunnel.underLoadBacklog - 1) {
-            now = now + .milliseconds(20)
+            sim.clock.advance(by: .milliseconds(20))
             let source = Endpoint(ipv4: 198, 51, 100, UInt8(i % 250 + 1), port: UInt16(1000 + i))
-            guard case .consumed = world.deliver(initiation, to: busyServer, from: source, now: now) else {
+            guard case .consumed = sim.receive(.a, initiation, from: source) else {
                 Issue.record("initiation \(i) was not taken as a job")
                 return
             }
         }
+        let busyServer = sim.a.tunnel
         #expect(busyServer.handshakesInFlight == Tunnel.underLoadBacklog - 1)
         #expect(busyServer.takeHandshakeJobs().count == Tunnel.underLoadBacklog - 1)
         #expect(busyServer.handshakesInFlight == Tunnel.underLoadBacklog - 1, "taken is still in flight")
         // One more makes 128 in flight; the next one finds the interface under load.
-        _ = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: now + .seconds(1))
-        let result = world.deliver(initiation, to: busyServer, from: Self.clientAt, now: now + .seconds(1))
+        sim.clock.advance(by: .seconds(1))
+        _ = sim.receive(.a, initiation, from: sim.b.endpoint)
+        let result = sim.receive(.a, initiation, from: sim.b.endpoint)
         guard case .drop(.invalidMAC2) = result else {
             Issue.record("expected a cookie reply and an invalid-mac2 drop, got \(result)")
             return
         }
         #expect(busyServer.takeHandshakeJobs().count == 1)
-        let replies = world.drainOutbox(busyServer)
+        let replies = sim.a.takeSent()
         #expect(replies.count == 1)
         #expect(replies.first?.count == 64)
         #expect(replies.first?.first == 3)
@@ -226,41 +165,35 @@ struct TunnelDeferredHandshakeTests {
 
     @Test("jobs beyond the capacity are refused as queue-full; one the thread could not queue is counted and frees its place")
     func capacityRefusesJobs() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
-        let initiation = try #require(world.clientSent().first)
-        let server = Tunnel(
-            configuration: world.server.configuration, entropy: SeededEntropy(seed: 9), timestamps: StepTimestamps(),
-            handshakes: .deferred(capacity: 2))
+        let sim = Self.deferredAtA(capacity: 2)
+        let initiation = try Self.initiation(sim)
+        let server = sim.a.tunnel
         for port in UInt16(1)...3 {
-            _ = world.deliver(initiation, to: server, from: Endpoint(ipv4: 198, 51, 100, 1, port: port), now: .zero)
+            _ = sim.receive(.a, initiation, from: Endpoint(ipv4: 198, 51, 100, 1, port: port))
         }
         #expect(server.handshakesInFlight == 2)
-        #expect(server.status(now: .zero).drops[.queueFull] == 1)
+        #expect(server.status(now: sim.now).drops[.queueFull] == 1)
         let jobs = server.takeHandshakeJobs()
         #expect(jobs.count == 2)
         #expect(server.takeHandshakeJobs().isEmpty)
         server.handshakeJobNotTaken(jobs[1])
         #expect(server.handshakesInFlight == 1)
-        #expect(server.status(now: .zero).drops[.queueFull] == 2)
+        #expect(server.status(now: sim.now).drops[.queueFull] == 2)
     }
 
     @Test("a replayed initiation is refused by the processor that answered the first copy")
     func processorKeepsReplayState() throws {
-        let world = World()
-        world.stagePacket(now: .zero)
-        for outcome in world.compute() { world.client.completeHandshake(outcome, now: .zero) }
-        let initiation = try #require(world.clientSent().first)
+        let sim = TwoPeerSimulator()
+        let initiation = try Self.initiation(sim)
         // The server side deferred as well: its processor answers the first copy, refuses the second.
-        var serverProcessor = world.server.makeHandshakeProcessor()
+        var serverProcessor = sim.a.tunnel.makeHandshakeProcessor()
         var entropy = SeededEntropy(seed: 12)
         let first = HandshakeJob(
             work: .respond(initiation.withUnsafeBytes { HandshakeMessage($0) }), peer: .max, ticket: 0,
-            source: Self.clientAt, submittedAt: .zero + .seconds(1))
+            source: sim.b.endpoint, submittedAt: .zero + .seconds(1))
         let replay = HandshakeJob(
             work: .respond(initiation.withUnsafeBytes { HandshakeMessage($0) }), peer: .max, ticket: 0,
-            source: Self.clientAt, submittedAt: .zero + .seconds(2))
+            source: sim.b.endpoint, submittedAt: .zero + .seconds(2))
         guard case .response = serverProcessor.process(first, entropy: &entropy).result else {
             Issue.record("the first copy was not answered")
             return
