@@ -85,14 +85,21 @@ public final class SimulatedPeer {
     public internal(set) var events: [TunnelEvent] = []
     /// Datagrams we put on the network, in order.
     public internal(set) var sent: [[UInt8]] = []
+    /// How many times our tunnel drew from its entropy source (a getrandom call in production).
+    public var entropyDraws: Int { draws.count }
+    let draws: CountedEntropy.Counter
     /// Deferred handshake jobs taken from the tunnel and not yet computed.
     var jobs: [HandshakeJob] = []
     /// What the handshake thread would own (deferred handshakes).
     var processor: HandshakeProcessor
     var processorEntropy: SeededEntropy
 
-    init(side: SimulatedSide, tunnel: Tunnel, endpoint: Endpoint, address: IPAddress, mac: [UInt8], seed: UInt64) {
+    init(
+        side: SimulatedSide, tunnel: Tunnel, draws: CountedEntropy.Counter, endpoint: Endpoint, address: IPAddress,
+        mac: [UInt8], seed: UInt64
+    ) {
         self.side = side
+        self.draws = draws
         self.tunnel = tunnel
         self.endpoint = endpoint
         self.address = address
@@ -186,19 +193,21 @@ public final class TwoPeerSimulator {
             mode: options.bMode ?? options.mode, privateKey: privateKeyB, mtu: options.mtu, peers: [peerA],
             timers: options.timers, stagedPacketsPerPeer: options.stagedPacketsPerPeer,
             pathMTUDiscovery: options.pathMTUDiscovery, mssClamp: options.mssClamp)
+        let entropyA = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xA))
+        let entropyB = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xB))
         let tunnelA = Tunnel(
-            configuration: configurationA, entropy: SeededEntropy(seed: options.seed &+ 0xA),
+            configuration: configurationA, entropy: entropyA,
             timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity,
             handshakes: options.handshakesAtA)
         let tunnelB = Tunnel(
-            configuration: configurationB, entropy: SeededEntropy(seed: options.seed &+ 0xB),
+            configuration: configurationB, entropy: entropyB,
             timestamps: SteppingTimestamps(startUnixSeconds: 1_700_000_000), outboxCapacity: options.outboxCapacity,
             handshakes: options.handshakesAtB)
         a = SimulatedPeer(
-            side: .a, tunnel: tunnelA, endpoint: Self.endpointA, address: options.addressA,
+            side: .a, tunnel: tunnelA, draws: entropyA.counter, endpoint: Self.endpointA, address: options.addressA,
             mac: [0x02, 0, 0, 0, 0, 0x0A], seed: options.seed &+ 0xA1)
         b = SimulatedPeer(
-            side: .b, tunnel: tunnelB, endpoint: Self.endpointB, address: options.addressB,
+            side: .b, tunnel: tunnelB, draws: entropyB.counter, endpoint: Self.endpointB, address: options.addressB,
             mac: [0x02, 0, 0, 0, 0, 0x0B], seed: options.seed &+ 0xB1)
         clock = ManualClock()
         network = FakeNetwork(seed: options.seed &+ 0x7E7, impairment: options.impairment)
@@ -353,6 +362,20 @@ public final class TwoPeerSimulator {
         case .drop(let reason): peer.drops.append(reason)
         }
         return result
+    }
+}
+
+/// A seeded entropy source that counts its draws.
+struct CountedEntropy: EntropySource {
+    final class Counter { var count = 0 }
+    var inner: SeededEntropy
+    let counter = Counter()
+
+    init(_ inner: SeededEntropy) { self.inner = inner }
+
+    mutating func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        counter.count += 1
+        inner.fill(buffer)
     }
 }
 

@@ -2,7 +2,6 @@
 import Testing
 import VPNBasics
 import VPNCore
-import VPNCrypto
 import VPNTesting
 
 /// The Tunnel with its handshakes deferred to a processor driven by hand: outcomes applied late,
