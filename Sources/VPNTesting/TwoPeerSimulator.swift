@@ -30,6 +30,8 @@ public struct TwoPeerOptions: Sendable {
     public var timers = TimerSettings.wireGuard
     /// Packets staged per peer while waiting for a handshake.
     public var stagedPacketsPerPeer = 128
+    /// A is configured with B as its peer (false: A starts with none, until a `set` adds B).
+    public var aKnowsB = true
     /// The symmetric variant: A also knows B's endpoint, so either side may initiate.
     public var aKnowsBEndpoint = false
     /// The pre-shared key A holds for B (32 bytes), or nil.
@@ -90,7 +92,8 @@ public final class SimulatedPeer {
     let draws: CountedEntropy.Counter
     /// Deferred handshake jobs taken from the tunnel and not yet computed.
     var jobs: [HandshakeJob] = []
-    /// What the handshake thread would own (deferred handshakes).
+    /// What the handshake thread would own (deferred handshakes), made with the tunnel: it learns
+    /// later changes only through the reconfiguration jobs.
     var processor: HandshakeProcessor
     var processorEntropy: SeededEntropy
 
@@ -186,7 +189,8 @@ public final class TwoPeerSimulator {
             allowedIPs: options.allowedAtB, endpoint: Self.endpointA,
             persistentKeepalive: options.persistentKeepaliveAtB)
         let configurationA = TunnelConfiguration(
-            mode: options.mode, privateKey: privateKeyA, mtu: options.mtu, peers: [peerB], timers: options.timers,
+            mode: options.mode, privateKey: privateKeyA, mtu: options.mtu, peers: options.aKnowsB ? [peerB] : [],
+            timers: options.timers,
             stagedPacketsPerPeer: options.stagedPacketsPerPeer, pathMTUDiscovery: options.pathMTUDiscovery,
             mssClamp: options.mssClamp)
         let configurationB = TunnelConfiguration(

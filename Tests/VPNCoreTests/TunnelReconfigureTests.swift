@@ -128,39 +128,17 @@ struct TunnelReconfigureTests {
 
     @Test("deferred handshakes: the processor learns a new peer before the initiation that follows it")
     func deferredProcessorLearnsNewPeer() throws {
-        var keys = SeededEntropy(seed: 11)
-        let serverKey = X25519.generatePrivateKey(using: &keys)
-        let clientKey = X25519.generatePrivateKey(using: &keys)
-        let serverAt = Endpoint(ipv4: 192, 0, 2, 1, port: 51820)
-        let clientAt = Endpoint(ipv4: 192, 0, 2, 2, port: 40000)
-        let server = Tunnel(
-            configuration: TunnelConfiguration(mode: .tun, privateKey: serverKey, mtu: 1420, peers: []),
-            entropy: SeededEntropy(seed: 12), timestamps: SteppingTimestamps(),
-            handshakes: .deferred(capacity: 16))
-        var processor = server.makeHandshakeProcessor()  // knows no peer yet
-        let client = Tunnel(
-            configuration: TunnelConfiguration(
-                mode: .tun, privateKey: clientKey, mtu: 1420,
-                peers: [PeerConfiguration(
-                    publicKey: X25519.publicKey(for: serverKey), allowedIPs: [IPPrefix("10.8.0.0/24")!], endpoint: serverAt)]),
-            entropy: SeededEntropy(seed: 13), timestamps: SteppingTimestamps())
-        let request = try UAPISetRequest.parse(
-            "public_key=\(Self.hex(X25519.publicKey(for: clientKey)))\nallowed_ip=10.8.0.2/32\n")
-        #expect(try server.apply(request, now: .zero).added.count == 1)
-        client.initiateHandshakes(now: .zero)
-        var initiation: [UInt8] = []
-        while client.outbox.dequeue({ initiation = $0.buffer.array }) {}
-        let slot = TestSlot()
-        var buffer = slot.buffer(initiation, headroom: 0)
-        _ = server.decapsulate(&buffer, from: clientAt, now: .zero)
-        let jobs = server.takeHandshakeJobs()
-        #expect(jobs.count == 2)
-        var entropy = SeededEntropy(seed: 14)
-        for job in jobs { server.completeHandshake(processor.process(job, entropy: &entropy), now: .zero) }
-        var sent: [[UInt8]] = []
-        while server.outbox.dequeue({ sent.append($0.buffer.array) }) {}
-        #expect(sent.map(\.count) == [92], "the server answered with a response")
-        #expect(server.handshakesInFlight == 0)
+        var options = TwoPeerOptions()
+        options.aKnowsB = false
+        options.handshakesAtA = .deferred(capacity: 16)
+        let sim = TwoPeerSimulator(options)  // A's processor knows no peer yet
+        let added = try Self.set(sim, .a, ["public_key=\(Self.hex(sim.b.tunnel.identity.publicKey))", "allowed_ip=10.0.0.2/32"])
+        #expect(added.added.count == 1)
+        sim.connect(within: .milliseconds(1))  // B's initiation reaches A
+        #expect(sim.handshakeJobs(.a).count == 2)
+        sim.completeHandshakes(.a)
+        #expect(sim.a.takeSent().map(\.count) == [92], "the server answered with a response")
+        #expect(sim.a.tunnel.handshakesInFlight == 0)
     }
 
     @Test("a refused request changes nothing: a second tap peer")
