@@ -37,7 +37,8 @@ enum WireGuardKAT {
     static let cookieKeyResponder = "088c15942d8e1a930a15069ead34facac74890e98829c2a685887499b1dc3df0"
 }
 
-/// Two in-memory identities and their view of each other, for handshake tests.
+/// Two in-memory identities and their view of each other: the fixture below Tunnel, for the
+/// Noise messages, cookies and mac checks themselves (Tunnel behaviour: ``TwoPeerSimulator``).
 struct HandshakePair {
     var initiator: HandshakeIdentity
     var responder: HandshakeIdentity
