@@ -80,6 +80,7 @@ final class ControlSocket: Sendable {
             switch request {
             case "json": return StatusFormatter.json(info: info, status: status)
             case "dump": return StatusFormatter.dump(info: info, status: status, wallSeconds: wallClockNow().seconds)
+            case "metrics": return MetricsFormatter.text(info: info, status: status, wallSeconds: wallClockNow().seconds)
             default: return StatusFormatter.text(info: info, status: status)
             }
         }

@@ -19,7 +19,7 @@ public struct VPNDCommand: ParsableCommand {
             Generate keys with vpnd-keygen (`vpnd-keygen generate server`). Inspect a running tunnel \
             with `vpnd show`. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
             """,
-        subcommands: [ShowCommand.self, ReloadCommand.self])
+        subcommands: [ShowCommand.self, ReloadCommand.self, MetricsCommand.self])
 
     @Flag(name: .long, help: "Listen for clients on ListenPort.")
     var server = false

@@ -7,6 +7,7 @@ VPND_PACKAGES=(
     iproute2 iputils-ping iperf3 nftables  # namespaces, ping, throughput, loss injection
     procps psmisc
     python3                              # integration harness: transfer checks, impair.py relay
+    python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCore
+import VPNCrypto
+import VPNDaemon
+
+/// `vpnd metrics`: the status of one daemon in the Prometheus text exposition format (0.0.4),
+/// one family per block (`# HELP`, `# TYPE`, its samples), so that blocks of several daemons
+/// merge by family (``merge(_:)``).
+enum MetricsFormatter {
+    static func text(info: DaemonInfo, status: DataPlaneStatus, wallSeconds: Int64) -> String {
+        let interface = [("interface", info.interfaceName)]
+        var families: [Family] = []
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [Sample]) {
+            families.append(Family(name: name, type: type, help: help, samples: samples))
+        }
+        func perPeer(_ value: (PeerStatus) -> Double) -> [Sample] {
+            status.peers.map { Sample(labels: interface + [("public_key", KeyEncoding.encode($0.publicKey))], value: value($0)) }
+        }
+        family("vpnd_peers", "gauge", "Peers configured on the interface.", [Sample(labels: interface, value: Double(status.peers.count))])
+        family(
+            "vpnd_peer_receive_bytes_total", "counter", "Bytes of inner packets received from the peer.",
+            perPeer { Double($0.receivedBytes) })
+        family(
+            "vpnd_peer_transmit_bytes_total", "counter", "Bytes of inner packets sent to the peer.",
+            perPeer { Double($0.sentBytes) })
+        family(
+            "vpnd_peer_receive_packets_total", "counter", "Packets received from the peer (keepalives included).",
+            perPeer { Double($0.receivedPackets) })
+        family(
+            "vpnd_peer_transmit_packets_total", "counter", "Packets sent to the peer.", perPeer { Double($0.sentPackets) })
+        family(
+            "vpnd_peer_latest_handshake_seconds", "gauge",
+            "Unix time of the latest completed handshake with the peer; 0 before the first.",
+            perPeer { peer in peer.latestHandshake.map { Double(wallSeconds - (status.now - $0).components.seconds) } ?? 0 })
+        family(
+            "vpnd_peer_handshakes_total", "counter", "Sessions established with the peer (either side initiating).",
+            perPeer { Double($0.handshakes) })
+        family(
+            "vpnd_peer_cookie_replies_total", "counter", "Cookie replies received from the peer (it was under load).",
+            perPeer { Double($0.cookieRepliesReceived) })
+        family("vpnd_peer_session", "gauge", "1 when a session key is usable now.", perPeer { $0.hasSession ? 1 : 0 })
+        family(
+            "vpnd_peer_path_mtu_bytes", "gauge", "The inner packet size usable towards the peer now.",
+            perPeer { Double($0.pathMTU) })
+        family(
+            "vpnd_peer_drops_total", "counter", "Packets dropped for the peer, by reason.",
+            status.peers.flatMap { peer in
+                peer.drops.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                    Sample(
+                        labels: interface + [("public_key", KeyEncoding.encode(peer.publicKey)), ("reason", $0.key.description)],
+                        value: Double($0.value))
+                }
+            })
+        family(
+            "vpnd_interface_drops_total", "counter", "Packets dropped that belong to no peer, by reason.",
+            status.drops.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                Sample(labels: interface + [("reason", $0.key.description)], value: Double($0.value))
+            })
+        family(
+            "vpnd_transport_drops_total", "counter", "What the transport and its socket dropped or split, by reason.",
+            status.transport.named.map { Sample(labels: interface + [("reason", $0.key)], value: Double($0.value)) })
+        return families.map(\.text).joined()
+    }
+
+    struct Sample {
+        var labels: [(String, String)]
+        var value: Double
+    }
+
+    struct Family {
+        var name: String
+        var type: String
+        var help: String
+        var samples: [Sample]
+
+        var text: String {
+            var out = "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for sample in samples {
+                let labels = sample.labels.map { "\($0.0)=\"\(MetricsFormatter.escape($0.1))\"" }.joined(separator: ",")
+                let value = sample.value == sample.value.rounded() && abs(sample.value) < 1e15
+                    ? String(Int64(sample.value)) : "\(sample.value)"
+                out += "\(name){\(labels)} \(value)\n"
+            }
+            return out
+        }
+    }
+
+    /// A label value as the format escapes it: backslash, double quote and newline.
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// Several daemons' expositions as one: each family once, its samples from every daemon.
+    static func merge(_ texts: [String]) -> String {
+        var order: [String] = []
+        var headers: [String: String] = [:]
+        var samples: [String: [String]] = [:]
+        for text in texts {
+            var current = ""
+            for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+                if line.hasPrefix("# HELP ") {
+                    current = String(line.dropFirst(7).prefix { $0 != " " })
+                    if headers[current] == nil {
+                        order.append(current)
+                        headers[current] = String(line) + "\n"
+                    }
+                } else if line.hasPrefix("# TYPE ") {
+                    if headers[current]?.contains("# TYPE") == false { headers[current]! += String(line) + "\n" }
+                } else {
+                    samples[current, default: []].append(String(line))
+                }
+            }
+        }
+        return order.map { name in headers[name]! + (samples[name] ?? []).map { $0 + "\n" }.joined() }.joined()
+    }
+}
