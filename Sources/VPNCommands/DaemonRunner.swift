@@ -51,6 +51,8 @@ enum DaemonRunner {
         signals: ProcessSignals, logger: Logger, ready: () -> Void = {}, failed: (String) -> Void = { _ in },
         _ start: () throws -> RunningDaemon
     ) -> Int32 {
+        // Connected before anything else (and before a privilege drop).
+        let notifier = SystemdNotifier()
         let running: RunningDaemon
         do {
             running = try start()
@@ -68,6 +70,9 @@ enum DaemonRunner {
             return 1
         }
         ready()
+        // systemd (Type=notify): ready once the interface, its routes and sockets are up.
+        notifier?.send("READY=1\nSTATUS=\(running.statusLine())\nMAINPID=\(Posix.processID)")
+        var sinceWatchdog = Duration.zero
 
         // Wait for a signal; meanwhile, once a second, remember where the peers are.
         var received = ProcessSignals.Signal.terminate
@@ -75,13 +80,25 @@ enum DaemonRunner {
         while true {
             if let signal = signals.wait(seconds: 1), signal != .wake {
                 if signal == .hangup, let reloader = running.reloader {
-                    _ = reloader.reload(trigger: "SIGHUP")
+                    notifier?.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)")
+                    let (applied, message) = reloader.reload(trigger: "SIGHUP")
+                    notifier?.send("READY=1\nSTATUS=\(applied ? "reloaded" : "reload refused"): \(message.prefix(200)); \(running.statusLine())")
                     continue
                 }
                 received = signal
                 break
             }
             if let endpoints = running.control.takeChangedEndpoints() { running.memory.save(endpoints) }
+            // The watchdog ping proves the data-plane loop runs: it must answer a snapshot.
+            if let notifier, let interval = notifier.watchdogInterval {
+                sinceWatchdog += .seconds(1)
+                if sinceWatchdog * 2 >= interval || interval <= .seconds(2) {
+                    if freshSnapshot(running.control, withinMilliseconds: 500) != nil {
+                        notifier.send("WATCHDOG=1\nSTATUS=\(running.statusLine())")
+                    }
+                    sinceWatchdog = .zero
+                }
+            }
             ticks += 1
             if ticks % Int(HostNameRefresher.interval.components.seconds) == 0 {
                 running.hostNames.refresh(control: running.control, logger: logger)
@@ -92,6 +109,7 @@ enum DaemonRunner {
         } else {
             logger.info("received \(received.name), shutting down")
         }
+        notifier?.send("STOPPING=1")
         running.stop()
         logger.info("stopped; interface \(running.interfaceName) removed")
         return running.failed ? 1 : 0
@@ -366,6 +384,15 @@ final class RunningDaemon {
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
     var interfaceName: String { device.name }
+
+    /// One line for systemd's STATUS=: the peers and how many have a session.
+    func statusLine() -> String {
+        guard let status = freshSnapshot(control, withinMilliseconds: 200) ?? control.latestSnapshot else {
+            return "\(device.name) up"
+        }
+        let sessions = status.peers.filter(\.hasSession).count
+        return "\(device.name) up, \(status.peers.count) peer(s), \(sessions) with a session"
+    }
     /// The interface no longer exists (`ip link del`, `wg-quick down`): the daemon stopped because of it.
     var interfaceGone: Bool {
         if case .failure(let error) = Result(catching: { () throws(IOError) in try netlink.link(device.name) }) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import Testing
 
-/// Running vpnd as a service: reload, metrics.
+/// Running vpnd as a service: reload, metrics, systemd notify.
 ///
 /// Serialized like ``ScenarioTests``: each scenario measures transfers on a shared 2-core machine.
 @Suite(
@@ -13,4 +13,7 @@ struct OperatingScenarioTests {
 
     @Test("vpnd metrics after traffic parses with the Prometheus client's text parser and agrees with vpnd show --json")
     func metrics() async { await Scenario.run("metrics", timeLimit: .seconds(90)) }
+
+    @Test("systemd notify to a socket the test listens on: READY=1 with STATUS and MAINPID, WATCHDOG=1, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1; an abstract socket too")
+    func notify() async { await Scenario.run("notify", timeLimit: .seconds(90)) }
 }
