@@ -10,7 +10,6 @@ import VPNDaemon
 /// Static facts about a running daemon for `vpnd show`.
 struct DaemonInfo: Sendable {
     var interfaceName: String
-    var publicKey: String
     var listenPort: UInt16?
     var mode: String
     var transport: String
@@ -26,6 +25,11 @@ final class ControlSocket: Sendable {
     /// namespace (`ip netns exec NAME`), /run/vpnd/netns/NAME: two daemons with the same Name in
     /// two namespaces of one host each have their socket and endpoint memory, and `vpnd show` in
     /// a namespace finds that namespace's daemons.
+    /// The interfaces whose control sockets are in `directory`, sorted.
+    static func interfaces(in directory: String) -> [String] {
+        (Posix.directoryEntries(directory) ?? []).filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
     static var directory: String {
         if let dir = Posix.environment("VPND_RUN_DIR"), !dir.isEmpty { return dir }
         if let namespace = Posix.networkNamespaceName() { return defaultDirectory + "/netns/" + namespace }

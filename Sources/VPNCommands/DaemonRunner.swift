@@ -275,7 +275,7 @@ enum DaemonRunner {
         }
 
         let info = DaemonInfo(
-            interfaceName: device.name, publicKey: publicKey, listenPort: transport.localPort,
+            interfaceName: device.name, listenPort: transport.localPort,
             mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue)
         let controlSocket: ControlSocket
         do {

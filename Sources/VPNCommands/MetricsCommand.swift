@@ -21,8 +21,7 @@ struct MetricsCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = ControlSocket.directory
-        let names = interface.map { [$0] }
-            ?? (Posix.directoryEntries(runDirectory) ?? []).filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
+        let names = interface.map { [$0] } ?? ControlSocket.interfaces(in: runDirectory)
         if names.isEmpty {
             Posix.printError("vpnd metrics: no running vpnd found in \(runDirectory)\n")
             throw ExitCode(1)

@@ -20,8 +20,7 @@ struct ReloadCommand: ParsableCommand {
 
     func run() throws {
         let runDirectory = ControlSocket.directory
-        let names = interface.map { [$0] }
-            ?? (Posix.directoryEntries(runDirectory) ?? []).filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }
+        let names = interface.map { [$0] } ?? ControlSocket.interfaces(in: runDirectory)
         guard names.count == 1, let name = names.first else {
             Posix.printError(
                 names.isEmpty ? "vpnd reload: no running vpnd found in \(runDirectory)\n"

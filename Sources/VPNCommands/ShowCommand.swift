@@ -30,13 +30,7 @@ struct ShowCommand: ParsableCommand {
         let dump = words.last == "dump"
         let interface = dump ? (words.count == 2 ? words[0] : nil) : words.first
         let runDirectory = ControlSocket.directory
-        var names: [String]
-        if let interface {
-            names = [interface]
-        } else {
-            let entries = Posix.directoryEntries(runDirectory) ?? []
-            names = entries.filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
-        }
+        let names = interface.map { [$0] } ?? ControlSocket.interfaces(in: runDirectory)
         if names.isEmpty {
             Posix.printError("vpnd show: no running vpnd found in \(runDirectory)\n")
             throw ExitCode(1)

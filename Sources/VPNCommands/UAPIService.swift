@@ -102,7 +102,7 @@ final class UAPIService: Sendable {
                     return  // the client went away mid-request: nothing was applied
                 }
             default:
-                refuse(UAPIError(errno: UAPIError.invalid, "unknown operation \(Self.printable(operation)); expected get=1 or set=1"), connection)
+                refuse(UAPIError(errno: UAPIError.invalid, "unknown operation \(UAPIError.printable(operation)); expected get=1 or set=1"), connection)
                 return
             }
         }
@@ -181,11 +181,6 @@ final class UAPIService: Sendable {
         let request: UAPISetRequest
         do throws(UAPIError) { request = try UAPISetRequest.parse(text) } catch { return .failure(error) }
         return changer.apply(request)
-    }
-
-    static func printable(_ text: String) -> String {
-        let shown = text.unicodeScalars.prefix(40).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : String($0) }.joined()
-        return "\"" + shown + (text.unicodeScalars.count > 40 ? "…" : "") + "\""
     }
 }
 

@@ -326,21 +326,21 @@ extension DataPlane {
                     try socket.setFirewallMark(request.fwmark ?? firewallMark)
                     newSocket = socket
                 } catch {
-                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "listen_port \(port): \(error)")
+                    throw UAPIError(error, "listen_port \(port)")
                 }
             }
             if let mark = request.fwmark, mark != firewallMark, newSocket == nil {
                 do throws(IOError) {
                     try transport.setFirewallMark(mark)
                 } catch {
-                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "fwmark: \(error)")
+                    throw UAPIError(error, "fwmark")
                 }
             }
             if let newSocket {
                 do throws(IOError) {
                     try transport.replaceSocket(newSocket, poller: poller)
                 } catch {
-                    throw UAPIError(errno: error.errno == 0 ? UAPIError.io : error.errno, "listen_port: \(error)")
+                    throw UAPIError(error, "listen_port")
                 }
                 logger.info("now listening on port \(newSocket.localEndpoint.port)")
             }

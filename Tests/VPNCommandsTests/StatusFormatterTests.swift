@@ -74,7 +74,7 @@ struct StatusFormatterTests {
     static let cases: [(DaemonInfo, DataPlaneStatus)] = {
         let now: UInt64 = 1_000_000_000_000
         let info = DaemonInfo(
-            interfaceName: "vpnd0", publicKey: "E+EDnI7TWhTdm3oFnYmbDJPtczzJAkujiYsLwdvhP08=", listenPort: 51820,
+            interfaceName: "vpnd0", listenPort: 51820,
             mode: "tun", transport: "udp")
         var odd = info
         odd.interfaceName = "a/b \"q\" \\ \t\n\u{1}\u{8}\u{c}\r\u{7f} é"
@@ -110,7 +110,7 @@ struct StatusFormatterTests {
 
     /// The TCP line of `vpnd show`: admission counters on a server, the connect count on a client.
     @Test func tcpConnectionsLine() {
-        var info = DaemonInfo(interfaceName: "vpn0", publicKey: "k", listenPort: 51820, mode: "tun", transport: "tcp")
+        var info = DaemonInfo(interfaceName: "vpn0", listenPort: 51820, mode: "tun", transport: "tcp")
         var status = DataPlaneStatus(tunnel: TunnelStatus(
             publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:], peers: [],
             tcp: TCPConnectionStatus(
@@ -127,7 +127,7 @@ struct StatusFormatterTests {
 
     /// Drops below the tunnel: one line naming the counters that are not zero, none when all are.
     @Test func transportDropsLine() {
-        let info = DaemonInfo(interfaceName: "vpn0", publicKey: "k", listenPort: 51820, mode: "tun", transport: "udp")
+        let info = DaemonInfo(interfaceName: "vpn0", listenPort: 51820, mode: "tun", transport: "udp")
         var status = DataPlaneStatus(tunnel: TunnelStatus(
             publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:], peers: []))
         #expect(!StatusFormatter.text(info: info, status: status).contains("transport drops"))

@@ -30,6 +30,21 @@ public struct UAPIError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// The answer's status line (without the blank line that ends the answer).
     public var statusLine: String { "errno=-\(errno)" }
+
+    /// A kernel call that failed while applying a request: its errno (EIO when it has none) and
+    /// `context: error`.
+    public init(_ error: IOError, _ context: String) {
+        self.init(errno: error.errno == 0 ? UAPIError.io : error.errno, "\(context): \(error)")
+    }
+
+    /// At most 40 characters of `text`, control characters escaped, quoted, for a log line.
+    public static func printable(_ text: some StringProtocol) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(40) {
+            if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\u{\(String(scalar.value, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
+        }
+        return "\"" + out + (text.unicodeScalars.count > 40 ? "…" : "") + "\""
+    }
 }
 
 /// A key that a request sets, or clears (the spec's 64 zero hex digits).
@@ -211,11 +226,4 @@ private func requireTrue(_ value: Substring, name: String, line: Int) throws(UAP
     }
 }
 
-/// At most 40 characters of `text`, control characters escaped, for a log line.
-private func printable(_ text: Substring) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars.prefix(40) {
-        if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\u{\(String(scalar.value, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
-    }
-    return "\"" + out + (text.unicodeScalars.count > 40 ? "…" : "") + "\""
-}
+private func printable(_ text: Substring) -> String { UAPIError.printable(text) }
