@@ -102,11 +102,15 @@ public struct Config: Equatable, Sendable {
         public var persistentKeepalive: UInt16?
         /// The line of the `[Peer]` header, to name this peer in messages.
         public var line: Int
+        /// The peer's name: the comment on its `[Peer]` line or the first comment line after it
+        /// (`# alice`). Shown by `vpnd peer list`, `vpnd show` and the metrics' `name` label.
+        public var name: String?
 
         public init(
             publicKey: Bytes32, presharedKey: KeySource? = nil, allowedIPs: [IPPrefix] = [],
-            endpoint: EndpointSpec? = nil, persistentKeepalive: UInt16? = nil, line: Int = 0
+            endpoint: EndpointSpec? = nil, persistentKeepalive: UInt16? = nil, line: Int = 0, name: String? = nil
         ) {
+            self.name = name
             self.publicKey = publicKey
             self.presharedKey = presharedKey
             self.allowedIPs = allowedIPs

@@ -79,6 +79,7 @@ struct ConfigParser {
         var allowedIPs: [(prefix: IPPrefix, line: Int)] = []
         var endpoint: EndpointSpec?
         var persistentKeepalive: UInt16?
+        var name: String?
     }
 
     let fileName: String
@@ -99,16 +100,38 @@ struct ConfigParser {
             number += 1
             var line = Substring(rawLine)
             if number == 1 && line.hasPrefix("\u{FEFF}") { line = line.dropFirst() }
-            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            var comment: Substring?
+            if let hash = line.firstIndex(of: "#") {
+                comment = Self.trimmed(line[line.index(after: hash)...])
+                line = line[..<hash]
+            }
             line = Self.trimmed(line)
-            if line.isEmpty { continue }
+            if line.isEmpty {
+                if let comment { notePeerName(comment) }
+                continue
+            }
             if line.first == "[" {
                 try startSection(line, at: number)
+                if let comment { notePeerName(comment) }
             } else {
                 try readAssignment(line, at: number)
             }
         }
         return try finish()
+    }
+
+    /// A peer's name is the comment on its `[Peer]` line or the first comment line after it,
+    /// before any key (`vpnd peer add` writes `# alice` there). Leading `#`s and a `Name =`
+    /// prefix are dropped; metadata only, never part of the tunnel's configuration.
+    mutating func notePeerName(_ comment: Substring) {
+        guard section == .peer, peers[peers.count - 1].seen.isEmpty, peers[peers.count - 1].name == nil else { return }
+        var text = comment
+        while text.first == "#" { text = Self.trimmed(text.dropFirst()) }
+        if let equals = text.firstIndex(of: "="), Self.trimmed(text[..<equals]).lowercased() == "name" {
+            text = Self.trimmed(text[text.index(after: equals)...])
+        }
+        let printable = text.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F }
+        if !text.isEmpty && printable && text.utf8.count <= 64 { peers[peers.count - 1].name = String(text) }
     }
 
     static func trimmed(_ text: Substring) -> Substring {
@@ -307,7 +330,8 @@ struct ConfigParser {
             built.append(
                 Config.Peer(
                     publicKey: publicKey, presharedKey: peer.presharedKey, allowedIPs: allowed,
-                    endpoint: peer.endpoint, persistentKeepalive: peer.persistentKeepalive, line: peer.line))
+                    endpoint: peer.endpoint, persistentKeepalive: peer.persistentKeepalive, line: peer.line,
+                    name: peer.name))
         }
         let interfaceModel = Config.Interface(
             privateKey: privateKey, addresses: draft.addresses, listenPort: draft.listenPort, mtu: draft.mtu,

@@ -314,6 +314,28 @@ struct ConfigParserTests {
         #expect(tap.routingTable().entries.isEmpty)
     }
 
+    @Test func peerNamesComeFromTheirComments() throws {
+        let text = """
+            [Interface]
+            PrivateKey = \(TestKeys.private1)
+            ListenPort = 51820
+            # not a peer's name
+            [Peer] # alice
+            # a second comment is not the name
+            PublicKey = \(TestKeys.public2)
+            # nor is one after a key
+            [Peer]
+
+            ## Name = bob smith
+            PublicKey = \(TestKeys.public3)
+            [Peer]
+            PublicKey = \(TestKeys.public4)
+            # carol (after the key: no name)
+            """
+        let config = try Config.parse(text, fileName: "server.conf")
+        #expect(config.peers.map(\.name) == ["alice", "bob smith", nil])
+    }
+
     @Test func roles() throws {
         let server = try Config.parse(Self.valid[0].text, fileName: "server.conf")
         try server.validate(role: .server)
