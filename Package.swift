@@ -26,6 +26,7 @@ let package = Package(
         // C libraries and shims.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
+        .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         .target(name: "CLinuxShims", cSettings: [.define("_GNU_SOURCE")]),
 
         // Pure modules: no Foundation, no Glibc, no clock, no RNG, no logging.
@@ -49,7 +50,7 @@ let package = Package(
         .target(
             name: "VPNCommands",
             dependencies: [
-                "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics",
+                "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics", "CQREncode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

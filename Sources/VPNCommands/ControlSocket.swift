@@ -13,6 +13,8 @@ struct DaemonInfo: Sendable {
     var listenPort: UInt16?
     var mode: String
     var transport: String
+    /// The config file's absolute path (`vpnd peer` edits it); nil for vpnd-wg, which has none.
+    var configPath: String? = nil
 }
 
 /// The daemon's control socket: a Unix stream socket, mode 0600, at `DIR/NAME.sock`. A client
@@ -71,6 +73,7 @@ final class ControlSocket: Sendable {
 
     func start() {
         let started = server.start(threadName: "vpnd-control") { [info, control, self] request in
+            if request == "config" { return (info.configPath ?? "none") + "\n" }
             if request == "reload" {
                 guard let reloader = self.reloader else {
                     return "refused: \(info.interfaceName) has no config file to reload (vpnd-wg: use wg setconf)\n"

@@ -151,7 +151,9 @@ enum DaemonRunner {
             role: options.role, listenPort: config.interface.listenPort ?? 0, addresses: config.interface.addresses,
             routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge,
             setUpInterface: true, offloads: options.offloads, runDirectory: options.runDirectory, account: account,
-            keepNetAdmin: config.interface.keepNetAdmin)
+            keepNetAdmin: config.interface.keepNetAdmin,
+            configPath: Posix.containingDirectory(of: options.configPath) + "/"
+                + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath))
         let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
@@ -276,7 +278,8 @@ enum DaemonRunner {
 
         let info = DaemonInfo(
             interfaceName: device.name, listenPort: transport.localPort,
-            mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue)
+            mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue,
+            configPath: plan.configPath)
         let controlSocket: ControlSocket
         do {
             controlSocket = try ControlSocket(
@@ -457,4 +460,6 @@ struct LaunchPlan {
     var account: UserAccount?
     /// With `account`: keep CAP_NET_ADMIN (`KeepNetAdmin`).
     var keepNetAdmin = true
+    /// The config file, as an absolute path (the control socket's `config` answer); nil for vpnd-wg.
+    var configPath: String? = nil
 }

@@ -4,22 +4,41 @@ import Logging
 import VPNCore
 import VPNLinux
 
-/// `vpnd`: run a tunnel end (`--server` or `--client`), or inspect one (`vpnd show`).
+/// `vpnd`: run a tunnel end (`vpnd --server` or `vpnd --client`: the default subcommand), or
+/// manage one (`vpnd show`, `reload`, `metrics`, `peer`). The root has no options of its own:
+/// ArgumentParser lets a parent's options take their names from every subcommand's arguments,
+/// so `vpnd peer add --config` would otherwise never reach the subcommand.
 public struct VPNDCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "vpnd",
         abstract: "An encrypted point-to-point VPN: tun or tap over UDP or TCP, WireGuard-compatible in tun/UDP mode.",
         discussion: """
             Start the listening end with `vpnd --server --config server.conf` and the connecting end \
-            with `vpnd --client --config client.conf`. The config file uses WireGuard's INI format \
-            (docs/config.md lists every key); command-line flags override it. vpnd needs root or \
-            CAP_NET_ADMIN to create its interface. Stop it with Ctrl-C or SIGTERM: the interface and \
-            its routes are removed.
+            with `vpnd --client --config client.conf` (`vpnd run --help` lists their options). The \
+            config file uses WireGuard's INI format (docs/config.md lists every key). vpnd needs root \
+            or CAP_NET_ADMIN to create its interface. Stop it with Ctrl-C or SIGTERM: the interface \
+            and its routes are removed.
 
-            Generate keys with vpnd-keygen (`vpnd-keygen generate server`). Inspect a running tunnel \
-            with `vpnd show`. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
+            Generate keys with vpnd-keygen (`vpnd-keygen generate server`); add a server's clients \
+            with `vpnd peer add`. Inspect a running tunnel with `vpnd show`. The control socket lives \
+            in /run/vpnd (or $VPND_RUN_DIR).
             """,
-        subcommands: [ShowCommand.self, ReloadCommand.self, MetricsCommand.self])
+        subcommands: [RunCommand.self, ShowCommand.self, ReloadCommand.self, MetricsCommand.self, PeerCommand.self],
+        defaultSubcommand: RunCommand.self)
+
+    public init() {}
+}
+
+/// `vpnd run` (the default: `vpnd --server ...` is `vpnd run --server ...`): one tunnel end.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a tunnel end: --server listens on ListenPort, --client connects to the peer's Endpoint (the default subcommand).",
+        discussion: """
+            The config file uses WireGuard's INI format (docs/config.md lists every key); the flags \
+            below override it. SIGHUP (or `vpnd reload`) re-reads the file and applies the difference \
+            live; SIGTERM or Ctrl-C stops vpnd and removes its interface and routes.
+            """)
 
     @Flag(name: .long, help: "Listen for clients on ListenPort.")
     var server = false
@@ -69,7 +88,7 @@ public struct VPNDCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Log only warnings and errors.")
     var quiet = false
 
-    public init() {}
+    init() {}
 
     func validateRole() throws {
         if server == client {
@@ -79,7 +98,7 @@ public struct VPNDCommand: ParsableCommand {
         if verbose && quiet { throw ValidationError("--verbose and --quiet exclude each other") }
     }
 
-    public func run() throws {
+    func run() throws {
         try validateRole()
         let overrides = ConfigOverrides(
             listenPort: listenPort, endpoint: endpoint, mode: mode, transport: transport, mtu: mtu, name: name)

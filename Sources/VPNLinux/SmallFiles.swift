@@ -98,7 +98,7 @@ public enum SmallFiles {
         try writeAll(fd, bytes)
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(FileAccessError) {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(FileAccessError) {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }

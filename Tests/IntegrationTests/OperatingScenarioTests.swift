@@ -16,4 +16,7 @@ struct OperatingScenarioTests {
 
     @Test("systemd notify to a socket the test listens on: READY=1 with STATUS and MAINPID, WATCHDOG=1, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1; an abstract socket too")
     func notify() async { await Scenario.run("notify", timeLimit: .seconds(90)) }
+
+    @Test("vpnd peer add on a running server: the printed config (vpnd's form, and wg-quick's through a QR code zbarimg decodes) connects a real vpnd client; peer list and remove; refusals leave the file byte for byte; a transfer through an unchanged peer completes with one handshake")
+    func peerAdd() async { await Scenario.run("peer-add", timeLimit: .seconds(180)) }
 }

@@ -3,11 +3,13 @@
 
 VPND_PACKAGES=(
     pkg-config libsodium-dev libb2-dev   # build: crypto libraries
+    libqrencode-dev                      # build: vpnd peer add --qr
     wireguard-tools wireguard-go         # keygen compatibility and interoperability tests
     iproute2 iputils-ping iperf3 nftables  # namespaces, ping, throughput, loss injection
     procps psmisc
     python3                              # integration harness: transfer checks, impair.py relay
     python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
+    zbar-tools                           # peer-add.sh decodes the QR code with zbarimg
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
