@@ -41,15 +41,20 @@ enum DaemonRunner {
             return handler
         }
         let logger = Logger(label: "vpnd")
-        return serve(signals: signals, logger: logger) { try start(options, logger: logger) }
+        return serve(signals: signals, logger: logger, readyWaitsForHandshake: options.role == .client) {
+            try start(options, logger: logger)
+        }
     }
 
     /// Starts a daemon with `start`, then waits for a signal (or for the daemon to fail) and stops
     /// it; returns the exit status. `ready` is called once the daemon runs (vpnd-wg tells its
     /// caller).
+    /// With `readyWaitsForHandshake` (a client), systemd's READY=1 waits for the first session,
+    /// at most ``clientReadyWait``: after that it is sent anyway, with a STATUS that says so, so an
+    /// unreachable server delays the units ordered after vpnd but never fails the boot.
     static func serve(
-        signals: ProcessSignals, logger: Logger, ready: () -> Void = {}, failed: (String) -> Void = { _ in },
-        _ start: () throws -> RunningDaemon
+        signals: ProcessSignals, logger: Logger, readyWaitsForHandshake: Bool = false, ready: () -> Void = {},
+        failed: (String) -> Void = { _ in }, _ start: () throws -> RunningDaemon
     ) -> Int32 {
         // Connected before anything else (and before a privilege drop).
         let notifier = SystemdNotifier()
@@ -70,15 +75,34 @@ enum DaemonRunner {
             return 1
         }
         ready()
-        // systemd (Type=notify): ready once the interface, its routes and sockets are up.
-        notifier?.send("READY=1\nSTATUS=\(running.statusLine())\nMAINPID=\(Posix.processID)")
+        // systemd (Type=notify): ready once the interface, its routes and sockets are up (a
+        // client: and its first session, or clientReadyWait without one).
+        var received = ProcessSignals.Signal.terminate
+        var waitingForSession = readyWaitsForHandshake && notifier != nil
+        let readyDeadline = SystemdNotifier.monotonicMicroseconds + UInt64(clientReadyWait.components.seconds) * 1_000_000
+        if !waitingForSession { notifier?.send("READY=1\nSTATUS=\(running.statusLine())\nMAINPID=\(Posix.processID)") }
         var sinceWatchdog = Duration.zero
 
         // Wait for a signal; meanwhile, once a second, remember where the peers are.
-        var received = ProcessSignals.Signal.terminate
         var ticks = 0
         while true {
-            if let signal = signals.wait(seconds: 1), signal != .wake {
+            var signal: ProcessSignals.Signal?
+            let polling = waitingForSession
+            if waitingForSession {
+                // Polled every 100 ms until the first session or the deadline; signals still count.
+                let hasSession = freshSnapshot(running.control, withinMilliseconds: 100)?.peers.contains(where: \.hasSession) ?? false
+                if hasSession || SystemdNotifier.monotonicMicroseconds >= readyDeadline {
+                    let status = hasSession ? running.statusLine()
+                        : "\(running.statusLine()); no handshake with the server after \(clientReadyWait.components.seconds) s, still trying"
+                    notifier?.send("READY=1\nSTATUS=\(status)\nMAINPID=\(Posix.processID)")
+                    waitingForSession = false
+                }
+                Posix.sleep(milliseconds: 100)
+                signal = signals.wait(seconds: 0)
+            } else {
+                signal = signals.wait(seconds: 1)
+            }
+            if let signal, signal != .wake {
                 if signal == .hangup, let reloader = running.reloader {
                     notifier?.send("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)")
                     let (applied, message) = reloader.reload(trigger: "SIGHUP")
@@ -88,6 +112,7 @@ enum DaemonRunner {
                 received = signal
                 break
             }
+            if polling { continue }  // the once-a-second work below waits for the ready state
             if let endpoints = running.control.takeChangedEndpoints() { running.memory.save(endpoints) }
             // The watchdog ping proves the data-plane loop runs: it must answer a snapshot.
             if let notifier, let interval = notifier.watchdogInterval {
@@ -114,6 +139,9 @@ enum DaemonRunner {
         logger.info("stopped; interface \(running.interfaceName) removed")
         return running.failed ? 1 : 0
     }
+
+    /// How long a client's READY=1 waits for its first session (three handshake attempts).
+    static let clientReadyWait: Duration = .seconds(15)
 
     /// Everything up to a running data plane; throws before touching any interface on a config error.
     static func start(_ options: DaemonOptions, logger: Logger) throws -> RunningDaemon {

@@ -33,6 +33,7 @@ wait_for "the notify listener" 5 test -S "$SOCK"
 VPND_EXTRA_ENV="NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=2000000" vpnd_start a srv vpnd0 --server --config "$(vpnd_conf_file srv)"
 SRV_PID=$VPND_PID
 vpnd_start b cli vpnd0 --client --config "$(vpnd_conf_file cli)"
+CLI1_PID=$VPND_PID
 wait_for "READY=1" 5 grep -q "^READY=1" "$MSGS" || fail "no READY=1: $(cat "$MSGS")"
 grep -q "^READY=1|STATUS=vpnd0 up, 1 peer(s).*|MAINPID=$SRV_PID$" "$MSGS" || fail "READY=1 without STATUS and MAINPID: $(cat "$MSGS")"
 wait_for "two WATCHDOG=1" 6 sh -c "[ \$(grep -c '^WATCHDOG=1' '$MSGS') -ge 2 ]" || fail "no watchdog pings: $(cat "$MSGS")"
@@ -53,5 +54,35 @@ MSGS2="$VPND_ITEST_DIR/notify2.log"
 listen "$ABS" "$MSGS2"
 sleep 0.5
 VPND_EXTRA_ENV="NOTIFY_SOCKET=$ABS" vpnd_start a srv2 vpnd0 --server --config "$(vpnd_conf_file srv)"
+SRV2_PID=$VPND_PID
 wait_for "READY=1 on $ABS" 5 grep -q "^READY=1" "$MSGS2" || fail "no READY=1 on the abstract socket"
+
+log "a client is ready after its first handshake; with no server, after 15 s and a STATUS that says so"
+kill -TERM "$CLI1_PID"
+wait_for "the first client to stop" 10 sh -c "! kill -0 $CLI1_PID 2>/dev/null" || fail "the first client did not stop"
+MSGS3="$VPND_ITEST_DIR/notify3.log"
+: >"$MSGS3"
+listen "$VPND_ITEST_DIR/notify3.sock" "$MSGS3"
+wait_for "the third listener" 5 test -S "$VPND_ITEST_DIR/notify3.sock"
+VPND_EXTRA_ENV="NOTIFY_SOCKET=$VPND_ITEST_DIR/notify3.sock" vpnd_start b cli vpnd0 --client --config "$(vpnd_conf_file cli)"
+wait_for "the client's READY=1" 10 grep -q "^READY=1" "$MSGS3" || fail "no READY=1 from the client: $(cat "$MSGS3")"
+grep -q "^READY=1|STATUS=vpnd0 up, 1 peer(s), 1 with a session|MAINPID=" "$MSGS3" || fail "the client was ready before its session: $(cat "$MSGS3")"
+kill -TERM "$VPND_PID"
+wait_for "the client to stop" 10 grep -q "^STOPPING=1" "$MSGS3" || fail "no STOPPING=1 from the client"
+wait_for "the client to exit" 10 sh -c "! kill -0 $VPND_PID 2>/dev/null" || fail "the client did not exit"
+kill -TERM "$SRV2_PID"
+wait_for "the server to exit" 10 sh -c "! kill -0 $SRV2_PID 2>/dev/null" || fail "the server did not exit"
+: >"$MSGS3"
+started=$SECONDS
+VPND_EXTRA_ENV="NOTIFY_SOCKET=$VPND_ITEST_DIR/notify3.sock" vpnd_start b cli vpnd0 --client --config "$(vpnd_conf_file cli)"
+CLI_PID=$VPND_PID
+sleep 3
+! grep -q "^READY=1" "$MSGS3" || fail "a client with no server was ready at once: $(cat "$MSGS3")"
+wait_for "the client's READY=1 without a server" 20 grep -q "^READY=1" "$MSGS3" || fail "no READY=1 after the bounded wait"
+waited=$((SECONDS - started))
+grep -q "^READY=1|STATUS=vpnd0 up, 1 peer(s), 0 with a session; no handshake with the server after 15 s, still trying|" "$MSGS3" \
+    || fail "READY=1 without the waiting STATUS: $(cat "$MSGS3")"
+[ "$waited" -ge 14 ] && [ "$waited" -le 19 ] || fail "the client's READY came after $waited s, expected about 15"
+kill -TERM "$CLI_PID"
+wait_for "the client to stop while waiting" 10 grep -q "^STOPPING=1" "$MSGS3" || fail "no STOPPING=1"
 log "notify passed"
