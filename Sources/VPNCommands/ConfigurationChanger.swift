@@ -122,6 +122,11 @@ final class RouteTable: Sendable {
         try netlink.withLock { (netlink) throws(IOError) in try netlink.deleteRoute(to: route.network, device: device) }
     }
 
+    /// Sets the interface's MTU.
+    func setMTU(_ mtu: Int, device: String) throws(IOError) {
+        try netlink.withLock { (netlink) throws(IOError) in try netlink.setMTU(mtu, on: device) }
+    }
+
     /// Adds (or removes) an address of the interface.
     func changeAddress(_ address: IPPrefix, add: Bool, device: String) throws(IOError) {
         guard let prefix = NetlinkPrefix(bytes: address.address.bytes, length: Int(address.length)) else { return }

@@ -10,10 +10,11 @@ import VPNLinux
 /// `SIGHUP` and `vpnd reload`: re-reads the config file and applies the difference from the
 /// running configuration live, with `wg syncconf` semantics (peers added by `wg set` and not in
 /// the file go): peers added, removed or changed (keys, AllowedIPs and their routes,
-/// endpoints, keepalive), the private key, `ListenPort`, and `Address` (netlink). An unchanged
-/// peer keeps its session and counters. A file with any error, or a change of a key that cannot
-/// apply live (`Mode`, `Transport`, `Name`, `MTU`, `Bridge`, `User`, `KeepNetAdmin`, `MSSClamp`,
-/// `PathMTUDiscovery`), changes nothing and is one line.
+/// endpoints, keepalive), the private key, `ListenPort`, `Address` (netlink) and `MTU` (netlink
+/// and the data plane; up to the MTU vpnd started with). An unchanged peer keeps its session and
+/// counters. A file with any error, or a change of a key that cannot apply live (`Mode`,
+/// `Transport`, `Name`, `Bridge`, `User`, `KeepNetAdmin`, `MSSClamp`, `PathMTUDiscovery`), changes
+/// nothing and is one line.
 final class Reloader: Sendable {
     /// What the running daemon was last loaded from.
     struct Loaded: Sendable {
@@ -91,16 +92,49 @@ final class Reloader: Sendable {
         }
         let request = Self.difference(from: running, to: (config, privateKey, peers))
         var lines: [String] = []
+        // The interface's MTU by netlink: before the tunnel's when it goes down (so the kernel
+        // never hands the tunnel a packet it would refuse), after it when it goes up.
+        let device = config.interface.name
+        let oldMTU = old.config.interface.mtu
+        var mtuSetEarly = false
+        if let mtu = request.mtu {
+            guard let routes = changer.routes else {
+                return .failure(StartupError(
+                    "MTU cannot change: vpnd runs without CAP_NET_ADMIN (KeepNetAdmin = no); restart vpnd to apply MTU \(mtu)"))
+            }
+            if mtu < oldMTU {
+                do throws(IOError) {
+                    try routes.setMTU(mtu, device: device)
+                    mtuSetEarly = true
+                } catch {
+                    return .failure(StartupError("MTU \(mtu) on \(device): \(error)"))
+                }
+            }
+        }
         if !request.isEmpty {
             switch changer.apply(request) {
-            case .failure(let error): return .failure(StartupError(error.message))
+            case .failure(let error):
+                if mtuSetEarly { try? changer.routes?.setMTU(oldMTU, device: device) }
+                return .failure(StartupError(error.message))
             case .success(let change):
-                lines.append(
-                    "\(change.added.count) peer(s) added, \(change.removed.count) removed, \(change.changed.count) changed\(change.privateKeyChanged ? ", new private key (sessions dropped)" : "")")
+                let peersChanged = !(change.added.isEmpty && change.removed.isEmpty && change.changed.isEmpty)
+                if peersChanged || change.privateKeyChanged { lines.append(
+                    "\(change.added.count) peer(s) added, \(change.removed.count) removed, \(change.changed.count) changed\(change.privateKeyChanged ? ", new private key (sessions dropped)" : "")") }
                 lines += change.added.map { "peer \(KeyEncoding.encode($0)) added" }
                 lines += change.removed.map { "peer \(KeyEncoding.encode($0)) removed" }
                 lines += change.changed.map { "peer \(KeyEncoding.encode($0)) changed" }
             }
+        }
+        if let mtu = request.mtu {
+            if !mtuSetEarly {
+                do throws(IOError) {
+                    try changer.routes?.setMTU(mtu, device: device)
+                } catch {
+                    // The tunnel takes the larger MTU already; the kernel keeps sending the old size.
+                    lines.append("MTU \(mtu) NOT set on \(device) (\(error)): it stays \(oldMTU) there")
+                }
+            }
+            lines.append("MTU \(oldMTU) -> \(mtu)")
         }
         // The interface's addresses (after the peers, which cannot fail any more).
         let oldAddresses = Set(old.config.interface.addresses), newAddresses = Set(config.interface.addresses)
@@ -133,7 +167,6 @@ final class Reloader: Sendable {
         if a.mode != b.mode { changed.append("Mode (\(a.mode.rawValue) -> \(b.mode.rawValue))") }
         if a.transport != b.transport { changed.append("Transport (\(a.transport.rawValue) -> \(b.transport.rawValue))") }
         if a.name != b.name { changed.append("Name (\(a.name) -> \(b.name))") }
-        if a.mtu != b.mtu { changed.append("MTU (\(a.mtu) -> \(b.mtu))") }
         if a.bridge != b.bridge { changed.append("Bridge") }
         if a.user != b.user { changed.append("User") }
         if a.keepNetAdmin != b.keepNetAdmin { changed.append("KeepNetAdmin") }
@@ -156,6 +189,7 @@ final class Reloader: Sendable {
         if old.config.interface.listenPort != new.config.interface.listenPort, let port = new.config.interface.listenPort {
             request.listenPort = port
         }
+        if old.config.interface.mtu != new.config.interface.mtu { request.mtu = new.config.interface.mtu }
         let before = Dictionary(old.peers.map { ($0.publicKey, $0) }, uniquingKeysWith: { a, _ in a })
         let after = Set(new.peers.map(\.publicKey))
         for peer in old.peers where !after.contains(peer.publicKey) {
@@ -186,5 +220,5 @@ final class Reloader: Sendable {
 
 extension UAPISetRequest {
     /// Asks for nothing.
-    var isEmpty: Bool { privateKey == nil && listenPort == nil && fwmark == nil && !replacePeers && peers.isEmpty }
+    var isEmpty: Bool { privateKey == nil && listenPort == nil && fwmark == nil && !replacePeers && peers.isEmpty && mtu == nil }
 }

@@ -39,7 +39,7 @@ public struct PathMTUProber: Sendable {
     public static let raiseInterval: Duration = .seconds(600)
 
     /// The configured MTU: the largest size ever used.
-    public let maximum: Int
+    public private(set) var maximum: Int
     /// The inner packet size usable towards the peer now (at most ``maximum``).
     public private(set) var mtu: Int
     /// Whether the peer echoes probes: nil until known.
@@ -71,6 +71,21 @@ public struct PathMTUProber: Sendable {
         mtu = maximum
         low = min(Self.floor, maximum)
         high = maximum + 1
+    }
+
+    /// The configured MTU changed (a reload): any round in flight is forgotten. Lowered, the size
+    /// in use follows at once; raised, it stays until a search (``begin(now:)``, which the owner
+    /// calls when `probing`) finds the larger size passes, or, without probing, follows at once.
+    public mutating func setMaximum(_ newMaximum: Int, probing: Bool) {
+        maximum = newMaximum
+        mtu = probing ? min(mtu, newMaximum) : newMaximum
+        low = min(Self.floor, newMaximum)
+        high = newMaximum + 1
+        lowVerified = false
+        searching = false
+        wantsRound = false
+        probeCount = 0
+        deadline = nil
     }
 
     /// The id of probe `index` of the current round.

@@ -11,6 +11,8 @@ public struct TunnelReconfiguration: Sendable, Equatable {
     public var changed: [Bytes32] = []
     /// Our private key is a new one, or was cleared: every session was dropped.
     public var privateKeyChanged = false
+    /// The tunnel MTU now, when the request changed it.
+    public var mtu: Int?
     /// The AllowedIPs of every peer before and after, each prefix once (for the routes the
     /// daemon owns).
     public var allowedIPsBefore: [IPPrefix] = []
@@ -19,7 +21,7 @@ public struct TunnelReconfiguration: Sendable, Equatable {
     public init() {}
 
     /// Nothing changed (a `wg setconf` of the running configuration).
-    public var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty && !privateKeyChanged }
+    public var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty && !privateKeyChanged && mtu == nil }
 }
 
 extension Tunnel {
@@ -57,6 +59,18 @@ extension Tunnel {
             identityGeneration &+= 1
             for case let peer? in peers { forgetSessions(peer) }
             result.privateKeyChanged = true
+        }
+        if let mtu = plan.mtu {
+            // Lowered at once; a raise is searched for again (path probes) before it is used.
+            configuration.mtu = mtu
+            for case let peer? in peers {
+                peer.prober.setMaximum(mtu, probing: configuration.pathMTUDiscovery && peer.proberStarted)
+                if configuration.pathMTUDiscovery && peer.proberStarted {
+                    peer.prober.begin(now: now)
+                    serviceProber(peer, now: now)
+                }
+            }
+            result.mtu = mtu
         }
         if let newIdentity = plan.newIdentity {
             identity = newIdentity
@@ -184,11 +198,24 @@ private struct ReconfigurationPlan {
     var newIdentity: HandshakeIdentity?
     /// The request clears the private key (64 zero digits): no handshakes until a new one.
     var clearsPrivateKey = false
+    /// The new tunnel MTU, when it differs.
+    var mtu: Int?
     /// The endpoints the request sets, by peer: the peer is sent there from now on (a roamed peer
     /// too, as in WireGuard).
     var endpoints: [Bytes32: Endpoint] = [:]
 
     init(tunnel: Tunnel, request: UAPISetRequest) throws(UAPIError) {
+        if let wanted = request.mtu, wanted != tunnel.configuration.mtu {
+            guard wanted >= Config.minimumMTU else {
+                throw UAPIError(errno: UAPIError.invalid, "MTU \(wanted) is below \(Config.minimumMTU), the least vpnd uses")
+            }
+            guard wanted <= tunnel.bufferMTU else {
+                throw UAPIError(
+                    errno: UAPIError.invalid,
+                    "MTU \(wanted) is above \(tunnel.bufferMTU), the MTU vpnd started with (its buffers have that size); restart vpnd to raise it")
+            }
+            mtu = wanted
+        }
         switch request.privateKey {
         case .clear?:
             clearsPrivateKey = tunnel.configuration.hasPrivateKey

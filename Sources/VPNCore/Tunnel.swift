@@ -71,6 +71,9 @@ public final class Tunnel {
     var unattributedDrops = DropCounters()
     var events: [TunnelEvent] = []
     let slotSize: Int
+    /// The MTU the buffers were sized for at start: a reload may lower the MTU and raise it again
+    /// up to this, not beyond.
+    public let bufferMTU: Int
     /// Where the handshakes' Diffie-Hellman work runs.
     let handshakeExecution: HandshakeExecution
     /// The processor of the inline mode (nil in the deferred mode: the owner's thread has one).
@@ -91,6 +94,7 @@ public final class Tunnel {
         outboxCapacity: Int = 256, handshakes: HandshakeExecution = .inline
     ) {
         self.configuration = configuration
+        bufferMTU = configuration.mtu
         identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
         handshakeExecution = handshakes
         var seedSource = entropy

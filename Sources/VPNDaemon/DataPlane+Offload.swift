@@ -38,7 +38,9 @@ final class OffloadBuffers {
     /// The largest frame a device read or coalesced write can hold (header + 64 KiB).
     static let frameCapacity = PacketSlab.slotSize(payload: 65535, headroom: VirtioNetHeader.size)
 
-    let mtu: Int
+    /// The tunnel MTU; a reload may lower it (and raise it again up to the MTU the buffers were
+    /// sized for, ``maximumStride``).
+    var mtu: Int
     let headroom: Int
     /// 0 for tun (IP packets), 14 for tap (Ethernet frames: the MTU counts the Ethernet payload).
     let linkHeaderLength: Int

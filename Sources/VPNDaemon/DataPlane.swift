@@ -345,7 +345,9 @@ extension DataPlane {
                 logger.info("now listening on port \(newSocket.localEndpoint.port)")
             }
             if let mark = request.fwmark { firewallMark = mark }
-            return .success(try tunnel.apply(request, now: now))  // the new peers' initiations go with the next flush
+            let result = try tunnel.apply(request, now: now)  // the new peers' initiations go with the next flush
+            if let mtu = result.mtu { offload?.mtu = mtu }
+            return .success(result)
         } catch {
             return .failure(error)
         }

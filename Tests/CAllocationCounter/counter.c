@@ -101,3 +101,10 @@ uint64_t vpnd_allocations_end(void) {
     counting = 0;
     return counted;
 }
+
+#include <malloc.h>
+
+uint64_t vpnd_heap_bytes_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return (uint64_t)(info.uordblks + info.hblkhd);
+}

@@ -19,4 +19,7 @@ struct OperatingScenarioTests {
 
     @Test("vpnd peer add on a running server: the printed config (vpnd's form, and wg-quick's through a QR code zbarimg decodes) connects a real vpnd client; peer list and remove; refusals leave the file byte for byte; a transfer through an unchanged peer completes with one handshake")
     func peerAdd() async { await Scenario.run("peer-add", timeLimit: .seconds(180)) }
+
+    @Test("50 rounds of reload, peer add and peer remove under checksummed traffic through an unchanged client: no lost byte, one handshake, resident memory grows < 1 MiB, no descriptor leak")
+    func operationsSoak() async { await Scenario.run("operations-soak", timeLimit: .seconds(180)) }
 }

@@ -38,7 +38,9 @@ struct ReloaderTests {
         #expect(more.peers.map(\.publicKey) == [Self.b])
         #expect(more.peers.first?.persistentKeepalive == 25)
         #expect(more.peers.first?.allowedIPs == [.add(IPPrefix("10.0.0.3/32")!)])
-        #expect(more.privateKey == nil && more.listenPort == nil && !more.replacePeers)
+        #expect(more.privateKey == nil && more.listenPort == nil && !more.replacePeers && more.mtu == nil)
+        let lowered = Reloader.difference(from: loaded, to: (try Self.config("MTU = 1380\n"), Self.ours, loaded.peers))
+        #expect(lowered.mtu == 1380 && lowered.peers.isEmpty)
     }
 
     @Test("a removed peer, changed AllowedIPs, a new key and port: only those")
@@ -66,7 +68,8 @@ struct ReloaderTests {
     func fixedKeys() throws {
         let old = try Self.config("")
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, old) }
-        for (line, name) in [("Mode = tap", "Mode"), ("MTU = 1380", "MTU"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp")] {
+        #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, try Self.config("MTU = 1380\n")) }
+        for (line, name) in [("Mode = tap", "Mode"), ("KeepNetAdmin = no", "KeepNetAdmin"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp")] {
             let new = try Self.config(line + "\n")
             #expect {
                 try Reloader.checkFixedKeys(old, new)

@@ -192,4 +192,39 @@ struct TunnelReconfigureTests {
         #expect(try Self.set(sim, .b, ["public_key=\(Self.hex(unknown))", "update_only=true", "allowed_ip=10.1.0.0/16"]).isEmpty)
         #expect(sim.b.tunnel.status(now: sim.now).peers.count == 1)
     }
+
+    @Test("the MTU goes down at once and back up to the start MTU, not beyond; the session stays")
+    func mtuChangesLive() throws {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let tunnel = sim.a.tunnel
+        let start = tunnel.configuration.mtu
+        func packet(_ size: Int) -> [UInt8] {
+            TestPackets.ipv4(from: IPAddress("10.0.0.1")!, to: IPAddress("10.0.0.2")!, payload: [UInt8](repeating: 7, count: size - 20))
+        }
+        var lower = UAPISetRequest()
+        lower.mtu = 1280
+        #expect(try tunnel.apply(lower, now: sim.now).mtu == 1280)
+        #expect(tunnel.configuration.mtu == 1280 && sim.a.peerStatus(sim.now).pathMTU == 1280)
+        #expect(sim.send(.a, packet(1280)).isSend)
+        guard case .drop(.packetTooBig) = sim.send(.a, packet(1281)) else {
+            Issue.record("a 1281-byte packet passed an MTU of 1280")
+            return
+        }
+        var above = UAPISetRequest()
+        above.mtu = start + 1
+        #expect(throws: UAPIError.self) { try tunnel.check(above) }
+        #expect(tunnel.configuration.mtu == 1280, "a refused MTU changes nothing")
+        var back = UAPISetRequest()
+        back.mtu = start
+        #expect(try tunnel.apply(back, now: sim.now).mtu == start)
+        #expect(sim.a.peerStatus(sim.now).pathMTU == start, "without path probes the size follows at once")
+        #expect(sim.send(.a, packet(start)).isSend)
+        var same = UAPISetRequest()
+        same.mtu = start
+        #expect(try tunnel.apply(same, now: sim.now).isEmpty)
+        #expect(sim.a.peerStatus(sim.now).hasSession)
+        #expect(sim.network.sent(.initiation, from: TwoPeerSimulator.endpointA).count
+            + sim.network.sent(.initiation, from: TwoPeerSimulator.endpointB).count == 1, "no new handshake")
+    }
 }

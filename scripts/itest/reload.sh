@@ -7,7 +7,9 @@
 #     completes with no new handshake (`handshakes` stays 1);
 #   - client 2 removed again by SIGHUP: it is cut, client 1 is not;
 #   - a file with an error, and a change that cannot apply live (Mode), are refused with one line
-#     each (exit 1) and change nothing (`wg showconf` byte for byte).
+#     each (exit 1) and change nothing (`wg showconf` byte for byte);
+#   - MTU 1380 applies live (interface MTU, DF pings of 1380 pass and 1381 fail), MTU 1500 (above
+#     the start MTU) is refused with one line, and 1420 comes back; client 1 keeps its handshake.
 #
 #   c1: 198.18.1.1 --veth-- srv 198.18.1.254      srv: vpnd --server IF, 10.76.0.1/24, :51820
 #   c2: 198.18.2.1 --veth-- srv 198.18.2.254
@@ -117,5 +119,24 @@ grep -q "Mode" <<<"$out" || fail "the refusal does not name Mode: $out"
 cp "$CONF.good" "$CONF"
 ping_ok c1 10.76.0.1 5
 [ "$(handshakes_of c1)" -eq 1 ] || fail "client 1 handshook again"
+
+log "MTU: lowered live (netlink and the tunnel), above the start MTU refused"
+sed -i 's/^ListenPort = 51820$/ListenPort = 51820\nMTU = 1380/' "$CONF"
+out="$(reload 2>&1)" || fail "an MTU change was refused: $out"
+log "MTU 1380: $out"
+grep -q "MTU 1420 -> 1380" <<<"$out" || fail "the reload does not say the MTU changed: $out"
+in_ns srv --timeout 5 ip link show dev "$IF" | grep -q " mtu 1380 " || fail "the interface's MTU is not 1380: $(in_ns srv ip link show dev "$IF")"
+in_ns srv --timeout 5 ping -M do -c 1 -W 2 -s 1352 10.76.0.2 >/dev/null || fail "a 1380-byte DF ping to client 1 failed"
+if in_ns srv --timeout 5 ping -M do -c 1 -W 2 -s 1353 10.76.0.2 >/dev/null 2>&1; then fail "a 1381-byte DF ping passed an MTU of 1380"; fi
+sed -i 's/^MTU = 1380$/MTU = 1500/' "$CONF"
+if out="$(reload 2>&1)"; then fail "an MTU above the start MTU was applied: $out"; fi
+log "MTU 1500: $out"
+grep -q "above 1420" <<<"$out" || fail "the refusal does not explain the limit: $out"
+in_ns srv --timeout 5 ip link show dev "$IF" | grep -q " mtu 1380 " || fail "a refused MTU changed the interface"
+cp "$CONF.good" "$CONF"
+out="$(reload 2>&1)" || fail "the MTU could not go back up to 1420: $out"
+in_ns srv --timeout 5 ip link show dev "$IF" | grep -q " mtu 1420 " || fail "the interface's MTU is not back at 1420"
+in_ns srv --timeout 5 ping -M do -c 1 -W 2 -s 1392 10.76.0.2 >/dev/null || fail "a 1420-byte DF ping failed after the MTU went back up"
+[ "$(handshakes_of c1)" -eq 1 ] || fail "client 1 handshook again after the MTU changes"
 vpnd_alive "$SRV_PID" "vpnd server"
 log "reload passed"

@@ -88,6 +88,9 @@ public struct UAPISetRequest: Sendable {
     public var replacePeers = false
     /// The peer sections, in request order (a key named twice gives two sections).
     public var peers: [UAPIPeerChange] = []
+    /// The tunnel MTU: vpnd's reload sets it; the UAPI text has no such key (wg-quick sets the
+    /// MTU on the interface, which vpnd-wg does not follow).
+    public var mtu: Int?
 
     public init() {}
 

@@ -11,5 +11,8 @@ void vpnd_allocations_begin(void);
 uint64_t vpnd_allocations_end(void);
 /// 1 when allocations are really counted in this build (interposed malloc, or sanitizer hooks).
 int vpnd_allocations_countable(void);
+/// Bytes the heap has handed out and not taken back, all threads (glibc's mallinfo2 uordblks +
+/// hblkhd): a leak test compares two readings.
+uint64_t vpnd_heap_bytes_in_use(void);
 
 #endif
