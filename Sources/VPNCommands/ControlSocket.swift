@@ -152,6 +152,14 @@ enum StatusFormatter {
             "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]
         if let port = status.listenPort ?? info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
+        root["mtu"] = .integer(Int64(status.mtu))
+        root["unknown_initiators"] = .array(status.unknownInitiators.map { stranger in
+            .object([
+                "public_key": .string(KeyEncoding.encode(stranger.publicKey)),
+                "initiations": .unsigned(stranger.initiations), "endpoint": .string("\(stranger.source)"),
+                "last_seen_seconds_ago": .double(Double((status.now - stranger.lastSeen).nanosecondsClamped) / 1e9),
+            ])
+        })
         if let tcp = status.tcp {
             root["tcp"] = .object([
                 "open": .unsigned(UInt64(tcp.open)), "authenticated": .unsigned(UInt64(tcp.authenticated)),
@@ -172,6 +180,12 @@ enum StatusFormatter {
                 "path_mtu": .integer(Int64(peer.pathMTU)),
                 "handshakes": .unsigned(peer.handshakes),
                 "cookie_replies_received": .unsigned(peer.cookieRepliesReceived),
+                "endpoint_configured": .bool(peer.endpointConfigured),
+                "handshake_initiations_sent": .unsigned(peer.initiationsSent),
+                "handshake_responses_received": .unsigned(peer.responsesReceived),
+                "handshake_initiations_unanswered": .unsigned(peer.initiationsUnanswered),
+                "handshake_initiations_unanswered_in_a_row": .unsigned(peer.initiationsUnansweredInARow),
+                "handshake_initiations_answered": .unsigned(peer.initiationsAnswered),
             ]
             entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null
