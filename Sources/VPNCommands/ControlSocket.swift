@@ -16,8 +16,9 @@ struct DaemonInfo: Sendable {
 }
 
 /// The daemon's control socket: a Unix stream socket, mode 0600, at `DIR/NAME.sock`. A client
-/// sends one line (`text` or `json`) and reads the status until the daemon closes. The socket
-/// itself is VPNLinux's ``UnixStreamServer``; this is what it answers.
+/// sends one line (`text`, `json`, `dump`, `metrics`, `doctor` or `reload`) and reads the answer
+/// until the daemon closes. The socket itself is VPNLinux's ``UnixStreamServer``; this is what it
+/// answers.
 final class ControlSocket: Sendable {
     static let defaultDirectory = "/run/vpnd"
 
@@ -85,6 +86,7 @@ final class ControlSocket: Sendable {
             case "json": return StatusFormatter.json(info: info, status: status)
             case "dump": return StatusFormatter.dump(info: info, status: status, wallSeconds: wallClockNow().seconds)
             case "metrics": return MetricsFormatter.text(info: info, status: status, wallSeconds: wallClockNow().seconds)
+            case "doctor": return Doctor.reply(info: info, status: status)
             default: return StatusFormatter.text(info: info, status: status)
             }
         }

@@ -17,9 +17,9 @@ public struct VPNDCommand: ParsableCommand {
             its routes are removed.
 
             Generate keys with vpnd-keygen (`vpnd-keygen generate server`). Inspect a running tunnel \
-            with `vpnd show`. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
+            with `vpnd show`; `vpnd doctor` explains why one is not up. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
             """,
-        subcommands: [ShowCommand.self, ReloadCommand.self, MetricsCommand.self])
+        subcommands: [ShowCommand.self, ReloadCommand.self, MetricsCommand.self, DoctorCommand.self])
 
     @Flag(name: .long, help: "Listen for clients on ListenPort.")
     var server = false
