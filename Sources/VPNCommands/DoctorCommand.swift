@@ -17,8 +17,9 @@ struct DoctorCommand: ParsableCommand {
             (each key is printed, to add it), that did not decrypt (a tun end against a tap end) or \
             carried stale timestamps; the MTU and path MTU, the latest handshake, and the three most \
             frequent drops, each explained. Exit status: 0 when it found no problem (every peer \
-            with an Endpoint has a session, and no handshake refusal was counted), 1 when it found \
-            one, 2 when it cannot reach the daemon.
+            with an Endpoint has a session, no peer left our answers unconfirmed, and none of those \
+            refusals was counted), 1 when it found one, 2 when it cannot reach the daemon \
+            (docs/operations.md, "When the tunnel does not come up").
             """)
 
     @Argument(help: "The interface (default: the only running vpnd).")

@@ -391,3 +391,33 @@ struct DoctorTests {
         #expect(result.client.contains("a firewall drops UDP to port 51820"))
     }
 }
+
+/// The doctor's counters in `vpnd metrics`: one sample per peer (or per unknown key) with its value.
+@Suite("Doctor's counters in vpnd metrics")
+struct DoctorMetricsTests {
+    @Test("initiations, responses, failures, answered initiations per peer; unknown keys per key")
+    func families() {
+        var peer = DoctorTests.peer(configured: true)
+        peer.initiationsSent = 11
+        peer.responsesReceived = 3
+        peer.initiationsUnanswered = 7
+        peer.initiationsAnswered = 2
+        let stranger = Bytes32([UInt8](repeating: 7, count: 32))!
+        let status = DoctorTests.status([peer], unknown: [
+            UnknownInitiator(publicKey: stranger, initiations: 5, lastSeen: DoctorTests.now, source: DoctorTests.server),
+        ])
+        let lines = MetricsFormatter.text(info: DoctorTests.udp, status: status, wallSeconds: 1_800_000_000)
+            .split(separator: "\n").map(String.init)
+        func value(_ family: String, key: Bytes32) -> String? {
+            let samples = lines.filter { $0.hasPrefix(family + "{") && $0.contains("public_key=\"\(KeyEncoding.encode(key))\"") }
+            guard samples.count == 1 else { return nil }
+            return samples[0].split(separator: " ").last.map(String.init)
+        }
+        #expect(value("vpnd_peer_handshake_initiations_total", key: DoctorTests.peerKey) == "11")
+        #expect(value("vpnd_peer_handshake_responses_total", key: DoctorTests.peerKey) == "3")
+        #expect(value("vpnd_peer_handshake_failures_total", key: DoctorTests.peerKey) == "7")
+        #expect(value("vpnd_peer_handshake_initiations_answered_total", key: DoctorTests.peerKey) == "2")
+        #expect(value("vpnd_unknown_initiator_initiations_total", key: stranger) == "5")
+        #expect(lines.contains("# TYPE vpnd_peer_handshake_failures_total counter"))
+    }
+}
