@@ -190,7 +190,7 @@ enum Doctor {
         let strangers = status.unknownInitiators
         for stranger in strangers {
             out.append(
-                "\(count(stranger.initiations, "handshake initiation")) came from public key \(KeyEncoding.encode(stranger.publicKey)) (latest from \(stranger.source), \(StatusFormatter.ago(status.now - stranger.lastSeen)) ago), which is no [Peer] here: a client missing from this end's config; add a [Peer] with PublicKey = \(KeyEncoding.encode(stranger.publicKey)) (then vpnd reload), or correct the key it has")
+                "\(count(stranger.initiations, "handshake initiation")) came from public key \(KeyEncoding.encode(stranger.publicKey)) (latest from \(stranger.source), \(StatusFormatter.ago(status.now - stranger.lastSeen)) ago), which is no [Peer] here: a client missing from this end's config (if it is yours; anyone who knows this end's public key can send one); add a [Peer] with PublicKey = \(KeyEncoding.encode(stranger.publicKey)) (then vpnd reload), or correct the key it has")
         }
         let known = strangers.reduce(UInt64(0)) { $0 &+ $1.initiations }
         if let unknown = drops[.unknownPeer], unknown > known && strangers.isEmpty {

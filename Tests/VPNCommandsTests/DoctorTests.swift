@@ -241,7 +241,7 @@ struct DoctorTests {
         #expect(diagnosis.problems == 2)
         let key = KeyEncoding.encode(stranger)
         #expect(diagnosis.lines.contains(
-            "  problem: 3 handshake initiations came from public key \(key) (latest from 198.18.0.2:40000, 2 seconds ago), which is no [Peer] here: a client missing from this end's config; add a [Peer] with PublicKey = \(key) (then vpnd reload), or correct the key it has"))
+            "  problem: 3 handshake initiations came from public key \(key) (latest from 198.18.0.2:40000, 2 seconds ago), which is no [Peer] here: a client missing from this end's config (if it is yours; anyone who knows this end's public key can send one); add a [Peer] with PublicKey = \(key) (then vpnd reload), or correct the key it has"))
         #expect(Self.text(diagnosis).contains("2 handshake initiations came from public key \(KeyEncoding.encode(other)) (latest from 198.18.0.3:1, 1 minute, 10 seconds ago)"))
         // Counted but none remembered (e.g. since added as peers): said without a key.
         let bare = Doctor.diagnose(info: Self.udp, status: Self.status([], drops: [.unknownPeer: 2]))
