@@ -83,7 +83,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics"], swiftSettings: strict),
+        .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
         // Runs the built executables in network namespaces (root only; required under CI=true).
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]

@@ -18,8 +18,9 @@ struct DaemonInfo: Sendable {
 }
 
 /// The daemon's control socket: a Unix stream socket, mode 0600, at `DIR/NAME.sock`. A client
-/// sends one line (`text` or `json`) and reads the status until the daemon closes. The socket
-/// itself is VPNLinux's ``UnixStreamServer``; this is what it answers.
+/// sends one line (`text`, `json`, `dump`, `metrics`, `doctor` or `reload`) and reads the answer
+/// until the daemon closes. The socket itself is VPNLinux's ``UnixStreamServer``; this is what it
+/// answers.
 final class ControlSocket: Sendable {
     static let defaultDirectory = "/run/vpnd"
 
@@ -88,6 +89,7 @@ final class ControlSocket: Sendable {
             case "json": return StatusFormatter.json(info: info, status: status)
             case "dump": return StatusFormatter.dump(info: info, status: status, wallSeconds: wallClockNow().seconds)
             case "metrics": return MetricsFormatter.text(info: info, status: status, wallSeconds: wallClockNow().seconds)
+            case "doctor": return Doctor.reply(info: info, status: status)
             default: return StatusFormatter.text(info: info, status: status)
             }
         }
@@ -155,6 +157,14 @@ enum StatusFormatter {
             "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]
         if let port = status.listenPort ?? info.listenPort { root["listen_port"] = .unsigned(UInt64(port)) }
+        root["mtu"] = .integer(Int64(status.mtu))
+        root["unknown_initiators"] = .array(status.unknownInitiators.map { stranger in
+            .object([
+                "public_key": .string(KeyEncoding.encode(stranger.publicKey)),
+                "initiations": .unsigned(stranger.initiations), "endpoint": .string("\(stranger.source)"),
+                "last_seen_seconds_ago": .double(Double((status.now - stranger.lastSeen).nanosecondsClamped) / 1e9),
+            ])
+        })
         if let tcp = status.tcp {
             root["tcp"] = .object([
                 "open": .unsigned(UInt64(tcp.open)), "authenticated": .unsigned(UInt64(tcp.authenticated)),
@@ -175,6 +185,12 @@ enum StatusFormatter {
                 "path_mtu": .integer(Int64(peer.pathMTU)),
                 "handshakes": .unsigned(peer.handshakes),
                 "cookie_replies_received": .unsigned(peer.cookieRepliesReceived),
+                "endpoint_configured": .bool(peer.endpointConfigured),
+                "handshake_initiations_sent": .unsigned(peer.initiationsSent),
+                "handshake_responses_received": .unsigned(peer.responsesReceived),
+                "handshake_initiations_unanswered": .unsigned(peer.initiationsUnanswered),
+                "handshake_initiations_unanswered_in_a_row": .unsigned(peer.initiationsUnansweredInARow),
+                "handshake_initiations_answered": .unsigned(peer.initiationsAnswered),
             ]
             entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null

@@ -10,9 +10,10 @@ struct MetricsCommand: ParsableCommand {
         abstract: "Print the counters of running tunnels in the Prometheus text format.",
         discussion: """
             Per peer: bytes and packets both ways, the latest handshake (Unix time), handshakes, \
-            cookie replies, whether a session is usable, the path MTU, drops by reason; per interface: \
-            the peer count and the drops that belong to no peer or to the transport. Labels: interface, \
-            public_key, reason. For node_exporter: `vpnd metrics > /var/lib/node_exporter/vpnd.prom.tmp && \
+            cookie replies, whether a session is usable, the path MTU, drops by reason, handshake \
+            initiations sent, responses received, failures (initiations unanswered) and initiations \
+            answered; per interface: the peer count, the drops that belong to no peer or to the \
+            transport, and initiations from unknown keys. Labels: interface, public_key, reason. For node_exporter: `vpnd metrics > /var/lib/node_exporter/vpnd.prom.tmp && \
             mv /var/lib/node_exporter/vpnd.prom.tmp /var/lib/node_exporter/vpnd.prom` from a timer.
             """)
 

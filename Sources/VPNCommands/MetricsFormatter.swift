@@ -60,6 +60,28 @@ enum MetricsFormatter {
         family(
             "vpnd_transport_drops_total", "counter", "What the transport and its socket dropped or split, by reason.",
             status.transport.named.map { Sample(labels: interface + [("reason", $0.key)], value: Double($0.value)) })
+        // The handshake counters behind `vpnd doctor`.
+        family(
+            "vpnd_peer_handshake_initiations_total", "counter", "Handshake initiations sent to the peer (retries included).",
+            perPeer { Double($0.initiationsSent) })
+        family(
+            "vpnd_peer_handshake_responses_total", "counter",
+            "Responses from the peer that completed one of our initiations (sessions established as initiator).",
+            perPeer { Double($0.responsesReceived) })
+        family(
+            "vpnd_peer_handshake_failures_total", "counter",
+            "Our initiations to the peer still unanswered when the retry timer fired (REKEY_TIMEOUT, 5 s plus jitter) or the round was given up.",
+            perPeer { Double($0.initiationsUnanswered) })
+        family(
+            "vpnd_peer_handshake_initiations_answered_total", "counter",
+            "Initiations from the peer that authenticated and were answered with a response.",
+            perPeer { Double($0.initiationsAnswered) })
+        family(
+            "vpnd_unknown_initiator_initiations_total", "counter",
+            "Initiations from a public key that is no configured peer, for the last few such keys.",
+            status.unknownInitiators.map {
+                Sample(labels: interface + [("public_key", KeyEncoding.encode($0.publicKey))], value: Double($0.initiations))
+            })
         return families.map(\.text).joined()
     }
 

@@ -20,10 +20,10 @@ public struct VPNDCommand: ParsableCommand {
             and its routes are removed.
 
             Generate keys with vpnd-keygen (`vpnd-keygen generate server`); add a server's clients \
-            with `vpnd peer add`. Inspect a running tunnel with `vpnd show`. The control socket lives \
-            in /run/vpnd (or $VPND_RUN_DIR).
+            with `vpnd peer add`. Inspect a running tunnel with `vpnd show`; `vpnd doctor` explains why \
+            one is not up. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
             """,
-        subcommands: [RunCommand.self, ShowCommand.self, ReloadCommand.self, MetricsCommand.self, PeerCommand.self],
+        subcommands: [RunCommand.self, ShowCommand.self, ReloadCommand.self, MetricsCommand.self, PeerCommand.self, DoctorCommand.self],
         defaultSubcommand: RunCommand.self)
 
     public init() {}

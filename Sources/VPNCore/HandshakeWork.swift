@@ -103,6 +103,9 @@ public struct HandshakeOutcome: Sendable {
         case invalidPeerKey(HandshakeError)
         /// The message was refused, for this reason; nothing changed.
         case refused(DropReason)
+        /// An initiation decrypted as far as its sender's static public key, and that key is no
+        /// configured peer (an `unknownPeer` refusal that says who it was); nothing changed.
+        case unknownInitiator(Bytes32)
         /// A `.reconfigure` job was taken in.
         case reconfigured
     }
@@ -152,10 +155,15 @@ public struct HandshakeProcessor {
 
         case .respond(let initiation):
             let consumed: ConsumedInitiation
+            var claimed: Bytes32? = nil
             switch initiation.withUnsafeBytes({ bytes in
-                identity.consumeInitiation(bytes, now: job.submittedAt, lookupPeer: { peers[$0] })
+                identity.consumeInitiation(bytes, now: job.submittedAt, lookupPeer: { key in
+                    claimed = key
+                    return peers[key]
+                })
             }) {
             case .accepted(let value): consumed = value
+            case .drop(.unknownPeer) where claimed != nil: return .unknownInitiator(claimed!)
             case .drop(let reason): return .refused(reason)
             }
             // Authenticated: only now may the initiation change the replay state.

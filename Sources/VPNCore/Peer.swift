@@ -35,6 +35,18 @@ final class Peer {
     var handshakes: UInt64 = 0
     /// Cookie replies taken from the peer.
     var cookieRepliesReceived: UInt64 = 0
+    /// Our initiations put in the outbox for the peer (retries included).
+    var initiationsSent: UInt64 = 0
+    /// Responses from the peer that authenticated and completed one of our initiations: the
+    /// sessions established as initiator.
+    var responsesReceived: UInt64 = 0
+    /// Our initiations that went unanswered: the retry timer fired, or the round was given up,
+    /// while the initiation still waited for its response.
+    var initiationsUnanswered: UInt64 = 0
+    /// Of those, the ones since the latest response (``responsesReceived``).
+    var initiationsUnansweredInARow: UInt64 = 0
+    /// Initiations from the peer that authenticated and that we answered with a response.
+    var initiationsAnswered: UInt64 = 0
     var drops = DropCounters()
     /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
     var prober: PathMTUProber
@@ -65,6 +77,12 @@ final class Peer {
 
     @inline(__always)
     func count(_ reason: DropReason) { drops.count(reason) }
+
+    /// Counts our waiting initiation as unanswered (the retry timer fired, or the round gave up).
+    func noteInitiationUnanswered() {
+        initiationsUnanswered &+= 1
+        initiationsUnansweredInARow &+= 1
+    }
 
     /// The initiation we sent and wait the response to.
     var pendingInitiation: PendingInitiation? {

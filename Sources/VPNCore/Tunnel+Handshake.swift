@@ -146,6 +146,12 @@ extension Tunnel {
             return .drop(.handshakeFailed)
         case .reconfigured:
             return .consumed
+        case .unknownInitiator(let key):
+            // Only a respond job ends so; a key made a peer since is no stranger any more.
+            guard peersByKey[key] == nil else { return .drop(countUnattributed(.unknownPeer)) }
+            unknownInitiators.note(key, from: job.source, now: now)
+            emit(.initiationFromUnknownKey(publicKey: key, source: job.source))
+            return .drop(countUnattributed(.unknownPeer))
         case .response(let message, let keys):
             return applyResponse(message, keys: keys, job: job, now: now)
         case .completed(let keys):
@@ -157,8 +163,6 @@ extension Tunnel {
             case .respond:
                 if reason == .handshakeFailed {
                     emit(.initiationNotDecrypted(source: job.source))
-                } else if reason == .unknownPeer {
-                    emit(.initiationFromUnknownKey(source: job.source))
                 }
                 return .drop(countUnattributed(reason))
             case .reconfigure:
@@ -186,6 +190,7 @@ extension Tunnel {
         guard enqueueStamped(message, senderIndex: localIndex, for: peer, to: destination, now: now) else { return .drop(peer.countReturning(.queueFull)) }
         indexTable.insert(localIndex, peer: peer.number)
         peer.initiation = .awaitingResponse(pending.withLocalIndex(localIndex))
+        peer.initiationsSent &+= 1
         return .consumed
     }
 
@@ -228,6 +233,7 @@ extension Tunnel {
         peer.timers.sessionDerived(now: now)
         peer.timers.anyAuthenticatedPacketSent(now: now)
         peer.timers.handshakeResponseSent(now: now)
+        peer.initiationsAnswered &+= 1
         emit(.initiationAnswered(peer: peer.configuration.publicKey, source: job.source))
         return .consumed
     }
@@ -240,6 +246,8 @@ extension Tunnel {
             return .drop(peer.countReturning(.unexpectedHandshake))  // superseded while it was computed
         }
         peer.initiation = .idle
+        peer.responsesReceived &+= 1
+        peer.initiationsUnansweredInARow = 0
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)

@@ -18,7 +18,13 @@ extension Tunnel {
                     drops: peer.drops.table, hasSession: usable, pathMTU: peer.prober.mtu,
                     echoesProbes: configuration.pathMTUDiscovery ? peer.prober.peerEchoes : nil,
                     handshakes: peer.handshakes, cookieRepliesReceived: peer.cookieRepliesReceived,
-                    presharedKey: peer.configuration.presharedKey)
-            }, privateKey: configuration.hasPrivateKey ? configuration.privateKey : nil)
+                    endpointConfigured: peer.configuration.endpoint != nil, initiationsSent: peer.initiationsSent,
+                    responsesReceived: peer.responsesReceived, initiationsUnanswered: peer.initiationsUnanswered,
+                    initiationsUnansweredInARow: peer.initiationsUnansweredInARow,
+                    initiationsAnswered: peer.initiationsAnswered, presharedKey: peer.configuration.presharedKey)
+            }, privateKey: configuration.hasPrivateKey ? configuration.privateKey : nil, mtu: configuration.mtu,
+            // A key added as a peer since is no stranger any more.
+            unknownInitiators: unknownInitiators.entries.filter { peersByKey[$0.publicKey] == nil }
+                .sorted { $0.lastSeen > $1.lastSeen })
     }
 }

@@ -25,7 +25,10 @@ extension Tunnel {
             }
             if actions.contains(.handshakeGaveUp) {
                 peer.staged.removeAll()
-                if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
+                if let pending = peer.pendingInitiation {
+                    indexTable.remove(pending.localIndex)
+                    peer.noteInitiationUnanswered()
+                }
                 if case .gaveUp = peer.initiation {} else {
                     peer.initiation = .gaveUp
                     emit(.handshakeGaveUp(
@@ -35,6 +38,8 @@ extension Tunnel {
             }
             if actions.contains(.dataUnanswered) { dataWentUnanswered(peer, now: now) }
             if actions.contains(.sendHandshakeInitiation) {
+                // The retry timer fired with our last initiation still waiting: it went unanswered.
+                if peer.pendingInitiation != nil { peer.noteInitiationUnanswered() }
                 sendInitiation(peer, now: now, isRetry: true)
             }
             if actions.contains(.sendKeepalive) {

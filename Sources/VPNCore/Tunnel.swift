@@ -69,6 +69,8 @@ public final class Tunnel {
     var admission: HandshakeGate
     /// Drops no peer can be blamed for (each peer counts its own).
     var unattributedDrops = DropCounters()
+    /// The last few static keys that sent initiations and are no peer of ours.
+    var unknownInitiators = UnknownInitiators()
     var events: [TunnelEvent] = []
     let slotSize: Int
     /// The MTU the buffers were sized for at start: a reload may lower the MTU and raise it again

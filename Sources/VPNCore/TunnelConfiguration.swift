@@ -110,6 +110,11 @@ public struct TunnelStatus: Sendable {
     public var tcp: TCPConnectionStatus? = nil
     /// Our private key (for the UAPI's `get`, never printed by `vpnd show`).
     public var privateKey: SecretKey? = nil
+    /// The tunnel MTU (the largest inner packet, or Ethernet payload in tap mode).
+    public var mtu: Int = 0
+    /// The last few distinct static keys whose initiations decrypted but belong to no peer
+    /// (counted as `unknown-peer`), most recent first: clients missing from this end's config.
+    public var unknownInitiators: [UnknownInitiator] = []
 }
 
 /// The TCP transport's connections for `vpnd show`: how many are open and how the server's
@@ -173,6 +178,24 @@ public struct PeerStatus: Sendable {
     public var handshakes: UInt64 = 0
     /// Cookie replies the peer sent us (it was under load when we initiated).
     public var cookieRepliesReceived: UInt64 = 0
+    /// Whether the peer's Endpoint is configured (we dial it), rather than learnt from its
+    /// messages or remembered from an earlier run.
+    public var endpointConfigured: Bool = false
+    /// Handshake initiations we sent the peer (retries included).
+    public var initiationsSent: UInt64 = 0
+    /// Responses from the peer that authenticated and completed one of our initiations (the
+    /// sessions established as initiator; the rest of ``handshakes`` the peer initiated).
+    public var responsesReceived: UInt64 = 0
+    /// Our initiations that went unanswered: each one still waiting for its response when the retry
+    /// timer fired (REKEY_TIMEOUT, 5 s plus jitter, after it) or when the round was given up
+    /// (REKEY_ATTEMPT_TIME, 90 s).
+    public var initiationsUnanswered: UInt64 = 0
+    /// Of ``initiationsUnanswered``, those since the latest response that authenticated (since start
+    /// when none came): zero again once the peer answers.
+    public var initiationsUnansweredInARow: UInt64 = 0
+    /// Initiations from the peer that authenticated and that we answered with a response; the
+    /// session starts when the peer's first data message confirms it.
+    public var initiationsAnswered: UInt64 = 0
     /// The pre-shared key (for the UAPI's `get`, never printed by `vpnd show`).
     public var presharedKey: SecretKey? = nil
 }

@@ -14,8 +14,8 @@ public enum TunnelEvent: Sendable, Equatable {
     case initiationImpossible(peer: Bytes32, HandshakeError)
     /// An initiation from `source` did not decrypt: a wrong key, or a peer in the other Mode.
     case initiationNotDecrypted(source: Endpoint)
-    /// An initiation from `source` came from a public key that is no peer of ours.
-    case initiationFromUnknownKey(source: Endpoint)
+    /// An initiation from `source` came from `publicKey`, which is no peer of ours.
+    case initiationFromUnknownKey(publicKey: Bytes32, source: Endpoint)
     /// A response from `source` to our initiation to `peer` did not authenticate.
     case responseNotAuthenticated(peer: Bytes32, source: Endpoint)
     /// We answered `peer`'s initiation from `source` (the session waits for its confirmation).

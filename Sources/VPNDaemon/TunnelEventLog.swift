@@ -14,16 +14,17 @@ extension TunnelEvent {
         case .noResponseYet(let peer, let waited):
             // Info: a peer that is merely not up yet is no mistake.
             return (.info,
-                "peer \(Self.short(peer)): no valid handshake response after \(Self.seconds(waited)) s, still trying: check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport")
+                "peer \(Self.short(peer)): no valid handshake response after \(Self.seconds(waited)) s, still trying: \(HandshakeTrouble.noResponse)")
         case .initiationImpossible(let peer, let error):
             return (.warning, "peer \(Self.short(peer)): \(error)")
         case .initiationNotDecrypted(let source):
-            return (.debug, "handshake initiation from \(source) did not decrypt: wrong key, or a peer in the other Mode (tun/tap)")
-        case .initiationFromUnknownKey(let source):
-            return (.debug, "handshake initiation from \(source) by a public key that is not a [Peer] here")
+            return (.debug, "handshake initiation from \(source) did not decrypt: \(HandshakeTrouble.notDecrypted)")
+        case .initiationFromUnknownKey(let key, let source):
+            return (.debug,
+                "handshake initiation from \(source) by a public key that is not a [Peer] here: \(KeyEncoding.encode(key))")
         case .responseNotAuthenticated(let peer, let source):
             return (.warning,
-                "peer \(Self.short(peer)): handshake response from \(source) did not authenticate: check both ends' keys, PresharedKey and Mode (tun/tap)")
+                "peer \(Self.short(peer)): handshake response from \(source) did not authenticate: \(HandshakeTrouble.responseNotAuthenticated)")
         case .initiationAnswered(let peer, let source):
             return (.debug, "peer \(Self.short(peer)): answered handshake initiation from \(source)")
         case .handshakeCompleted(let peer, let weInitiated, let firstSession):
@@ -75,4 +76,20 @@ extension TunnelEvent {
         }
         return text
     }
+}
+
+/// What each way a handshake fails says about its cause: the one place this knowledge is written,
+/// for the log lines above and for `vpnd doctor`.
+public enum HandshakeTrouble {
+    /// Our initiations get no valid response (a wrong PublicKey for the peer fails mac1 there and is
+    /// dropped without a word; so is an initiation in the other Mode, or from a key it has no
+    /// [Peer] for).
+    public static let noResponse =
+        "check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport"
+    /// An initiation passed mac1 (its sender knows our public key) and did not decrypt: the sender
+    /// runs the other Mode, whose Noise identifier differs.
+    public static let notDecrypted = "wrong key, or a peer in the other Mode (tun/tap)"
+    /// The peer answered our initiation and its response did not authenticate: the pre-shared key
+    /// is mixed in only there (IKpsk2), so different PresharedKeys fail exactly here.
+    public static let responseNotAuthenticated = "check both ends' keys, PresharedKey and Mode (tun/tap)"
 }

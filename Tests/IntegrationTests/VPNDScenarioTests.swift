@@ -17,7 +17,7 @@ struct VPNDScenarioTests {
     @Test("vpnd <-> vpnd, tap over UDP: one Ethernet segment (ARP, ethertype 0x88b5 frames), 100 MB each way")
     func tapUDP() async { await Scenario.run("tap-udp", timeLimit: .seconds(300)) }
 
-    @Test("wrong server key, wrong PSK, tun against tap: no tunnel, both daemons stay up, the logs give a hint")
+    @Test("wrong server key, wrong PSK, tun against tap, a client the server does not know: no tunnel, both daemons stay up, the logs give a hint, vpnd doctor names the cause on each end")
     func wrongKeys() async { await Scenario.run("wrong-keys", timeLimit: .seconds(120)) }
 
     @Test("rekeying every 3 s (test timers) during a 60 MB transfer: intact, recent handshake, >= 3 handshakes")
@@ -26,6 +26,6 @@ struct VPNDScenarioTests {
     @Test("kill -9 and restart of the server: the client's tunnel carries traffic within 10 s, UDP and TCP")
     func restart() async { await Scenario.run("restart", timeLimit: .seconds(180)) }
 
-    @Test("vpnd show and show --json list the peer, a recent handshake and counters; a missing interface exits 1")
+    @Test("vpnd show and show --json list the peer, a recent handshake and counters, vpnd doctor says healthy; a missing interface exits 1 (doctor: 2)")
     func show() async { await Scenario.run("show", timeLimit: .seconds(90)) }
 }

@@ -28,6 +28,14 @@ struct StatusFormatterTests {
             ],
         ]
         if let port = info.listenPort { root["listen_port"] = port }
+        root["mtu"] = status.mtu
+        root["unknown_initiators"] = status.unknownInitiators.map { stranger -> [String: Any] in
+            [
+                "public_key": KeyEncoding.encode(stranger.publicKey), "initiations": stranger.initiations,
+                "endpoint": "\(stranger.source)",
+                "last_seen_seconds_ago": Double((status.now - stranger.lastSeen).nanosecondsClamped) / 1e9,
+            ]
+        }
         if let tcp = status.tcp {
             root["tcp"] = [
                 "open": tcp.open, "authenticated": tcp.authenticated, "accepted": tcp.accepted, "evicted": tcp.evicted,
@@ -44,6 +52,11 @@ struct StatusFormatterTests {
                 "persistent_keepalive": peer.persistentKeepalive.components.seconds,
                 "has_session": peer.hasSession, "drops": drops(peer.drops), "path_mtu": peer.pathMTU,
                 "handshakes": peer.handshakes, "cookie_replies_received": peer.cookieRepliesReceived,
+                "endpoint_configured": peer.endpointConfigured, "handshake_initiations_sent": peer.initiationsSent,
+                "handshake_responses_received": peer.responsesReceived,
+                "handshake_initiations_unanswered": peer.initiationsUnanswered,
+                "handshake_initiations_unanswered_in_a_row": peer.initiationsUnansweredInARow,
+                "handshake_initiations_answered": peer.initiationsAnswered,
             ]
             entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
             entry["echoes_probes"] = peer.echoesProbes.map { $0 as Any } ?? NSNull()
@@ -66,7 +79,9 @@ struct StatusFormatterTests {
             latestHandshake: handshakeAt.map { Instant(nanoseconds: $0) },
             receivedBytes: UInt64(n) * 1_234_567_890, receivedPackets: 1_104_837, sentBytes: .max, sentPackets: 0,
             persistentKeepalive: .seconds(n == 1 ? 25 : 0), drops: drops, hasSession: n == 1,
-            handshakes: UInt64(n) * 3, cookieRepliesReceived: n == 1 ? .max : 0)
+            handshakes: UInt64(n) * 3, cookieRepliesReceived: n == 1 ? .max : 0, endpointConfigured: n == 3,
+            initiationsSent: UInt64(n) * 11, responsesReceived: UInt64(n), initiationsUnanswered: UInt64(n) * 5,
+            initiationsUnansweredInARow: UInt64(n) * 2, initiationsAnswered: n == 2 ? .max : UInt64(n) * 4)
     }
 
     static let allDrops = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0, UInt64($0.rawValue) * 7 + 1) })
@@ -98,7 +113,10 @@ struct StatusFormatterTests {
             (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: [], privateKey: SecretKey([UInt8](repeating: 5, count: 32))))),
             (tcpInfo, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [:], peers: Array(peers.prefix(1)), tcp: tcp), transport: transport)),
             (info, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tun, drops: [.noRoute: 2], peers: Array(peers.prefix(1))))),
-            (odd, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers), transport: transport)),
+            (odd, DataPlaneStatus(tunnel: TunnelStatus(publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: Instant(nanoseconds: now), mode: .tap, drops: allDrops, peers: peers, mtu: 1420, unknownInitiators: [
+                UnknownInitiator(publicKey: Bytes32([UInt8](repeating: 7, count: 32))!, initiations: 3, lastSeen: Instant(nanoseconds: now - 2_500_000_000), source: Endpoint(ipv4: 198, 18, 0, 9, port: 40000)),
+                UnknownInitiator(publicKey: Bytes32([UInt8](repeating: 8, count: 32))!, initiations: .max, lastSeen: Instant(nanoseconds: now), source: Endpoint("[fd00::9]:1")!),
+            ]), transport: transport)),
         ]
     }()
 

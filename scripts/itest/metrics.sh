@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # `vpnd metrics` after traffic, parsed by the Prometheus client library's own text parser
 # (Debian's python3-prometheus-client): every family parses, the counters agree with
-# `vpnd show --json` (bytes, handshakes, peer count), labels carry interface and public_key.
+# `vpnd show --json` (bytes, handshakes, handshake counters, peer count), labels carry interface and
+# public_key.
 source "$(dirname "$0")/../lib/netns.sh"
 source "$VPND_REPO/scripts/lib/vpnd.sh"
 PY=/usr/bin/python3  # Debian's python3, which has python3-prometheus-client
@@ -44,6 +45,12 @@ assert sample("vpnd_peer_session") == 1
 assert sample("vpnd_peer_path_mtu_bytes") == peer["path_mtu"]
 assert sample("vpnd_peer_latest_handshake_seconds") > 1_700_000_000
 assert families["vpnd_peers"].samples[0].value == len(doc["peers"]) == 1
+# The handshake counters behind vpnd doctor, on the server: it answered the client's one initiation.
+assert sample("vpnd_peer_handshake_initiations_answered", "_total") == peer["handshake_initiations_answered"] == 1
+assert sample("vpnd_peer_handshake_initiations", "_total") == peer["handshake_initiations_sent"] == 0
+assert sample("vpnd_peer_handshake_responses", "_total") == peer["handshake_responses_received"] == 0
+assert sample("vpnd_peer_handshake_failures", "_total") == peer["handshake_initiations_unanswered"] == 0
+assert families["vpnd_unknown_initiator_initiations"].samples == [] and doc["unknown_initiators"] == []
 print("metrics: %d families parsed, rx %d bytes" % (len(families), rx))
 PYEOF
 log "metrics passed"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # `vpnd show`: after a ping and a 1 MB transfer, `vpnd show` and `vpnd show --json` on both ends list
-# the peer with its key, endpoint, a recent handshake and non-zero counters; `vpnd show` for an
-# interface that does not run exits 1 with a one-line message.
+# the peer with its key, endpoint, a recent handshake and non-zero counters, and `vpnd doctor` says
+# healthy (exit 0); `vpnd show` for an interface that does not run exits 1 with a one-line message,
+# `vpnd doctor` exits 2.
 #
 #   a: vpnd --server, 10.9.0.1/24, listens on 198.18.0.1:51820
 #   b: vpnd --client, 10.9.0.2/24, endpoint 198.18.0.1:51820
@@ -59,12 +60,26 @@ for key in ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets"):
     assert isinstance(peer[key], int) and peer[key] > 0, f"{key} = {peer[key]}"
 big = "rx_bytes" if "51820" not in endpoint else "tx_bytes"  # the 1 MB went client -> server
 assert peer[big] >= 1 << 20, f"{big} = {peer[big]} after a 1 MiB transfer"
+# The handshake counters (vpnd doctor's): the client dialled and was answered, the server answered.
+assert status["mtu"] == 1420 and status["unknown_initiators"] == [], (status["mtu"], status["unknown_initiators"])
+if "51820" in endpoint:
+    assert peer["endpoint_configured"] is True, "the client's Endpoint is configured"
+    assert peer["handshake_initiations_sent"] >= 1 and peer["handshake_responses_received"] >= 1, peer
+    assert peer["handshake_initiations_answered"] == 0, peer
+else:
+    assert peer["endpoint_configured"] is False, "the server learnt the client's endpoint"
+    assert peer["handshake_initiations_answered"] >= 1 and peer["handshake_initiations_sent"] == 0, peer
+assert peer["handshake_initiations_unanswered_in_a_row"] == 0, peer
 print(f"    json ok: handshake {ago:.1f} s ago, rx {peer['rx_bytes']} B / {peer['rx_packets']} packets, "
       f"tx {peer['tx_bytes']} B / {peer['tx_packets']} packets")
 PY
 }
 check_json server client "198.18.0.2:"
 check_json client server "198.18.0.1:51820"
+
+# vpnd doctor: a healthy pair exits 0 and says so on both ends.
+vpnd_doctor_expect server 0 "  healthy: session up, latest handshake" "vpn0: healthy"
+vpnd_doctor_expect client 0 "  healthy: session up, latest handshake" "vpn0: healthy"
 
 # Without an interface name: every running vpnd in the run directory.
 vpnd_show client | grep -qx "interface: vpn0" || fail "vpnd show without a name does not list vpn0"
@@ -78,6 +93,16 @@ set -e
 [ ! -s "$VPND_ITEST_DIR/missing.out" ] || fail "vpnd show nosuch0 printed to stdout: $(cat "$VPND_ITEST_DIR/missing.out")"
 [ "$(wc -l <"$VPND_ITEST_DIR/missing.err")" = 1 ] || fail "vpnd show nosuch0 printed more than one line: $(cat "$VPND_ITEST_DIR/missing.err")"
 grep -q "nosuch0" "$VPND_ITEST_DIR/missing.err" || fail "the message does not name nosuch0: $(cat "$VPND_ITEST_DIR/missing.err")"
+
+# vpnd doctor for a daemon it cannot reach: exit status 2 and the same one line as vpnd show.
+set +e
+VPND_RUN_DIR="$(vpnd_run_dir client)" timeout 5 "$VPND" doctor nosuch0 >"$VPND_ITEST_DIR/doctor-missing.out" 2>"$VPND_ITEST_DIR/doctor-missing.err"
+status=$?
+set -e
+[ "$status" = 2 ] || fail "vpnd doctor nosuch0 exited with $status, expected 2"
+[ ! -s "$VPND_ITEST_DIR/doctor-missing.out" ] || fail "vpnd doctor nosuch0 printed to stdout"
+grep -qx "vpnd doctor: cannot reach vpnd for nosuch0 at $(vpnd_run_dir client)/nosuch0.sock; is it running?" \
+    "$VPND_ITEST_DIR/doctor-missing.err" || fail "vpnd doctor nosuch0 said: $(cat "$VPND_ITEST_DIR/doctor-missing.err")"
 log "missing interface: exit 1, $(cat "$VPND_ITEST_DIR/missing.err")"
 
 # An empty run directory: exit 1, one line.

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Misconfigured pairs get no tunnel, both daemons stay up, and the logs say what to check:
+# Misconfigured pairs get no tunnel, both daemons stay up, and the logs and `vpnd doctor` say what to
+# check:
 #   (a) the client has a wrong public key for the server,
 #   (b) the two ends have different pre-shared keys,
-#   (c) a tun end against a tap end.
+#   (c) a tun end against a tap end,
+#   (d) the server has no [Peer] for the client's public key.
 # Each case: ping fails, both processes are alive after ~8 s, the expected hint is in a log, neither end
-# reports a session in `vpnd show --json`, and the drop that stopped the handshake is counted there.
+# reports a session in `vpnd show --json`, the drop that stopped the handshake is counted there, and
+# `vpnd doctor` on each end exits 1 with the sentence for that cause.
 #
 #   a: vpnd --server -v, 10.9.0.1/24, listens on 198.18.0.1:51820
 #   b: vpnd --client -v, 10.9.0.2/24, endpoint 198.18.0.1:51820
@@ -20,11 +23,12 @@ vpnd_psk psk1
 vpnd_psk psk2
 
 # Runs one misconfigured pair and checks it:
-#   misconfigured CASE [--hint WHO HINT]... [--json WHO EXPR]...
+#   misconfigured CASE [--hint WHO HINT]... [--json WHO EXPR]... [--doctor WHO PHRASE]...
 # The configs server-CASE.conf and client-CASE.conf must exist. Each --hint: WHO's (server or client)
 # log must contain HINT (a fixed string, the sentence a user reads) within 10 s. Ping must fail, both
 # daemons must still run after at least 8 s, neither end may report a session or a handshake in
-# `vpnd show --json`, and each --json EXPR (see vpnd_json) must be true for WHO.
+# `vpnd show --json`, and each --json EXPR (see vpnd_json) must be true for WHO. `vpnd doctor` must
+# exit 1 on both ends, and WHO's must print each of its PHRASEs (fixed strings).
 misconfigured() {
     local name="$1"
     shift
@@ -34,11 +38,15 @@ misconfigured() {
     local cpid=$VPND_PID
     local started=$SECONDS
     if ping_ok b 10.9.0.1 3 2>/dev/null; then fail "case $name: ping b -> a works with a broken configuration"; fi
-    local checks=()
+    local checks=() server_says=() client_says=()
     while [ $# -gt 0 ]; do
         local kind="$1" who="$2" what="$3" logfile
         shift 3
         if [ "$kind" = --json ]; then checks+=("$who" "$what"); continue; fi
+        if [ "$kind" = --doctor ]; then
+            if [ "$who" = server ]; then server_says+=("$what"); else client_says+=("$what"); fi
+            continue
+        fi
         [ "$kind" = --hint ] || fail "misconfigured: unknown option $kind"
         logfile="$(vpnd_log_file "$who-$name")"
         local left=$((10 - (SECONDS - started)))
@@ -62,6 +70,10 @@ misconfigured() {
         log "case $name, $1: show --json: $2 (drops $(vpnd_drops_summary "$1-$name"))"
         shift 2
     done
+    log "case $name, server: vpnd doctor"
+    vpnd_doctor_expect "server-$name" 1 "${server_says[@]}"
+    log "case $name, client: vpnd doctor"
+    vpnd_doctor_expect "client-$name" 1 "${client_says[@]}"
     kill -TERM "$spid" "$cpid"
     wait "$spid" || fail "case $name: vpnd server did not exit cleanly on SIGTERM"
     wait "$cpid" || fail "case $name: vpnd client did not exit cleanly on SIGTERM"
@@ -74,7 +86,12 @@ vpnd_config client-a --key client --peer stranger --address 10.9.0.2/24 --allowe
 # The server drops the initiations on mac1 (computed with the public key the client believes in).
 misconfigured a \
     --hint client "no valid handshake response after 5 s, still trying: check the peer's Endpoint and PublicKey" \
-    --json server 'drops["invalid-mac1"] > 0'
+    --json server 'drops["invalid-mac1"] > 0' \
+    --json client 'peer["handshake_initiations_unanswered"] >= 1 and peer["handshake_responses_received"] == 0' \
+    --doctor server "failed mac1 here: the sender has the wrong public key for this end" \
+    --doctor server "its [Peer] PublicKey for this end must be $(vpnd_pub server)" \
+    --doctor client "went unanswered (and none ever was): either the Endpoint $UNDERLAY_A:51820 is wrong, or a firewall drops UDP to port 51820, or the server does not know us" \
+    --doctor client "no [Peer] for our public key $(vpnd_pub client)"
 
 log "case b: different pre-shared keys"
 vpnd_config server-b --key server --peer client --address 10.9.0.1/24 --port 51820 --allowed 10.9.0.2/32 \
@@ -84,7 +101,10 @@ vpnd_config client-b --key client --peer server --address 10.9.0.2/24 --allowed 
 # The server answers (the PSK is mixed in after the initiation is accepted); its responses fail at the client.
 misconfigured b \
     --hint client "did not authenticate: check both ends' keys, PresharedKey and Mode" \
-    --json client 'drops["handshake-failed"] > 0'
+    --json client 'drops["handshake-failed"] > 0' \
+    --json server 'peer["handshake_initiations_answered"] > 0 and peer["handshakes"] == 0' \
+    --doctor server "and it confirmed none: the two ends have different pre-shared keys" \
+    --doctor client "did not authenticate: the two ends have different pre-shared keys"
 
 log "case c: a tap server and a tun client"
 vpnd_config server-c --key server --peer client --address 10.9.0.1/24 --port 51820 --ifname vpn0 --mode tap
@@ -93,6 +113,21 @@ vpnd_config client-c --key client --peer server --address 10.9.0.2/24 --allowed 
 misconfigured c \
     --hint server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap)" \
     --hint client "no valid handshake response after 5 s" \
-    --json server 'drops["handshake-failed"] > 0'
+    --json server 'drops["handshake-failed"] > 0' \
+    --doctor server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap); this end runs Mode = tap" \
+    --doctor client "or a firewall drops UDP to port 51820"
+
+log "case d: the server has no [Peer] for the client (it has another client)"
+vpnd_config server-d --key server --peer stranger --address 10.9.0.1/24 --port 51820 --allowed 10.9.0.2/32 --ifname vpn0
+vpnd_config client-d --key client --peer server --address 10.9.0.2/24 --allowed 10.9.0.0/24 \
+    --endpoint "$UNDERLAY_A:51820" --ifname vpn0
+# The server decrypts the client's static key, finds no [Peer] for it, and keeps it for doctor.
+misconfigured d \
+    --hint server "by a public key that is not a [Peer] here: $(vpnd_pub client)" \
+    --json server 'drops["unknown-peer"] > 0' \
+    --json server "[u[\"public_key\"] for u in doc[\"unknown_initiators\"]] == [\"$(vpnd_pub client)\"]" \
+    --doctor server "came from public key $(vpnd_pub client) (latest from $UNDERLAY_B:" \
+    --doctor server "add a [Peer] with PublicKey = $(vpnd_pub client)" \
+    --doctor client "or a firewall drops UDP to port 51820"
 
 log "wrong-keys passed"

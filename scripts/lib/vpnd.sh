@@ -161,6 +161,22 @@ vpnd_drops_summary() {
     vpnd_json "$1" '" ".join(f"{k}={v}" for k, v in sorted(drops.items()) if v) or "none"'
 }
 
+# Runs `vpnd doctor` against the daemon started as LOG and fails unless it exits with STATUS and its
+# output contains every PHRASE (fixed strings). The output is kept in $VPND_ITEST_DIR/doctor-LOG.txt
+# and printed, indented.   vpnd_doctor_expect LOG STATUS [PHRASE...]
+vpnd_doctor_expect() {
+    local logname="$1" want="$2" out status phrase
+    shift 2
+    out="$VPND_ITEST_DIR/doctor-$logname.txt"
+    status=0
+    VPND_RUN_DIR="$(vpnd_run_dir "$logname")" timeout 5 "$VPND" doctor >"$out" 2>&1 || status=$?
+    sed 's/^/    /' "$out"
+    [ "$status" = "$want" ] || fail "vpnd doctor for $logname exited with $status, expected $want"
+    for phrase in "$@"; do
+        grep -qF -- "$phrase" "$out" || fail "vpnd doctor for $logname does not say \"$phrase\""
+    done
+}
+
 # Fails unless the process is still running:   vpnd_alive PID WHAT
 vpnd_alive() { kill -0 "$1" 2>/dev/null || fail "$2 (pid $1) is no longer running"; }
 
