@@ -66,7 +66,8 @@ struct ReloaderTests {
     func fixedKeys() throws {
         let old = try Self.config("")
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, old) }
-        for (line, name) in [("Mode = tap", "Mode"), ("MTU = 1380", "MTU"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp")] {
+        for (line, name) in [("Mode = tap", "Mode"), ("MTU = 1380", "MTU"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp"),
+            ("MetricsListen = 127.0.0.1:9586", "MetricsListen")] {
             let new = try Self.config(line + "\n")
             #expect {
                 try Reloader.checkFixedKeys(old, new)
