@@ -8,6 +8,7 @@ VPND_PACKAGES=(
     procps psmisc
     python3                              # integration harness: transfer checks, impair.py relay
     python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
+    curl                                 # metrics.sh scrapes MetricsListen over HTTP
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
