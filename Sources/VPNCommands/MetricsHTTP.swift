@@ -37,9 +37,8 @@ enum MetricsHTTP {
     /// `/metrics`; 405 for a method other than GET or HEAD there.
     static func decide(_ bytes: [UInt8], ended: Bool) -> Decision {
         guard let end = headerEnd(bytes), end <= maximumRequestBytes else {
-            if bytes.count > maximumRequestBytes || (headerEnd(bytes) ?? 0) > maximumRequestBytes {
-                return .refuse(status: 431, headOnly: false)
-            }
+            // No end within the limit: more than the limit is too large, less may still come.
+            if bytes.count > maximumRequestBytes { return .refuse(status: 431, headOnly: false) }
             return ended ? .refuse(status: 400, headOnly: false) : .needMore
         }
         // Lines end in CRLF (a bare LF is accepted, as RFC 9112 section 2.2 allows).

@@ -123,6 +123,9 @@ public final class TCPRequestServer: Sendable {
         var connections: [Connection] = []
         var scratch = [UInt8](repeating: 0, count: 4096)
         var polls: [pollfd] = []
+        // Out of descriptors: the listener stays readable, so it is left out of the poll a while
+        // (else the loop would spin on it).
+        var acceptPausedUntil: Instant?
         defer { for connection in connections { Syscall.close(connection.fd) } }
 
         func close(_ index: Int) {
@@ -198,7 +201,8 @@ public final class TCPRequestServer: Sendable {
                 if client < 0 {
                     let errno = Errno(rawValue: -client)
                     if errno.rawValue == ECONNABORTED || errno.rawValue == EPROTO { continue }
-                    return  // would block, or out of descriptors: the next readiness tries again
+                    if !Syscall.wouldBlock(errno) { acceptPausedUntil = now + .milliseconds(100) }
+                    return  // would block; or out of descriptors, retried after the pause
                 }
                 if connections.count >= limits.maximumConnections {
                     // Full: the connection that has waited longest for its request makes room.
@@ -220,13 +224,14 @@ public final class TCPRequestServer: Sendable {
             connections.removeAll { $0.fd < 0 }
             polls.removeAll(keepingCapacity: true)
             polls.append(pollfd(fd: wakeup.pollHandle.rawValue, events: Int16(POLLIN), revents: 0))
-            polls.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+            if let until = acceptPausedUntil, until <= now { acceptPausedUntil = nil }
+            polls.append(pollfd(fd: acceptPausedUntil == nil ? fd : -1, events: Int16(POLLIN), revents: 0))
             for connection in connections {
                 let events = connection.phase == .writing ? POLLOUT : POLLIN
                 polls.append(pollfd(fd: connection.fd, events: Int16(events), revents: 0))
             }
             var timeout: Int32 = -1
-            if let next = connections.map(\.deadline).min() {
+            if let next = (connections.map(\.deadline) + [acceptPausedUntil].compactMap { $0 }).min() {
                 let nanoseconds = next.nanoseconds > now.nanoseconds ? next.nanoseconds - now.nanoseconds : 0
                 timeout = Int32(min(1000, (nanoseconds + 999_999) / 1_000_000))
             }
