@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(
             name: "VPNDaemonTests",
             dependencies: [
-                "VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting", "VPNLinux",
+                "VPNDaemon", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting", "VPNLinux", "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

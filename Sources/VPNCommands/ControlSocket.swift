@@ -50,11 +50,20 @@ final class ControlSocket: Sendable {
     private let info: DaemonInfo
     private let control: DataPlaneControl
     private let logger: Logger
+    /// The peers' names for show and metrics (the Reloader replaces them).
+    let names: PeerNames
+    /// `MetricsListen`'s HTTP server, bound already; served from ``start()``.
+    private let metricsServer: TCPRequestServer?
 
-    init(directory: String, interfaceName: String, info: DaemonInfo, control: DataPlaneControl, logger: Logger) throws {
+    init(
+        directory: String, interfaceName: String, info: DaemonInfo, control: DataPlaneControl, logger: Logger,
+        names: PeerNames = PeerNames(), metricsServer: TCPRequestServer? = nil
+    ) throws {
         self.info = info
         self.control = control
         self.logger = logger
+        self.names = names
+        self.metricsServer = metricsServer
         let path = directory + "/" + interfaceName + ".sock"
         do throws(UnixSocketError) {
             server = try UnixStreamServer(path: path, directory: directory)
@@ -73,6 +82,7 @@ final class ControlSocket: Sendable {
     }
 
     func start() {
+        startMetricsServer()
         let started = server.start(threadName: "vpnd-control") { [info, control, self] request in
             if request == "config" { return (info.configPath ?? "none") + "\n" }
             if request == "reload" {
@@ -82,29 +92,60 @@ final class ControlSocket: Sendable {
                 let (applied, message) = reloader.reload(trigger: "vpnd reload")
                 return (applied ? "ok: " : "refused: ") + message + "\n"
             }
+            if request == "metrics" {
+                return self.metricsText() ?? "error: the data plane did not answer within 1 s\n"
+            }
             guard let status = freshSnapshot(control, withinMilliseconds: 1000) else {
                 return "error: the data plane did not answer within 1 s\n"
             }
             switch request {
-            case "json": return StatusFormatter.json(info: info, status: status)
+            case "json": return StatusFormatter.json(info: info, status: status, names: self.names.all)
             case "dump": return StatusFormatter.dump(info: info, status: status, wallSeconds: wallClockNow().seconds)
-            case "metrics": return MetricsFormatter.text(info: info, status: status, wallSeconds: wallClockNow().seconds)
             case "doctor": return Doctor.reply(info: info, status: status)
-            default: return StatusFormatter.text(info: info, status: status)
+            default: return StatusFormatter.text(info: info, status: status, names: self.names.all)
             }
         }
         if !started { logger.error("control socket: cannot start its thread; vpnd show will not answer") }
     }
 
-    func stop() { server.stop() }
+    /// The metrics now (`vpnd metrics`, `MetricsListen`); nil when the data plane does not answer.
+    func metricsText() -> String? {
+        guard let status = freshSnapshot(control, withinMilliseconds: 1000) else { return nil }
+        return MetricsFormatter.text(
+            info: info, status: status, wallSeconds: wallClockNow().seconds, names: names.all,
+            longestLoopNanoseconds: control.takeLongestLoop())
+    }
+
+    private func startMetricsServer() {
+        guard let metricsServer else { return }
+        let url = "http://\(metricsServer.localEndpoint)/metrics"
+        let handler = MetricsHTTP.handler { [self] in metricsText() }
+        if metricsServer.start(threadName: "vpnd-metrics", limits: MetricsHTTP.limits, handler: handler) {
+            logger.info("metrics served at \(url) (MetricsListen)")
+            if !MetricsHTTP.isLoopback(metricsServer.localEndpoint) {
+                logger.warning(
+                    "MetricsListen \(metricsServer.localEndpoint) is not a loopback address: whoever reaches it reads the peers' keys, names and counters (no authentication); firewall it or use 127.0.0.1")
+            }
+        } else {
+            logger.error("MetricsListen: cannot start its thread; \(url) will not answer")
+        }
+    }
+
+    func stop() {
+        metricsServer?.stop()
+        server.stop()
+    }
 
     /// Removes the socket file of a daemon that did not start.
-    func discard() { server.discard() }
+    func discard() {
+        metricsServer?.stop()
+        server.discard()
+    }
 }
 
 /// `vpnd show`'s text and JSON.
 enum StatusFormatter {
-    static func text(info: DaemonInfo, status: DataPlaneStatus) -> String {
+    static func text(info: DaemonInfo, status: DataPlaneStatus, names: [Bytes32: String] = [:]) -> String {
         var out = "interface: \(info.interfaceName)\n"
         out += "  public key: \(publicKey(status))\n"
         if let port = status.listenPort ?? info.listenPort { out += "  listening port: \(port)\n" }
@@ -123,6 +164,7 @@ enum StatusFormatter {
         }
         for peer in status.peers {
             out += "\npeer: \(KeyEncoding.encode(peer.publicKey))\n"
+            if let name = names[peer.publicKey] { out += "  name: \(name)\n" }
             out += "  endpoint: \(peer.endpoint.map { "\($0)" } ?? "(none)")\n"
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
             out += "  allowed ips: \(allowed.isEmpty ? "(none)" : allowed)\n"
@@ -149,7 +191,7 @@ enum StatusFormatter {
         return out
     }
 
-    static func json(info: DaemonInfo, status: DataPlaneStatus) -> String {
+    static func json(info: DaemonInfo, status: DataPlaneStatus, names: [Bytes32: String] = [:]) -> String {
         var root: [String: JSONValue] = [
             "interface": .string(info.interfaceName), "public_key": .string(publicKey(status)),
             "mode": .string(info.mode), "transport": .string(info.transport),
@@ -194,6 +236,7 @@ enum StatusFormatter {
             ]
             entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null
+            entry["name"] = names[peer.publicKey].map { .string($0) } ?? .null
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = .double(Double((status.now - latest).nanosecondsClamped) / 1e9)
             } else {

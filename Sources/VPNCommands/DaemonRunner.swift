@@ -179,7 +179,8 @@ enum DaemonRunner {
             role: options.role, listenPort: config.interface.listenPort ?? 0, addresses: config.interface.addresses,
             routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge,
             setUpInterface: true, offloads: options.offloads, runDirectory: options.runDirectory, account: account,
-            keepNetAdmin: config.interface.keepNetAdmin,
+            keepNetAdmin: config.interface.keepNetAdmin, metricsListen: config.interface.metricsListen,
+            peerNames: PeerNames.of(config.peers),
             configPath: Posix.containingDirectory(of: options.configPath) + "/"
                 + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath))
         let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
@@ -189,7 +190,7 @@ enum DaemonRunner {
         let running = try launch(plan, memory: memory, hostNames: hostNames, logger: logger)
         running.reloader = Reloader(
             options: options, account: account, loaded: Reloader.Loaded(config: config, privateKey: privateKey, peers: resolvedPeers),
-            changer: running.changer, control: running.control, logger: logger)
+            changer: running.changer, control: running.control, names: running.peerNames, logger: logger)
         return running
     }
 
@@ -245,6 +246,8 @@ enum DaemonRunner {
                     dialer: TCPDialer(), remote: target, maxFrame: maxMessage, logger: logger)
             }
         }
+        // The metrics endpoint too (MetricsListen): before the interface, and before a privilege drop.
+        let metricsServer = try plan.metricsListen.map { try MetricsHTTP.listen(on: $0) }
 
         // The interface.
         // Super-packets (TSO/USO in, coalesced TCP out), tun and tap alike (tap: Ethernet frames).
@@ -311,7 +314,8 @@ enum DaemonRunner {
         let controlSocket: ControlSocket
         do {
             controlSocket = try ControlSocket(
-                directory: plan.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger)
+                directory: plan.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger,
+                names: PeerNames(plan.peerNames), metricsServer: metricsServer)
         } catch {
             try? netlink.deleteLink(device.name)
             throw error
@@ -408,6 +412,8 @@ final class RunningDaemon {
     var reloader: Reloader? {
         didSet { controlSocket.reloader = reloader }
     }
+    /// The peers' names that show and metrics print (the Reloader replaces them).
+    var peerNames: PeerNames { controlSocket.names }
     private let device: TunDevice
     private let netlink: Netlink
     private let logger: Logger
@@ -488,6 +494,10 @@ struct LaunchPlan {
     var account: UserAccount?
     /// With `account`: keep CAP_NET_ADMIN (`KeepNetAdmin`).
     var keepNetAdmin = true
+    /// `MetricsListen`: where to serve the metrics over HTTP (nil: nowhere).
+    var metricsListen: Endpoint? = nil
+    /// The peers' names (`# alice`), for show and metrics.
+    var peerNames: [Bytes32: String] = [:]
     /// The config file, as an absolute path (the control socket's `config` answer); nil for vpnd-wg.
     var configPath: String? = nil
 }

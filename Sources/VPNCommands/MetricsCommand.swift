@@ -13,8 +13,13 @@ struct MetricsCommand: ParsableCommand {
             cookie replies, whether a session is usable, the path MTU, drops by reason, handshake \
             initiations sent, responses received, failures (initiations unanswered) and initiations \
             answered; per interface: the peer count, the drops that belong to no peer or to the \
-            transport, and initiations from unknown keys. Labels: interface, public_key, reason. For node_exporter: `vpnd metrics > /var/lib/node_exporter/vpnd.prom.tmp && \
-            mv /var/lib/node_exporter/vpnd.prom.tmp /var/lib/node_exporter/vpnd.prom` from a timer.
+            transport, initiations from unknown keys, the handshake thread's backlog, and the \
+            data-plane loop time (a histogram, and its maximum since the previous scrape). Labels: \
+            interface, public_key and name (the peer's `# NAME` in the config, empty without one) on \
+            every per-peer sample, reason on drops. For node_exporter: \
+            `vpnd metrics > /var/lib/node_exporter/vpnd.prom.tmp && mv /var/lib/node_exporter/vpnd.prom.tmp \
+            /var/lib/node_exporter/vpnd.prom` from a timer. For Prometheus itself, `MetricsListen = \
+            127.0.0.1:9586` in [Interface] serves the same text at http://127.0.0.1:9586/metrics.
             """)
 
     @Argument(help: "The interface (default: every running vpnd).")

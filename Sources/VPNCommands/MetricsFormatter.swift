@@ -7,15 +7,30 @@ import VPNDaemon
 /// `vpnd metrics`: the status of one daemon in the Prometheus text exposition format (0.0.4),
 /// one family per block (`# HELP`, `# TYPE`, its samples), so that blocks of several daemons
 /// merge by family (``merge(_:)``).
+///
+/// Every per-peer sample has the labels `interface`, `public_key` and `name` (the peer's `# NAME`
+/// from the config; empty when it has none, so that every sample of a family has the same
+/// label set).
 enum MetricsFormatter {
-    static func text(info: DaemonInfo, status: DataPlaneStatus, wallSeconds: Int64) -> String {
+    /// - Parameters:
+    ///   - names: the peers' names by public key (``PeerNames``).
+    ///   - longestLoopNanoseconds: the longest data-plane iteration since the previous scrape
+    ///     (``DataPlaneControl/takeLongestLoop()``); nil: the snapshot's own (since the previous
+    ///     snapshot).
+    static func text(
+        info: DaemonInfo, status: DataPlaneStatus, wallSeconds: Int64, names: [Bytes32: String] = [:],
+        longestLoopNanoseconds: UInt64? = nil
+    ) -> String {
         let interface = [("interface", info.interfaceName)]
         var families: [Family] = []
         func family(_ name: String, _ type: String, _ help: String, _ samples: [Sample]) {
             families.append(Family(name: name, type: type, help: help, samples: samples))
         }
+        func peerLabels(_ peer: PeerStatus) -> [(String, String)] {
+            interface + [("public_key", KeyEncoding.encode(peer.publicKey)), ("name", names[peer.publicKey] ?? "")]
+        }
         func perPeer(_ value: (PeerStatus) -> Double) -> [Sample] {
-            status.peers.map { Sample(labels: interface + [("public_key", KeyEncoding.encode($0.publicKey))], value: value($0)) }
+            status.peers.map { Sample(labels: peerLabels($0), value: value($0)) }
         }
         family("vpnd_peers", "gauge", "Peers configured on the interface.", [Sample(labels: interface, value: Double(status.peers.count))])
         family(
@@ -47,9 +62,7 @@ enum MetricsFormatter {
             "vpnd_peer_drops_total", "counter", "Packets dropped for the peer, by reason.",
             status.peers.flatMap { peer in
                 peer.drops.sorted { $0.key.rawValue < $1.key.rawValue }.map {
-                    Sample(
-                        labels: interface + [("public_key", KeyEncoding.encode(peer.publicKey)), ("reason", $0.key.description)],
-                        value: Double($0.value))
+                    Sample(labels: peerLabels(peer) + [("reason", $0.key.description)], value: Double($0.value))
                 }
             })
         family(
@@ -82,12 +95,56 @@ enum MetricsFormatter {
             status.unknownInitiators.map {
                 Sample(labels: interface + [("public_key", KeyEncoding.encode($0.publicKey))], value: Double($0.initiations))
             })
+        families += interfaceLoad(status, interface: interface, longestLoopNanoseconds: longestLoopNanoseconds)
         return families.map(\.text).joined()
+    }
+
+    /// The interface's load: the handshake thread's backlog and the data plane's loop time.
+    static func interfaceLoad(
+        _ status: DataPlaneStatus, interface: [(String, String)], longestLoopNanoseconds: UInt64?
+    ) -> [Family] {
+        let loop = status.loop
+        var buckets: [Sample] = LoopTiming.bucketBounds.indices.map { i in
+            Sample(
+                labels: interface + [("le", seconds(LoopTiming.bucketBounds[i]))], value: Double(loop.cumulativeCount(i)),
+                suffix: "_bucket")
+        }
+        buckets.append(Sample(labels: interface + [("le", "+Inf")], value: Double(loop.count), suffix: "_bucket"))
+        return [
+            Family(
+                name: "vpnd_handshake_backlog", type: "gauge",
+                help: "Handshake jobs queued for the handshake thread and not yet taken by it.",
+                samples: [Sample(labels: interface, value: Double(status.handshakeBacklog))]),
+            Family(
+                name: "vpnd_dataplane_loop_seconds", type: "histogram",
+                help: "Time one data-plane loop iteration takes, from the end of its wait to the next wait.",
+                samples: buckets + [
+                    Sample(labels: interface, value: Double(loop.totalNanoseconds) / 1e9, suffix: "_sum"),
+                    Sample(labels: interface, value: Double(loop.count), suffix: "_count"),
+                ]),
+            Family(
+                name: "vpnd_dataplane_loop_max_seconds", type: "gauge",
+                help: "The longest data-plane loop iteration since the previous scrape.",
+                samples: [
+                    Sample(labels: interface, value: Double(longestLoopNanoseconds ?? loop.longestNanoseconds) / 1e9)
+                ]),
+        ]
+    }
+
+    /// `nanoseconds` as decimal seconds without an exponent: 10,000 is "0.00001", 2,500,000 "0.0025".
+    static func seconds(_ nanoseconds: UInt64) -> String {
+        let whole = nanoseconds / 1_000_000_000
+        var fraction = String(nanoseconds % 1_000_000_000)
+        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
+        while fraction.last == "0" { fraction.removeLast() }
+        return fraction.isEmpty ? String(whole) : "\(whole).\(fraction)"
     }
 
     struct Sample {
         var labels: [(String, String)]
         var value: Double
+        /// After the family's name: `_bucket`, `_sum`, `_count` in a histogram.
+        var suffix = ""
     }
 
     struct Family {
@@ -102,7 +159,7 @@ enum MetricsFormatter {
                 let labels = sample.labels.map { "\($0.0)=\"\(MetricsFormatter.escape($0.1))\"" }.joined(separator: ",")
                 let value = sample.value == sample.value.rounded() && abs(sample.value) < 1e15
                     ? String(Int64(sample.value)) : "\(sample.value)"
-                out += "\(name){\(labels)} \(value)\n"
+                out += "\(name)\(sample.suffix){\(labels)} \(value)\n"
             }
             return out
         }

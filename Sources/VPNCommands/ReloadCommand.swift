@@ -10,9 +10,9 @@ struct ReloadCommand: ParsableCommand {
         discussion: """
             Like `wg syncconf`: peers added, removed or changed, keys, AllowedIPs and their routes, \
             endpoints, keepalive, ListenPort and Address apply at once; an unchanged peer keeps its \
-            session. A file with an error, or a change of Mode, Transport, Name, MTU, Bridge, User, \
-            KeepNetAdmin, MSSClamp or PathMTUDiscovery, changes nothing (exit status 1, one line). \
-            SIGHUP does the same.
+            session; the peers' names (`# NAME`) follow the file. A file with an error, or a change of \
+            Mode, Transport, Name, MTU, Bridge, User, KeepNetAdmin, MSSClamp, PathMTUDiscovery or \
+            MetricsListen, changes nothing (exit status 1, one line). SIGHUP does the same.
             """)
 
     @Argument(help: "The interface to reload (default: the only running vpnd).")

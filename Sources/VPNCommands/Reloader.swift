@@ -13,8 +13,9 @@ import VPNLinux
 /// endpoints, keepalive), the private key, `ListenPort`, `Address` (netlink) and `MTU` (netlink
 /// and the data plane; up to the MTU vpnd started with). An unchanged peer keeps its session and
 /// counters. A file with any error, or a change of a key that cannot apply live (`Mode`,
-/// `Transport`, `Name`, `Bridge`, `User`, `KeepNetAdmin`, `MSSClamp`, `PathMTUDiscovery`), changes
-/// nothing and is one line.
+/// `Transport`, `Name`, `Bridge`, `User`, `KeepNetAdmin`, `MSSClamp`, `PathMTUDiscovery`,
+/// `MetricsListen`), changes nothing and is one line. The peers' names (``PeerNames``) are
+/// replaced on every reload that applies.
 final class Reloader: Sendable {
     /// What the running daemon was last loaded from.
     struct Loaded: Sendable {
@@ -29,13 +30,15 @@ final class Reloader: Sendable {
     private let loaded: Mutex<Loaded>
     private let changer: ConfigurationChanger
     private let control: DataPlaneControl
+    private let names: PeerNames?
     private let logger: Logger
 
     init(
         options: DaemonOptions, account: UserAccount?, loaded: Loaded, changer: ConfigurationChanger,
-        control: DataPlaneControl, logger: Logger
+        control: DataPlaneControl, names: PeerNames? = nil, logger: Logger
     ) {
         self.options = options
+        self.names = names
         self.control = control
         self.account = account
         self.loaded = Mutex(loaded)
@@ -49,7 +52,10 @@ final class Reloader: Sendable {
         // One reload at a time (SIGHUP and `vpnd reload` may meet); `loaded` changes only on success.
         let outcome = loaded.withLock { current in
             let result = attempt(from: current)
-            if case .success(let (next, _)) = result { current = next }
+            if case .success(let (next, _)) = result {
+                current = next
+                names?.replace(with: next.config.peers)
+            }
             return result.map { $0.message }
         }
         switch outcome {
@@ -172,6 +178,9 @@ final class Reloader: Sendable {
         if a.keepNetAdmin != b.keepNetAdmin { changed.append("KeepNetAdmin") }
         if a.mssClamp != b.mssClamp { changed.append("MSSClamp") }
         if a.pathMTUDiscovery != b.pathMTUDiscovery { changed.append("PathMTUDiscovery") }
+        if a.metricsListen != b.metricsListen {
+            changed.append("MetricsListen (\(a.metricsListen.map { "\($0)" } ?? "none") -> \(b.metricsListen.map { "\($0)" } ?? "none"))")
+        }
         if a.transport == .tcp && a.listenPort != b.listenPort { changed.append("ListenPort (over TCP)") }
         guard changed.isEmpty else {
             throw StartupError(

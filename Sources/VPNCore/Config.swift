@@ -65,13 +65,18 @@ public struct Config: Equatable, Sendable {
         /// `KeepNetAdmin`, default yes: with `User`, vpnd keeps CAP_NET_ADMIN (and nothing else)
         /// for the runtime changes that need it (`wg set`: routes, `fwmark`); no drops it too.
         public var keepNetAdmin: Bool
+        /// `MetricsListen`: the address and port (`127.0.0.1:9586`, `[::1]:9586`) where the
+        /// daemon serves its metrics over HTTP (`GET /metrics`); nil (the default): nowhere.
+        public var metricsListen: Endpoint?
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,
             mtu: Int = Config.defaultMTU, mode: Mode = .tun, transport: Transport = .udp,
             name: String = Config.defaultName, bridge: String? = nil, user: String? = nil,
-            mssClamp: MSSClampSetting = .auto, pathMTUDiscovery: Bool = true, keepNetAdmin: Bool = true
+            mssClamp: MSSClampSetting = .auto, pathMTUDiscovery: Bool = true, keepNetAdmin: Bool = true,
+            metricsListen: Endpoint? = nil
         ) {
+            self.metricsListen = metricsListen
             self.keepNetAdmin = keepNetAdmin
             self.mssClamp = mssClamp
             self.pathMTUDiscovery = pathMTUDiscovery

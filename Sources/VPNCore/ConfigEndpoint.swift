@@ -111,3 +111,16 @@ public enum EndpointSpec: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 }
+
+extension ConfigValues {
+    /// A local address to listen on: `a.b.c.d:PORT` or `[IPv6]:PORT` (`MetricsListen`); a host
+    /// name is refused, since what it resolves to could change which interfaces are exposed.
+    static func listenAddress(_ text: String) throws(ValueProblem) -> Endpoint {
+        switch try EndpointSpec.parse(text) {
+        case .address(let endpoint): return endpoint
+        case .hostName:
+            throw ValueProblem(
+                "\"\(text)\" is a host name; write an address and a port, such as 127.0.0.1:9586 or [::1]:9586")
+        }
+    }
+}

@@ -29,6 +29,7 @@ struct ConfigParser {
         case listenPort = "ListenPort", mtu = "MTU", mode = "Mode", transport = "Transport", name = "Name"
         case bridge = "Bridge", user = "User", mssClamp = "MSSClamp"
         case pathMTUDiscovery = "PathMTUDiscovery", keepNetAdmin = "KeepNetAdmin"
+        case metricsListen = "MetricsListen"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
@@ -43,7 +44,7 @@ struct ConfigParser {
             case .interface:
                 return [
                     .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin,
+                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen,
                 ]
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
@@ -69,6 +70,7 @@ struct ConfigParser {
         var mssClamp = Config.MSSClampSetting.auto
         var pathMTUDiscovery = true
         var keepNetAdmin = true
+        var metricsListen: Endpoint?
     }
 
     struct PeerDraft {
@@ -246,6 +248,8 @@ struct ConfigParser {
             draft.pathMTUDiscovery = try ConfigValues.onOff(value)
         case .keepNetAdmin:
             draft.keepNetAdmin = try ConfigValues.onOff(value)
+        case .metricsListen:
+            draft.metricsListen = try ConfigValues.listenAddress(value)
         case .publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive:
             preconditionFailure("\(key) is not an [Interface] key")
         }
@@ -268,7 +272,7 @@ struct ConfigParser {
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
         case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-            .mssClamp, .pathMTUDiscovery, .keepNetAdmin:
+            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen:
             preconditionFailure("\(key) is not a [Peer] key")
         }
     }
@@ -336,7 +340,8 @@ struct ConfigParser {
         let interfaceModel = Config.Interface(
             privateKey: privateKey, addresses: draft.addresses, listenPort: draft.listenPort, mtu: draft.mtu,
             mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user,
-            mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery, keepNetAdmin: draft.keepNetAdmin)
+            mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery, keepNetAdmin: draft.keepNetAdmin,
+            metricsListen: draft.metricsListen)
         return Config(fileName: fileName, interface: interfaceModel, peers: built)
     }
 

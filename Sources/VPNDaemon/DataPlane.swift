@@ -20,6 +20,8 @@ import VPNCore
 //   outbox        -> transport.send(handshakes, keepalives, flushed staged packets)
 //   wakeup        -> handshake outcomes from the handshake thread (sessions installed, replies
 //                    to the outbox); control requests (status snapshot, stop)
+//   (the clock read before the next wait also ends this iteration's LoopTiming: one per
+//   iteration, none per packet)
 //
 // Ordering: packets of one direction leave in the order they arrived within and across
 // batches; the outbox is flushed after each stage, so a handshake response never waits
@@ -73,6 +75,10 @@ public final class DataPlane {
     var deferredSendError: IOError?
     /// The `SO_MARK` set on the transport (`fwmark`), 0 for none.
     var firewallMark: UInt32 = 0
+    /// How long iterations take (their work, not the wait); copied into each snapshot.
+    var loopTiming = LoopTiming()
+    /// When the running iteration's work began (the clock read after its wait); nil before the first.
+    private var workStarted: Instant?
 
     static let deviceToken: UInt64 = 1
     static let wakeupToken: UInt64 = 2
@@ -162,6 +168,8 @@ public final class DataPlane {
         // Jobs made outside an iteration (start-up's initiations) go out before the wait.
         if tunnel.hasHandshakeJobs { submitHandshakeJobs() }
         var now = clock.now()
+        // The same clock read ends the previous iteration's work (no extra read per iteration).
+        if let started = workStarted { loopTiming.record(from: started, to: now) }
         var timeout: Duration? = nil
         if let deadline = tunnel.nextDeadline {
             timeout = deadline > now ? deadline - now : .zero
@@ -173,6 +181,7 @@ public final class DataPlane {
         if let cap = timeoutCap { timeout = timeout.map { min($0, cap) } ?? cap }
         let ready = try poller.wait(into: events, timeout: timeout)
         now = clock.now()
+        workStarted = now
         for i in 0..<ready {
             let event = events[i]
             switch event.token {
@@ -302,7 +311,9 @@ public final class DataPlane {
             var status = tunnel.status(now: now)
             status.tcp = transport.tcpStatus
             control.publish(DataPlaneStatus(
-                tunnel: status, transport: transport.counters, firewallMark: firewallMark, listenPort: transport.localPort))
+                tunnel: status, transport: transport.counters, firewallMark: firewallMark, listenPort: transport.localPort,
+                loop: loopTiming, handshakeBacklog: handshakes?.backlog ?? 0))
+            loopTiming.longestNanoseconds = 0
         }
     }
 }

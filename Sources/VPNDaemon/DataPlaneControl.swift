@@ -17,6 +17,8 @@ public final class DataPlaneControl: Sendable {
     private let endpointsChanged: (@Sendable () -> Void)?
     private let reconfiguration = Mutex<ReconfigurationMailbox>(ReconfigurationMailbox())
     private let wantReconfiguration = Atomic<Bool>(false)
+    /// The longest iteration in the snapshots since ``takeLongestLoop()`` last ran.
+    private let longestLoop = Mutex<UInt64>(0)
 
     /// A control handle waking the data plane through `wakeup`; `endpointsChanged` is called
     /// (on the data-plane thread) when a peer's endpoint changes, so the control plane can
@@ -38,6 +40,17 @@ public final class DataPlaneControl: Sendable {
     func publish(_ status: DataPlaneStatus) {
         wantSnapshot.store(false, ordering: .relaxed)
         snapshot.withLock { $0 = ($0.generation &+ 1, status) }
+        longestLoop.withLock { $0 = max($0, status.loop.longestNanoseconds) }
+    }
+
+    /// The longest data-plane iteration (nanoseconds) in the snapshots published since the last
+    /// call, then starts over: a scrape's "maximum since the last scrape", whoever else asked
+    /// for snapshots meanwhile (`vpnd show`, the watchdog). Call it after taking the snapshot.
+    public func takeLongestLoop() -> UInt64 {
+        longestLoop.withLock { longest in
+            defer { longest = 0 }
+            return longest
+        }
     }
 
     /// Asks for a fresh snapshot and returns the generation to wait for with ``snapshot(newerThan:)``.
@@ -143,15 +156,21 @@ public struct DataPlaneStatus: Sendable {
     public var firewallMark: UInt32
     /// The port the transport listens on now (nil: a TCP client).
     public var listenPort: UInt16?
+    /// How long the data plane's iterations take (their longest since the previous snapshot).
+    public var loop: LoopTiming
+    /// Handshake jobs queued for the handshake thread and not yet taken by it.
+    public var handshakeBacklog: Int
 
     public init(
         tunnel: TunnelStatus, transport: TransportCounters = TransportCounters(), firewallMark: UInt32 = 0,
-        listenPort: UInt16? = nil
+        listenPort: UInt16? = nil, loop: LoopTiming = LoopTiming(), handshakeBacklog: Int = 0
     ) {
         self.tunnel = tunnel
         self.transport = transport
         self.firewallMark = firewallMark
         self.listenPort = listenPort
+        self.loop = loop
+        self.handshakeBacklog = handshakeBacklog
     }
 
     public subscript<Value>(dynamicMember keyPath: WritableKeyPath<TunnelStatus, Value>) -> Value {

@@ -17,9 +17,18 @@ public final class TCPListener: StreamListener {
     /// Binds and listens on `endpoint`.
     ///
     /// - Throws: ``IOError``, e.g. "bind [::]:51820: address already in use (EADDRINUSE); ...".
+    public init(bindingTo endpoint: Endpoint, backlog: Int32 = 16) throws(IOError) {
+        fd = try Self.listeningSocket(
+            bindingTo: endpoint, backlog: backlog,
+            inUseHint: "another process (vpnd?) uses this port: pick another ListenPort or stop it")
+        self.localEndpoint = VPNLinux.localEndpoint(of: fd)
+    }
+
+    /// A non-blocking, close-on-exec TCP socket bound to `endpoint` and listening: the
+    /// descriptor, which the caller owns. `inUseHint` is the hint for `EADDRINUSE`.
     ///
     /// The corresponding C calls are `socket`, `setsockopt(SO_REUSEADDR)`, `bind` and `listen`.
-    public init(bindingTo endpoint: Endpoint, backlog: Int32 = 16) throws(IOError) {
+    static func listeningSocket(bindingTo endpoint: Endpoint, backlog: Int32, inUseHint: String) throws(IOError) -> Int32 {
         let family = endpoint.socketFamily
         let fd: Int32
         switch Syscall.retrying({ socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }) {
@@ -35,10 +44,7 @@ public final class TCPListener: StreamListener {
                 throw .invalid("bind", subject: endpoint.description, reason: "unsupported address")
             }
             if case .failure(let errno) = Syscall.retrying({ withSockaddrPointer(&address) { bind(fd, $0, length) } }) {
-                let hint =
-                    errno.rawValue == EADDRINUSE
-                    ? "another process (vpnd?) uses this port: pick another ListenPort or stop it"
-                    : IOError.genericHint(errno)
+                let hint = errno.rawValue == EADDRINUSE ? inUseHint : IOError.genericHint(errno)
                 throw .system("bind", subject: endpoint.description, errno: errno, hint: hint)
             }
             if case .failure(let errno) = Syscall.retrying({ listen(fd, backlog) }) {
@@ -48,8 +54,7 @@ public final class TCPListener: StreamListener {
             Syscall.close(fd)
             throw error
         }
-        self.fd = fd
-        self.localEndpoint = VPNLinux.localEndpoint(of: fd)
+        return fd
     }
 
     deinit { Syscall.close(fd) }

@@ -11,7 +11,7 @@ struct OperatingScenarioTests {
     @Test("vpnd reload and SIGHUP apply an edited config live (a client, a route, an address) while a transfer through an unchanged client runs on without a new handshake; a broken file and a Mode change change nothing")
     func reload() async { await Scenario.run("reload", timeLimit: .seconds(150)) }
 
-    @Test("vpnd metrics after traffic parses with the Prometheus client's text parser and agrees with vpnd show --json")
+    @Test("vpnd metrics after traffic parses with the Prometheus client's text parser and agrees with vpnd show --json, with the peers' names as labels; MetricsListen serves it over HTTP and withstands oversized, silent and idle clients")
     func metrics() async { await Scenario.run("metrics", timeLimit: .seconds(90)) }
 
     @Test("systemd notify to a socket the test listens on: READY=1 with STATUS and MAINPID, WATCHDOG=1, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1; an abstract socket too")

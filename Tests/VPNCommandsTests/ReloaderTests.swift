@@ -69,7 +69,8 @@ struct ReloaderTests {
         let old = try Self.config("")
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, old) }
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, try Self.config("MTU = 1380\n")) }
-        for (line, name) in [("Mode = tap", "Mode"), ("KeepNetAdmin = no", "KeepNetAdmin"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp")] {
+        for (line, name) in [("Mode = tap", "Mode"), ("KeepNetAdmin = no", "KeepNetAdmin"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp"),
+            ("MetricsListen = 127.0.0.1:9586", "MetricsListen")] {
             let new = try Self.config(line + "\n")
             #expect {
                 try Reloader.checkFixedKeys(old, new)

@@ -14,7 +14,7 @@ import VPNCrypto
 @Suite("StatusFormatter")
 struct StatusFormatterTests {
     /// The JSON as vpnd wrote it with Foundation (the reference).
-    static func foundationJSON(info: DaemonInfo, status: DataPlaneStatus) -> String {
+    static func foundationJSON(info: DaemonInfo, status: DataPlaneStatus, names: [Bytes32: String] = [:]) -> String {
         func drops(_ drops: [DropReason: UInt64]) -> [String: UInt64] {
             Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, $0.value) })
         }
@@ -59,6 +59,7 @@ struct StatusFormatterTests {
                 "handshake_initiations_answered": peer.initiationsAnswered,
             ]
             entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
+            entry["name"] = names[peer.publicKey] ?? NSNull()
             entry["echoes_probes"] = peer.echoesProbes.map { $0 as Any } ?? NSNull()
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = Double((status.now - latest).nanosecondsClamped) / 1e9
@@ -123,7 +124,28 @@ struct StatusFormatterTests {
     @Test func jsonIsWhatFoundationWrote() {
         for (info, status) in Self.cases {
             #expect(StatusFormatter.json(info: info, status: status) == Self.foundationJSON(info: info, status: status))
+            // Named peers: a "name" string, null for the others (one with characters JSON escapes).
+            let names = Dictionary(uniqueKeysWithValues: status.peers.prefix(2).enumerated().map {
+                ($0.element.publicKey, $0.offset == 0 ? "alice" : "b\"o\\b é")
+            })
+            let json = StatusFormatter.json(info: info, status: status, names: names)
+            #expect(json == Self.foundationJSON(info: info, status: status, names: names))
+            if !status.peers.isEmpty { #expect(json.contains("\"name\" : \"alice\"")) }
         }
+    }
+
+    /// `vpnd show` prints a peer's name on the line after its key (the key's line stays as it was).
+    @Test func nameLine() {
+        let info = DaemonInfo(interfaceName: "vpn0", listenPort: 51820, mode: "tun", transport: "udp")
+        let named = Self.peer(1, handshakeAt: nil, endpoint: nil, drops: [:])
+        let unnamed = Self.peer(2, handshakeAt: nil, endpoint: nil, drops: [:])
+        let status = DataPlaneStatus(tunnel: TunnelStatus(
+            publicKey: Bytes32([UInt8](repeating: 9, count: 32))!, now: .zero, mode: .tun, drops: [:],
+            peers: [named, unnamed]))
+        let text = StatusFormatter.text(info: info, status: status, names: [named.publicKey: "alice"])
+        #expect(text.contains("\npeer: \(KeyEncoding.encode(named.publicKey))\n  name: alice\n  endpoint:"))
+        #expect(text.contains("\npeer: \(KeyEncoding.encode(unnamed.publicKey))\n  endpoint:"))
+        #expect(text.components(separatedBy: "name:").count == 2)
     }
 
     /// The TCP line of `vpnd show`: admission counters on a server, the connect count on a client.

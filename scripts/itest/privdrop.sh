@@ -12,7 +12,7 @@
 # endpoint memory is written by nobody. Errors: a config with an inline private key that others can
 # read is refused like a key file; a vpnd already running as nobody with an ambient CAP_NET_ADMIN
 # loses that capability too; an unknown user stops start-up with one line before
-# any interface exists; a run directory nobody cannot write stops start-up and leaves no interface.
+# any interface exists; the client's MetricsListen on port 95, bound before the switch, answers; a run directory nobody cannot write stops start-up and leaves no interface.
 #
 #   a: vpnd --server --user nobody, 10.9.0.1/24, routes 10.77.0.0/24 (an extra AllowedIPs prefix)
 #   b: vpnd --client (User = 65534), 10.9.0.2/24, endpoint 198.18.0.1:51820
@@ -118,7 +118,9 @@ kill -TERM "$amb_pid"
 wait "$amb_pid" || fail "ambient: vpnd exited with an error after SIGTERM"
 in_ns a --timeout 5 ip link show vpn6 >/dev/null 2>&1 && fail "ambient: vpn6 is still there after exit"
 
-# 3. The real run.
+# 3. The real run. The client also serves its metrics on a port below 1024 (MetricsListen), which
+# only works because the socket is bound before the switch to nobody (who has no capability).
+sed -i "/^\[Interface\]/a MetricsListen = 127.0.0.1:95" "$(vpnd_conf_file client)"
 vpnd_start a server $SIF --server -v --user nobody --config "$(vpnd_conf_file server)"
 server_pid=$VPND_PID
 vpnd_start b client $CIF --client -v --config "$(vpnd_conf_file client)"
@@ -156,6 +158,9 @@ vpnd_show server $SIF | sed 's/^/    /'
 vpnd_show server $SIF | grep -qx "peer: $(vpnd_pub client)" || fail "vpnd show (root) against the unprivileged server failed"
 vpnd_json_ok client 'peer["has_session"]' || fail "vpnd show --json (root) against the unprivileged client failed"
 in_ns a --timeout 5 ip route show 10.77.0.0/24 | grep -q "dev $SIF" || fail "the route to 10.77.0.0/24 is missing"
+scraped="$(in_ns b --timeout 10 curl -sS --max-time 5 http://127.0.0.1:95/metrics)" || fail "no metrics from the unprivileged client on port 95"
+grep -q "^vpnd_peer_session{interface=\"$CIF\",public_key=\"$(vpnd_pub server)\",name=\"\"} 1$" <<<"$scraped" \
+    || fail "the unprivileged client's MetricsListen does not serve its metrics: $(head -c 300 <<<"$scraped")"
 
 # 3b. Runtime changes as nobody: the server (CAP_NET_ADMIN kept) adds a route with wg set; the
 #     client (KeepNetAdmin = no) refuses one with a one-line error and changes nothing, while a

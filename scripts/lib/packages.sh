@@ -10,6 +10,7 @@ VPND_PACKAGES=(
     python3                              # integration harness: transfer checks, impair.py relay
     python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
     zbar-tools                           # peer-add.sh decodes the QR code with zbarimg
+    curl                                 # metrics.sh scrapes MetricsListen over HTTP
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
