@@ -157,7 +157,7 @@ def usage_item(argument):
         item = value + (" ..." if argument.get("isRepeating") else "")
     else:
         names = names_of(argument)
-        item = r"\fB" + escape(names[-1] if argument["kind"] != "flag" else names[-1], code=True) + r"\fR"
+        item = r"\fB" + escape(names[-1], code=True) + r"\fR"  # the long name, as --help shows it
         if argument["kind"] == "option":
             item += " " + value
         if argument.get("isRepeating"):
@@ -166,12 +166,13 @@ def usage_item(argument):
 
 
 def synopsis_line(path, command):
-    items = [usage_item(a) for a in visible(command.get("arguments"), include_help=False)]
-    options = [i for i, a in zip(items, visible(command.get("arguments"), False)) if a["kind"] != "positional"]
-    positionals = [i for i, a in zip(items, visible(command.get("arguments"), False)) if a["kind"] == "positional"]
+    """`vpnd show [--json] [interface ...]`: the options first, then the positional arguments."""
+    arguments = visible(command.get("arguments"), include_help=False)
+    options = [usage_item(a) for a in arguments if a["kind"] != "positional"]
+    positionals = [usage_item(a) for a in arguments if a["kind"] == "positional"]
     line = r"\fB" + escape(" ".join(path), code=True) + r"\fR"
-    if command.get("subcommands") and path and len(path) == 1 and not options and not positionals:
-        line += r" \fIcommand\fR"
+    if command.get("subcommands") and not arguments:
+        line += r" \fIcommand\fR"  # a command that only groups others
     return " ".join([line] + options + positionals)
 
 
