@@ -8,6 +8,8 @@ VPND_PACKAGES=(
     procps psmisc
     python3                              # integration harness: transfer checks, impair.py relay
     python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
+    man-db groff-base systemd            # packaging.sh: man -l --warnings, systemd-analyze verify/security
+    zsh fish                             # packaging.sh: the zsh and fish completions must parse (zsh -n, fish -n)
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
