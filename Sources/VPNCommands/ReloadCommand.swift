@@ -9,10 +9,11 @@ struct ReloadCommand: ParsableCommand {
         abstract: "Re-read a running vpnd's config file and apply the difference without dropping anyone.",
         discussion: """
             Like `wg syncconf`: peers added, removed or changed, keys, AllowedIPs and their routes, \
-            endpoints, keepalive, ListenPort and Address apply at once; an unchanged peer keeps its \
-            session; the peers' names (`# NAME`) follow the file. A file with an error, or a change of \
-            Mode, Transport, Name, MTU, Bridge, User, KeepNetAdmin, MSSClamp, PathMTUDiscovery or \
-            MetricsListen, changes nothing (exit status 1, one line). SIGHUP does the same.
+            endpoints, keepalive, ListenPort, Address and MTU (up to the MTU vpnd started with) apply \
+            at once; an unchanged peer keeps its session; the peers' names (`# NAME`) follow the file. \
+            A file with an error, or a change of Mode, Transport, Name, Bridge, User, KeepNetAdmin, \
+            MSSClamp, PathMTUDiscovery or MetricsListen, changes nothing (exit status 1, one line). \
+            SIGHUP does the same.
             """)
 
     @Argument(help: "The interface to reload (default: the only running vpnd).")

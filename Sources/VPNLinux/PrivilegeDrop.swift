@@ -89,7 +89,9 @@ public enum PrivilegeDrop {
         }
         guard geteuid() == 0, info.st_uid == 0, info.st_mode & 0o077 == 0, account.uid != 0 else { return false }
         guard chown(path, uid_t(account.uid), gid_t(account.gid)) == 0 else {
-            throw .system("chown", subject: path, errno: Errno(rawValue: Glibc.errno))
+            throw .system(
+                "chown", subject: path, errno: Errno(rawValue: Glibc.errno),
+                hint: "handing the run directory to User / --user needs root with CAP_CHOWN")
         }
         return true
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import Testing
 
-/// Running vpnd as a service: reload, metrics, systemd notify.
+/// Running vpnd as a service: reload, metrics, systemd notify, the packaging (units, pages, install).
 ///
 /// Serialized like ``ScenarioTests``: each scenario measures transfers on a shared 2-core machine.
 @Suite(
@@ -22,4 +22,10 @@ struct OperatingScenarioTests {
 
     @Test("50 rounds of reload, peer add and peer remove under checksummed traffic through an unchanged client: no lost byte, one handshake, resident memory grows < 1 MiB, no descriptor leak")
     func operationsSoak() async { await Scenario.run("operations-soak", timeLimit: .seconds(180)) }
+
+    @Test("Packaging: dist/man and dist/completions match what the binaries and docs/config.md give now (gen-man --check); every page renders with man --warnings=all and no warning; bash, fish and zsh load the completions and complete subcommands; scripts/install --destdir stages exactly the expected files and modes and keeps a config in /etc/vpnd; systemd-analyze verify is silent on both unit templates and rates them 5.0 or better")
+    func packaging() async { await Scenario.run("packaging", timeLimit: .seconds(120)) }
+
+    @Test("The units' CapabilityBoundingSet and NoNewPrivileges (by setpriv): a server with User = nobody on port 443 and a root client sharing one run directory start, restart and pass traffic; without any one of the kept capabilities the server's start fails with that step's one line")
+    func unitCapabilities() async { await Scenario.run("unit-capabilities", timeLimit: .seconds(90)) }
 }

@@ -8,7 +8,7 @@
 #     back to a config that also works, and whose key is the one kept by --keep-key (0600);
 #   - `vpnd peer list` names both with a handshake; `vpnd peer remove alice` cuts alice only;
 #   - refusals change nothing: a taken name, a bad --endpoint, and a file the daemon refuses to
-#     reload (an MTU edit) leave the file byte for byte as it was, with exit status 1 and one line;
+#     reload (an MSSClamp edit) leave the file byte for byte as it was, with exit status 1 and one line;
 #   - bob's transfer completes with his single handshake.
 #
 #   c1 (bob):   198.18.1.1 --veth-- srv 198.18.1.254      srv: vpnd --server IF, 10.77.0.1/24, fd77::1/64, :51820
@@ -125,10 +125,10 @@ refused() {  # refused WHAT PHRASE ARGS...: peer ARGS fails with one line contai
 refused "a taken name" "already has a peer named alice" add alice --endpoint 198.18.2.254:51820
 refused "a bad endpoint" "is not HOST:PORT" add dave --endpoint nowhere
 refused "an unknown peer" "has no peer named zed" remove zed
-sed -i 's/^ListenPort = 51820$/ListenPort = 51820\nMTU = 1380/' "$CONF"
+sed -i 's/^ListenPort = 51820$/ListenPort = 51820\nMSSClamp = off/' "$CONF"
 cp "$CONF" "$VPND_ITEST_DIR/srv.conf.good"
 refused "a file the daemon cannot reload" "back as it was" add dave --endpoint 198.18.2.254:51820
-sed -i '/^MTU = 1380$/d' "$CONF"
+sed -i '/^MSSClamp = off$/d' "$CONF"
 
 log "vpnd peer remove alice: alice is cut, bob and carol are not"
 peer remove alice || fail "vpnd peer remove alice failed"

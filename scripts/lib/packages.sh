@@ -11,6 +11,8 @@ VPND_PACKAGES=(
     python3-prometheus-client            # metrics.sh parses `vpnd metrics` with the reference parser
     zbar-tools                           # peer-add.sh decodes the QR code with zbarimg
     curl                                 # metrics.sh scrapes MetricsListen over HTTP
+    man-db groff-base systemd            # packaging.sh: man -l --warnings, systemd-analyze verify/security
+    zsh fish                             # packaging.sh: the zsh and fish completions must parse (zsh -n, fish -n)
 )
 
 # Installs whatever in VPND_PACKAGES is missing (needs root; fails with a clear line otherwise).
