@@ -123,8 +123,9 @@ public final class HandshakeWorker: Sendable {
 
 /// A bounded single-producer single-consumer queue: the producer writes a slot, then publishes it
 /// by a releasing store of `tail`; the consumer sees it by an acquiring load, takes it, and frees
-/// the slot by a releasing store of `head`. Slots stay uninitialised until first used, so the
-/// pages of a ring that never fills are never touched (no resident memory for them).
+/// the slot by a releasing store of `head`. The slots' memory is written once at creation: the
+/// indices walk the whole ring even when it never fills, so its pages become resident anyway, and
+/// touching them at start keeps the daemon's resident memory flat from then on (a soak measures it).
 final class SPSCRing<Element>: @unchecked Sendable {
     // @unchecked: each slot is touched by one side at a time, handed over by the atomics above.
     private let slots: UnsafeMutablePointer<Element>
@@ -134,7 +135,10 @@ final class SPSCRing<Element>: @unchecked Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
-        slots = .allocate(capacity: capacity)
+        let bytes = MemoryLayout<Element>.stride * capacity
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: MemoryLayout<Element>.alignment)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)  // trivial bytes: the slots stay free
+        slots = raw.bindMemory(to: Element.self, capacity: capacity)
     }
 
     deinit {
