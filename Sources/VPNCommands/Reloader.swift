@@ -60,7 +60,8 @@ final class Reloader: Sendable {
         }
         switch outcome {
         case .success(let message):
-            logger.info("reload (\(trigger)): \(message)")
+            // The log has one line per change; the caller gets them as one.
+            for line in message.split(separator: "; ") { logger.info("reload (\(trigger)): \(line)") }
             return (true, message)
         case .failure(let error):
             logger.warning("reload (\(trigger)) refused, nothing changed: \(error.description)")
