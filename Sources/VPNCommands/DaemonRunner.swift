@@ -149,6 +149,7 @@ enum DaemonRunner {
         // An unknown user stops start-up here, before any interface exists.
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         try ConfigFileSecrecy.check(config, path: options.configPath)
+        try HostSetup.refuseUnapplied(config)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let loaded = memory.load()
         if let warning = loaded.warning { logger.warning("\(warning)") }

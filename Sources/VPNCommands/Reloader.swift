@@ -179,6 +179,15 @@ final class Reloader: Sendable {
         if a.keepNetAdmin != b.keepNetAdmin { changed.append("KeepNetAdmin") }
         if a.mssClamp != b.mssClamp { changed.append("MSSClamp") }
         if a.pathMTUDiscovery != b.pathMTUDiscovery { changed.append("PathMTUDiscovery") }
+        let h = a.host, k = b.host
+        if h.dnsServers != k.dnsServers || h.dnsSearch != k.dnsSearch { changed.append("DNS") }
+        if h.table != k.table { changed.append("Table") }
+        if h.fwMark != k.fwMark { changed.append("FwMark") }
+        if h.preUp != k.preUp || h.postUp != k.postUp || h.preDown != k.preDown || h.postDown != k.postDown {
+            changed.append("PreUp/PostUp/PreDown/PostDown")
+        }
+        if h.killSwitch != k.killSwitch || h.allowLAN != k.allowLAN { changed.append("KillSwitch/AllowLAN") }
+        if h.forward != k.forward || h.masquerade != k.masquerade { changed.append("Forward/Masquerade") }
         if a.metricsListen != b.metricsListen {
             changed.append("MetricsListen (\(a.metricsListen.map { "\($0)" } ?? "none") -> \(b.metricsListen.map { "\($0)" } ?? "none"))")
         }

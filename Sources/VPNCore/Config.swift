@@ -68,6 +68,8 @@ public struct Config: Equatable, Sendable {
         /// `MetricsListen`: the address and port (`127.0.0.1:9586`, `[::1]:9586`) where the
         /// daemon serves its metrics over HTTP (`GET /metrics`); nil (the default): nowhere.
         public var metricsListen: Endpoint?
+        /// wg-quick's host-side keys and vpnd's kill switch and forwarding (``HostSettings``).
+        public var host = HostSettings()
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,

@@ -29,11 +29,25 @@ struct ConfigParser {
         case listenPort = "ListenPort", mtu = "MTU", mode = "Mode", transport = "Transport", name = "Name"
         case bridge = "Bridge", user = "User", mssClamp = "MSSClamp"
         case pathMTUDiscovery = "PathMTUDiscovery", keepNetAdmin = "KeepNetAdmin"
+        case dns = "DNS", table = "Table", fwMark = "FwMark", preUp = "PreUp", postUp = "PostUp"
+        case preDown = "PreDown", postDown = "PostDown", saveConfig = "SaveConfig", killSwitch = "KillSwitch"
+        case allowLAN = "AllowLAN", forward = "Forward", masquerade = "Masquerade"
         case metricsListen = "MetricsListen"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
-        var isRepeatable: Bool { self == .address || self == .allowedIPs }
+        var isRepeatable: Bool {
+            switch self {
+            case .address, .allowedIPs, .dns, .preUp, .postUp, .preDown, .postDown: return true
+            default: return false
+            }
+        }
+
+        /// The host-side keys (``Config/HostSettings``).
+        static let host: [Key] = [
+            .dns, .table, .fwMark, .preUp, .postUp, .preDown, .postDown, .saveConfig, .killSwitch, .allowLAN, .forward,
+            .masquerade,
+        ]
     }
 
     enum Section: String {
@@ -45,15 +59,12 @@ struct ConfigParser {
                 return [
                     .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
                     .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen,
-                ]
+                ] + Key.host
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
             }
         }
     }
-
-    /// wg-quick keys that vpnd deliberately does not implement.
-    static let wgQuickOnly = ["DNS", "Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "FwMark"]
 
     struct InterfaceDraft {
         var line: Int
@@ -71,6 +82,7 @@ struct ConfigParser {
         var pathMTUDiscovery = true
         var keepNetAdmin = true
         var metricsListen: Endpoint?
+        var host = Config.HostSettings()
     }
 
     struct PeerDraft {
@@ -210,9 +222,6 @@ struct ConfigParser {
             let home: Section = section == .interface ? .peer : .interface
             throw error(number, "\(key.rawValue) belongs in [\(home.rawValue)], not in [\(section.rawValue)]")
         }
-        if let wgQuick = Self.wgQuickOnly.first(where: { $0.lowercased() == lowered }) {
-            throw error(number, "\(wgQuick) is a wg-quick setting that vpnd does not support; remove the line")
-        }
         var message = "unknown key \"\(text)\" in [\(section.rawValue)]"
         if let guess = Self.closest(to: text, among: section.keys.map(\.rawValue)) {
             message += " (did you mean \"\(guess)\"?)"
@@ -250,6 +259,30 @@ struct ConfigParser {
             draft.keepNetAdmin = try ConfigValues.onOff(value)
         case .metricsListen:
             draft.metricsListen = try ConfigValues.listenAddress(value)
+        case .dns:
+            for item in try Self.list(value) {
+                let entry = try ConfigValues.dnsEntry(String(item))
+                if let server = entry.server { draft.host.dnsServers.append(server) }
+                if let domain = entry.domain { draft.host.dnsSearch.append(domain) }
+            }
+        case .table:
+            draft.host.table = try ConfigValues.routeTable(value)
+        case .fwMark:
+            draft.host.fwMark = try ConfigValues.firewallMark(value)
+        case .preUp: draft.host.preUp.append(value)
+        case .postUp: draft.host.postUp.append(value)
+        case .preDown: draft.host.preDown.append(value)
+        case .postDown: draft.host.postDown.append(value)
+        case .saveConfig:
+            try ConfigValues.saveConfig(value)
+        case .killSwitch:
+            draft.host.killSwitch = try ConfigValues.killSwitch(value)
+        case .allowLAN:
+            draft.host.allowLAN = try ConfigValues.onOff(value)
+        case .forward:
+            draft.host.forward = try ConfigValues.onOff(value)
+        case .masquerade:
+            draft.host.masquerade = try ConfigValues.interfaceName(value)
         case .publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive:
             preconditionFailure("\(key) is not an [Interface] key")
         }
@@ -272,7 +305,8 @@ struct ConfigParser {
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
         case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen:
+            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .dns, .table, .fwMark, .preUp, .postUp, .preDown,
+            .postDown, .saveConfig, .killSwitch, .allowLAN, .forward, .masquerade:
             preconditionFailure("\(key) is not a [Peer] key")
         }
     }
@@ -313,6 +347,12 @@ struct ConfigParser {
         guard !peers.isEmpty else {
             throw error(0, "no [Peer] section; add one for the remote host, with its PublicKey")
         }
+        if draft.host.allowLAN && draft.host.killSwitch == .off {
+            throw error(draft.seen[.allowLAN]!, "AllowLAN needs KillSwitch = on or persistent (without a kill switch the LAN is reachable anyway)")
+        }
+        if draft.host.masquerade != nil && !draft.host.forward {
+            throw error(draft.seen[.masquerade]!, "Masquerade needs Forward = on (there is nothing to NAT without forwarding)")
+        }
         if draft.mode == .tap && peers.count > 1 {
             throw error(peers[1].line, "tap mode allows exactly one [Peer] (the first is at line \(peers[0].line))")
         }
@@ -342,7 +382,9 @@ struct ConfigParser {
             mode: draft.mode, transport: draft.transport, name: draft.name, bridge: draft.bridge, user: draft.user,
             mssClamp: draft.mssClamp, pathMTUDiscovery: draft.pathMTUDiscovery, keepNetAdmin: draft.keepNetAdmin,
             metricsListen: draft.metricsListen)
-        return Config(fileName: fileName, interface: interfaceModel, peers: built)
+        var model = Config(fileName: fileName, interface: interfaceModel, peers: built)
+        model.interface.host = draft.host
+        return model
     }
 
     // MARK: - Suggestions

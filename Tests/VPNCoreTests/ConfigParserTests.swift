@@ -172,8 +172,13 @@ struct ConfigParserTests {
         ("Port = 1", "x.conf:4: unknown key \"Port\" in [Interface] (did you mean \"ListenPort\"?)"),
         ("Colour = blue", "x.conf:4: unknown key \"Colour\" in [Interface]"),
         ("PublicKey = \(TestKeys.public3)", "x.conf:4: PublicKey belongs in [Peer], not in [Interface]"),
-        ("DNS = 1.1.1.1", "x.conf:4: DNS is a wg-quick setting that vpnd does not support; remove the line"),
-        ("PostUp = iptables -A FORWARD", "x.conf:4: PostUp is a wg-quick setting that vpnd does not support; remove the line"),
+        ("DNS = 10.0.0.1/24", "x.conf:4: DNS \"10.0.0.1/24\" is neither an IP address nor a search domain"),
+        ("SaveConfig = true", "x.conf:4: SaveConfig = true is not supported: vpnd never rewrites its config file when it stops; remove the line (`wg showconf NAME` prints the running configuration)"),
+        ("Table = 255", "x.conf:4: Table \"255\" is not a usable routing table (1 to 4294967295, not 253 or 255)"),
+        ("FwMark = 0x1ffffffff", "x.conf:4: FwMark \"0x1ffffffff\" is not off, a number or 0x hex of 32 bits"),
+        ("KillSwitch = maybe", "x.conf:4: KillSwitch \"maybe\" is not off, on or persistent"),
+        ("AllowLAN = on", "x.conf:4: AllowLAN needs KillSwitch = on or persistent (without a kill switch the LAN is reachable anyway)"),
+        ("Masquerade = eth0", "x.conf:4: Masquerade needs Forward = on (there is nothing to NAT without forwarding)"),
         ("PrivateKeyFile = a.key", "x.conf:4: PrivateKeyFile and PrivateKey (line 2) are both set; keep one"),
         ("Address = 10.8.0.1/33", "x.conf:4: Address \"10.8.0.1/33\" has a bad prefix length (0-32 for IPv4)"),
         ("Address = fd00::1/129", "x.conf:4: Address \"fd00::1/129\" has a bad prefix length (0-128 for IPv6)"),
@@ -334,6 +339,40 @@ struct ConfigParserTests {
             """
         let config = try Config.parse(text, fileName: "server.conf")
         #expect(config.peers.map(\.name) == ["alice", "bob smith", nil])
+    }
+
+    @Test func hostKeysHaveWgQuickMeanings() throws {
+        let text = """
+            [Interface]
+            PrivateKey = \(TestKeys.private1)
+            DNS = 10.8.0.1, fd00::53, corp.example
+            dns = lab.example
+            Table = 1234
+            FwMark = 0xca6c
+            PreUp = echo pre %i
+            PostUp = ip rule add fwmark=1 table 7 # a comment
+            PostUp = echo second
+            PreDown = echo down
+            PostDown = echo gone
+            SaveConfig = false
+            KillSwitch = persistent
+            AllowLAN = on
+            Forward = on
+            Masquerade = eth0
+            [Peer]
+            PublicKey = \(TestKeys.public2)
+            AllowedIPs = 0.0.0.0/0
+            """
+        let host = try Config.parse(text, fileName: "x.conf").interface.host
+        #expect(host.dnsServers == [IPAddress("10.8.0.1")!, IPAddress("fd00::53")!])
+        #expect(host.dnsSearch == ["corp.example", "lab.example"])
+        #expect(host.table == .number(1234) && host.fwMark == 0xCA6C)
+        #expect(host.preUp == ["echo pre %i"] && host.postUp == ["ip rule add fwmark=1 table 7", "echo second"])
+        #expect(host.preDown == ["echo down"] && host.postDown == ["echo gone"])
+        #expect(host.killSwitch == .persistent && host.allowLAN && host.forward && host.masquerade == "eth0")
+        let defaults = try Config.parse(Self.valid[0].text, fileName: "x.conf").interface.host
+        #expect(defaults.isDefault && defaults.table == .auto)
+        #expect(try Config.parse(text.replacingOccurrences(of: "Table = 1234", with: "Table = off"), fileName: "x.conf").interface.host.table == .off)
     }
 
     @Test func roles() throws {

@@ -220,15 +220,15 @@ row key-file-0644 server 'open\.key .*group or others.*chmod 600 .*open\.key$'
 
 row missing-config server '^config file missing-config\.conf does not exist$'
 
-conf wg-quick-dns <<EOF
+conf wg-quick-saveconfig <<EOF
 [Interface]
 PrivateKeyFile = me.key
 ListenPort = 51820
-DNS = 192.0.2.53
+SaveConfig = true
 [Peer]
 PublicKey = $PEER
 EOF
-row wg-quick-dns server '^wg-quick-dns\.conf:4: .*DNS.*remove'
+row wg-quick-saveconfig server '^wg-quick-saveconfig\.conf:4: SaveConfig = true is not supported: .*remove the line'
 
 conf both-private-keys <<EOF
 [Interface]
