@@ -183,7 +183,8 @@ enum DaemonRunner {
             keepNetAdmin: config.interface.keepNetAdmin, metricsListen: config.interface.metricsListen,
             peerNames: PeerNames.of(config.peers),
             configPath: Posix.containingDirectory(of: options.configPath) + "/"
-                + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath))
+                + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath),
+            host: config.interface.host)
         let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
@@ -255,11 +256,13 @@ enum DaemonRunner {
         let device = try TunDevice(
             name: plan.name, mode: mode == .tap ? .tap : .tun, offloads: plan.offloads.tunOffloads)
         let netlink = try Netlink()
+        let hostChanges = HostChanges(logger: logger)
         if plan.setUpInterface {
             do {
                 try InterfaceSetup.configure(
                     device: device, netlink: netlink, mtu: mtu, addresses: plan.addresses, routes: plan.routes,
                     bridge: plan.bridge)
+                try hostChanges.apply(HostSetup.steps(for: plan.host, interface: device.name, plan: plan, logger: logger))
             } catch {
                 try? netlink.deleteLink(device.name)
                 throw error
@@ -318,6 +321,7 @@ enum DaemonRunner {
                 directory: plan.runDirectory, interfaceName: device.name, info: info, control: control, logger: logger,
                 names: PeerNames(plan.peerNames), metricsServer: metricsServer)
         } catch {
+            hostChanges.undoAll()
             try? netlink.deleteLink(device.name)
             throw error
         }
@@ -332,6 +336,7 @@ enum DaemonRunner {
             required: !plan.setUpInterface)
         if uapi == nil && !plan.setUpInterface {
             controlSocket.discard()
+            hostChanges.undoAll()
             try? netlink.deleteLink(device.name)
             throw StartupError(
                 "\(UAPIService.directory)/\(device.name).sock is served by another process: interface \(device.name) is in use; pick another name")
@@ -346,6 +351,7 @@ enum DaemonRunner {
             } catch {
                 controlSocket.discard()
                 uapi?.discard()
+                hostChanges.undoAll()
                 try? netlink.deleteLink(device.name)
                 throw error
             }
@@ -354,6 +360,7 @@ enum DaemonRunner {
             daemon: daemon, controlSocket: controlSocket, uapi: uapi, changer: changer, device: device, netlink: netlink,
             memory: memory, hostNames: hostNames, logger: logger)
         running.unprivileged = plan.account != nil
+        running.hostChanges = hostChanges
         return running
     }
 
@@ -421,6 +428,8 @@ final class RunningDaemon {
     private(set) var failed = false
     /// Privileges were dropped: netlink can no longer delete the interface; closing the tun does.
     var unprivileged = false
+    /// The host set-up around the interface (HostSetup), undone on stop.
+    var hostChanges: HostChanges?
     var interfaceName: String { device.name }
 
     /// One line for systemd's STATUS=: the peers and how many have a session.
@@ -464,6 +473,7 @@ final class RunningDaemon {
         daemon.stop()
         if let endpoints = control.takeChangedEndpoints() { memory.save(endpoints) }
         controlSocket.stop()
+        hostChanges?.undoAll()
         if unprivileged {
             logger.debug("\(device.name) goes away when vpnd exits and its tun descriptor closes (privileges were dropped)")
             return
@@ -501,4 +511,6 @@ struct LaunchPlan {
     var peerNames: [Bytes32: String] = [:]
     /// The config file, as an absolute path (the control socket's `config` answer); nil for vpnd-wg.
     var configPath: String? = nil
+    /// The host around the interface (wg-quick's DNS, Table, hooks; the kill switch, forwarding).
+    var host = Config.HostSettings()
 }
