@@ -546,6 +546,59 @@ int vpnd_spawn_detached(const char *path, char *const argv[], char *const envp[]
     return rc == 0 ? (int)pid : -rc;
 }
 
+extern char **environ;
+
+int vpnd_spawn_captured(const char *path, char *const argv[], int stdin_fd, int output_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    pid_t pid = 0;
+    int rc;
+    if ((rc = posix_spawn_file_actions_init(&actions)) != 0) return -rc;
+    if ((rc = posix_spawnattr_init(&attributes)) != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return -rc;
+    }
+    if (stdin_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    }
+    posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, output_fd, 2);
+    // Nothing else of the daemon's (tun, sockets, control socket) reaches the command.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    sigemptyset(&defaults);
+    int reset[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCHLD};
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) sigaddset(&defaults, reset[i]);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    return rc == 0 ? (int)pid : -rc;
+}
+
+int vpnd_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int vpnd_wait_status(int pid, int no_hang, int *exit_status, int *signal_number) {
+    int status = 0;
+    pid_t got;
+    do {
+        got = waitpid(pid, &status, no_hang ? WNOHANG : 0);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return -errno;
+    if (got == 0) return 0;
+    *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    *signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return 1;
+}
+
 int vpnd_set_keep_capabilities(int on) {
     return prctl(PR_SET_KEEPCAPS, on ? 1 : 0, 0, 0, 0) == 0 ? 0 : -errno;
 }

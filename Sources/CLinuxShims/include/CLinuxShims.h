@@ -210,4 +210,17 @@ int vpnd_peer_uid(int fd, uint32_t *uid);
 /// the child's pid or -errno.
 int vpnd_spawn_detached(const char *path, char *const argv[], char *const envp[], int ready_fd, int keep_output);
 
+/// Starts `path` with `argv` (NULL-terminated) and this process's environment in a process group
+/// of its own (so a time limit can kill what it started too), with no signal blocked and the
+/// daemon's signals at their defaults; stdin from `stdin_fd` (-1: /dev/null), stdout and stderr
+/// to `output_fd`, every other descriptor closed. Returns the child's pid or -errno.
+int vpnd_spawn_captured(const char *path, char *const argv[], int stdin_fd, int output_fd);
+
+/// pipe2(O_CLOEXEC): 0 or -errno.
+int vpnd_pipe_cloexec(int fds[2]);
+
+/// waitpid for `pid` (EINTR retried; WNOHANG with `no_hang`): 1 with the exit status (-1 when
+/// it did not exit) and the signal that killed it (0 when none), 0 while it runs, or -errno.
+int vpnd_wait_status(int pid, int no_hang, int *exit_status, int *signal_number);
+
 #endif
