@@ -150,6 +150,7 @@ enum DaemonRunner {
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         try ConfigFileSecrecy.check(config, path: options.configPath)
         try HostSetup.refuseUnapplied(config)
+        try HostSetup.checkHooksAndDNS(config, account: account)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let loaded = memory.load()
         if let warning = loaded.warning { logger.warning("\(warning)") }
@@ -252,6 +253,7 @@ enum DaemonRunner {
         let metricsServer = try plan.metricsListen.map { try MetricsHTTP.listen(on: $0) }
 
         // The interface.
+        if plan.setUpInterface { try HostSetup.runPreUp(plan.host, interface: plan.name, logger: logger) }
         // Super-packets (TSO/USO in, coalesced TCP out), tun and tap alike (tap: Ethernet frames).
         let device = try TunDevice(
             name: plan.name, mode: mode == .tap ? .tap : .tun, offloads: plan.offloads.tunOffloads)
@@ -265,6 +267,7 @@ enum DaemonRunner {
                 try hostChanges.apply(HostSetup.steps(for: plan.host, interface: device.name, plan: plan, logger: logger))
             } catch {
                 try? netlink.deleteLink(device.name)
+                hostChanges.interfaceRemoved()
                 throw error
             }
         } else {
@@ -323,6 +326,7 @@ enum DaemonRunner {
         } catch {
             hostChanges.undoAll()
             try? netlink.deleteLink(device.name)
+            hostChanges.interfaceRemoved()
             throw error
         }
         // WireGuard's configuration socket, for wg and wg-quick (made as root, like the others).
@@ -338,6 +342,7 @@ enum DaemonRunner {
             controlSocket.discard()
             hostChanges.undoAll()
             try? netlink.deleteLink(device.name)
+            hostChanges.interfaceRemoved()
             throw StartupError(
                 "\(UAPIService.directory)/\(device.name).sock is served by another process: interface \(device.name) is in use; pick another name")
         }
@@ -353,6 +358,7 @@ enum DaemonRunner {
                 uapi?.discard()
                 hostChanges.undoAll()
                 try? netlink.deleteLink(device.name)
+                hostChanges.interfaceRemoved()
                 throw error
             }
         }
@@ -475,6 +481,7 @@ final class RunningDaemon {
         controlSocket.stop()
         hostChanges?.undoAll()
         if unprivileged {
+            // (PostDown, the one step run after the interface is gone, is refused with User.)
             logger.debug("\(device.name) goes away when vpnd exits and its tun descriptor closes (privileges were dropped)")
             return
         }
@@ -482,6 +489,7 @@ final class RunningDaemon {
             // A tun device vanishes when its fd closes anyway; only log if it is still there.
             logger.debug("removing \(device.name): \(error)")
         }
+        hostChanges?.interfaceRemoved()
     }
 }
 
