@@ -137,7 +137,7 @@ extension PeerCommand {
         @Option(help: ArgumentHelp("What the client routes into the tunnel (default: the server's subnets).", valueName: "prefix,..."))
         var allowedIps: String?
 
-        @Option(help: ArgumentHelp("DNS servers for the client (with --format wg-quick).", valueName: "ip,..."))
+        @Option(help: ArgumentHelp("DNS servers for the client (its DNS line, applied while its tunnel is up).", valueName: "ip,..."))
         var dns: String?
 
         @Flag(help: "Add a pre-shared key (both files get it).")

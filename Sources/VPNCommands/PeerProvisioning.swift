@@ -126,9 +126,6 @@ enum PeerProvisioning {
             throw Failure(
                 "this server runs \(file.mode.rawValue) over \(file.transport.rawValue), which WireGuard's apps cannot reach; use --format vpnd")
         }
-        if format == .vpnd && !file.dns.isEmpty {
-            throw Failure("--dns needs --format wg-quick (vpnd does not set DNS servers itself yet)")
-        }
         var lines = [
             "# \(file.name): made by `vpnd peer add` for \(serverName)",
             "[Interface]",

@@ -117,7 +117,8 @@ struct PeerProvisioningTests {
         #expect(parsed.interface.addresses == Self.prefixes("10.8.0.2/24"))
 
         file.dns = ["10.8.0.1"]
-        #expect(throws: PeerProvisioning.Failure.self) { try PeerProvisioning.clientText(file, format: .vpnd, serverName: "vpnd0") }
+        let withDNS = try Config.parse(try PeerProvisioning.clientText(file, format: .vpnd, serverName: "vpnd0"), fileName: "a.conf")
+        #expect(withDNS.interface.host.dnsServers == [IPAddress("10.8.0.1")!])
         #expect(try PeerProvisioning.clientText(file, format: .wgQuick, serverName: "vpnd0").contains("\nDNS = 10.8.0.1\n"))
         file.dns = []
         file.mode = .tap
