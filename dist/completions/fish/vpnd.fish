@@ -134,7 +134,7 @@ complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpn
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" endpoint' -l 'endpoint' -d 'Where clients reach the server: HOST:PORT (required).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" address' -l 'address' -d 'auto, or the client\'s addresses (comma-separated).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" allowed-ips' -l 'allowed-ips' -d 'What the client routes into the tunnel (default: the server\'s subnets).' -rfka ''
-complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" dns' -l 'dns' -d 'DNS servers for the client (with --format wg-quick).' -rfka ''
+complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" dns' -l 'dns' -d 'DNS servers for the client (its DNS line, applied while its tunnel is up).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" psk' -l 'psk' -d 'Add a pre-shared key (both files get it).'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" keepalive' -l 'keepalive' -d 'PersistentKeepalive in the client\'s file; 0 for none.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer add" format' -l 'format' -d 'vpnd, or wg-quick (what the WireGuard apps import).' -rfka ''
