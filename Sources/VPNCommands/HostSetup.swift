@@ -13,8 +13,6 @@ enum HostSetup {
         let host = config.interface.host
         var unapplied: [String] = []
         if !host.dnsServers.isEmpty || !host.dnsSearch.isEmpty { unapplied.append("DNS") }
-        if host.table != .auto { unapplied.append("Table") }
-        if host.fwMark != 0 { unapplied.append("FwMark") }
         if !host.preUp.isEmpty { unapplied.append("PreUp") }
         if !host.postUp.isEmpty { unapplied.append("PostUp") }
         if !host.preDown.isEmpty { unapplied.append("PreDown") }
@@ -76,6 +74,8 @@ extension HostSetup {
     /// The steps for `host` around interface `name`, in the order they apply. Each part adds its
     /// step here.
     static func steps(for host: Config.HostSettings, interface name: String, plan: LaunchPlan, logger: Logger) throws -> [any HostStep] {
-        []
+        var steps: [any HostStep] = []
+        steps += try FullTunnelStep.steps(for: plan, interface: name, logger: logger)
+        return steps
     }
 }
