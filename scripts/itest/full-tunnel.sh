@@ -18,7 +18,8 @@
 # - `wg show fwmark` reports the mark and `wg set fwmark` to another one is refused.
 # Then: Table = 1234 puts the routes (0.0.0.0/0 too) in table 1234 and adds no rule; Table = off
 # and FwMark = 0x99 add no route and no rule, and mark the socket; a full tunnel with User = and
-# KeepNetAdmin = no is refused with one line and leaves nothing.
+# KeepNetAdmin = no, and a Table name no rt_tables file has, are refused with one line each and
+# leave nothing.
 #
 #   client: eth0 10.0.0.2/24 fd00:1::2/64, default via 10.0.0.1 and fd00:1::1; tunnel 10.8.0.2/24
 #   server: eth0 10.0.0.1/24 fd00:1::1/64, lo 198.51.100.1 (the Endpoint, and the source of what it
@@ -241,4 +242,20 @@ grep -q "client-noadmin.conf: a default route in AllowedIPs (Table = auto) makes
 in_ns client --timeout 5 ip link show "$CIF" >/dev/null 2>&1 && fail "the refused start left $CIF behind"
 same_as_baseline "after the refused start"
 [ -z "$(ls -A "$(vpnd_run_dir client-noadmin)")" ] || fail "the refused start left files in its run directory"
+
+# A Table name that neither rt_tables file has: one line naming both files and the fix.
+vpnd_config client-noname --key client --peer server --address 10.8.0.2/24 --allowed 0.0.0.0/0 \
+    --endpoint "$ENDPOINT:51820" --ifname "$CIF"
+sed -i "/^\[Interface\]/a Table = vpnd-no-such-table" "$(vpnd_conf_file client-noname)"
+mkdir -m 700 "$(vpnd_run_dir client-noname)"
+set +e
+out="$(in_ns client --timeout 10 env VPND_RUN_DIR="$(vpnd_run_dir client-noname)" "$VPND" --client --config "$(vpnd_conf_file client-noname)" 2>&1)"
+rc=$?
+set -e
+echo "    $out"
+[ "$rc" = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "an unknown Table name: exit status $rc, or not one line: $out"
+grep -q "client-noname.conf: Table = vpnd-no-such-table: no such routing table in /etc/iproute2/rt_tables or /usr/share/iproute2/rt_tables; add a line \"NUMBER vpnd-no-such-table\" to /etc/iproute2/rt_tables or give the table's number$" <<<"$out" \
+    || fail "an unknown Table name: unexpected message: $out"
+in_ns client --timeout 5 ip link show "$CIF" >/dev/null 2>&1 && fail "the unknown Table name left $CIF behind"
+same_as_baseline "after the unknown Table name"
 log "full-tunnel passed"
