@@ -42,11 +42,15 @@ final class FullTunnelStep: HostStep {
             throw StartupError(
                 "full tunnel: cannot write \(markerPath) (the list of rules to remove after a crash); the run directory must be writable")
         }
-        do throws(IOError) {
-            try Sysctl.write(Self.sourceValidMark, "1")
-        } catch {
-            SmallFiles.remove(markerPath)
-            throw StartupError("full tunnel: \(error)")
+        // As wg-quick sets it. It only matters where the marks of incoming packets are restored
+        // (wg-quick's conntrack rules, not vpnd's), so a read-only /proc/sys (systemd's
+        // ProtectKernelTunables=) is one line, not a failure.
+        if Sysctl.read(Self.sourceValidMark) != "1" {
+            do throws(IOError) {
+                try Sysctl.write(Self.sourceValidMark, "1")
+            } catch {
+                logger.info("full tunnel: \(Self.sourceValidMark) stays \(Sysctl.read(Self.sourceValidMark) ?? "unset") (\(error)); it matters only where incoming packets get their mark back for reverse-path filtering")
+            }
         }
         var installed: [HostEntry] = []
         for entry in tunnel.entries {

@@ -19,7 +19,8 @@
 # Then: Table = 1234 puts the routes (0.0.0.0/0 too) in table 1234 and adds no rule; Table = off
 # and FwMark = 0x99 add no route and no rule, and mark the socket; a full tunnel with User = and
 # KeepNetAdmin = no, and a Table name no rt_tables file has, are refused with one line each and
-# leave nothing.
+# leave nothing. With /proc/sys read-only (systemd's ProtectKernelTunables) the full tunnel works,
+# src_valid_mark unset with one info line.
 #
 #   client: eth0 10.0.0.2/24 fd00:1::2/64, default via 10.0.0.1 and fd00:1::1; tunnel 10.8.0.2/24
 #   server: eth0 10.0.0.1/24 fd00:1::1/64, lo 198.51.100.1 (the Endpoint, and the source of what it
@@ -223,6 +224,29 @@ for table in 1234 off; do
     same_as_baseline "Table = $table, after stop"
     log "Table = $table: routes where it says, no rules$([ "$table" = off ] && echo ', socket marked 0x99')"
 done
+
+# /proc/sys read-only, as under the systemd units (ProtectKernelTunables=yes): src_valid_mark stays
+# 0 with one info line, and the full tunnel works and goes as before.
+in_ns client --timeout 5 sysctl -qw net.ipv4.conf.all.src_valid_mark=0
+vpnd_config client-ro --key client --peer server --address 10.8.0.2/24 --allowed 0.0.0.0/0 \
+    --endpoint "$ENDPOINT:51820" --ifname "$CIF"
+mkdir -m 700 "$(vpnd_run_dir client-ro)"
+ip netns exec "$(ns client)" unshare --mount --propagation private sh -c \
+    'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$@"' sh \
+    env VPND_RUN_DIR="$(vpnd_run_dir client-ro)" "$VPND" --client --config "$(vpnd_conf_file client-ro)" \
+    >>"$(vpnd_log_file client-ro)" 2>&1 &
+pid=$!
+_NS_PIDS+=("$pid")
+wait_for "the client with a read-only /proc/sys" 15 vpnd_alive_and_listening "$pid" "$(vpnd_run_dir client-ro)" "$CIF" \
+    || fail "the client with a read-only /proc/sys did not start: $(tail -n 3 "$(vpnd_log_file client-ro)")"
+wait_for "read-only /proc/sys: a session" 15 vpnd_json_ok client-ro 'peer["has_session"]' || fail "read-only /proc/sys: no session"
+[ "$(first_hop)" = 10.8.0.1 ] || fail "read-only /proc/sys: the first hop to net is $(first_hop), not 10.8.0.1"
+[ "$(in_ns client --timeout 5 sysctl -n net.ipv4.conf.all.src_valid_mark)" = 0 ] || fail "read-only /proc/sys: src_valid_mark changed"
+[ "$(vpnd_log_count client-ro "full tunnel: net.ipv4.conf.all.src_valid_mark stays 0 (sysctl -w net.ipv4.conf.all.src_valid_mark=1: read-only file system (EROFS)")" = 1 ] \
+    || fail "read-only /proc/sys: no info line: $(grep src_valid_mark "$(vpnd_log_file client-ro)")"
+stop_daemon "$pid" "the client with a read-only /proc/sys"
+same_as_baseline "read-only /proc/sys, after stop"
+log "read-only /proc/sys: the full tunnel works, src_valid_mark stays 0 with one info line"
 stop_daemon "$server_pid" "server"
 
 # A full tunnel whose rules a KeepNetAdmin = no client could not remove: refused, one line, nothing left.
