@@ -57,6 +57,9 @@ final class FullTunnelStep: HostStep {
             do throws(IOError) {
                 try netlink.withLock { (netlink) throws(IOError) in try Self.install(entry, with: netlink) }
                 installed.append(entry)
+            } catch where Self.familyUnsupported.contains(error.errno) && !tunnel.tunnels(ipv4: entry.isIPv4) {
+                // The kernel has no such family (ipv6.disable=1): nothing of it to block.
+                logger.debug("full tunnel: \(entry) skipped: \(error)")
             } catch {
                 let left = netlink.withLock { Self.remove(installed.reversed(), with: $0) }
                 if left.isEmpty { SmallFiles.remove(markerPath) }
@@ -78,6 +81,9 @@ final class FullTunnelStep: HostStep {
     }
 
     static let sourceValidMark = "net.ipv4.conf.all.src_valid_mark"
+    /// What rtnetlink answers for a family the kernel was booted without (ipv6.disable=1):
+    /// EAFNOSUPPORT for rules, EOPNOTSUPP for routes.
+    static let familyUnsupported: [Int32] = [97, 95]
 
     static func install(_ entry: HostEntry, with netlink: Netlink) throws(IOError) {
         switch entry {
@@ -105,8 +111,9 @@ final class FullTunnelStep: HostStep {
                     try netlink.deleteRule(rule)
                 }
             } catch {
-                // ESRCH: no such route; ENOENT: no such rule; ENODEV: the interface (and its routes) went.
-                if error.errno == 3 || error.errno == 2 || error.errno == 19 { continue }
+                // ESRCH: no such route; ENOENT: no such rule; ENODEV: the interface (and its routes)
+                // went; EAFNOSUPPORT: the family is disabled, so it has none.
+                if [3, 2, 19].contains(error.errno) || familyUnsupported.contains(error.errno) { continue }
                 left.append((entry, error))
             }
         }

@@ -31,6 +31,13 @@ enum HostEntry: Equatable, Sendable, CustomStringConvertible {
     case unreachable(ipv4: Bool, table: UInt32)
     case rule(NetlinkRule)
 
+    var isIPv4: Bool {
+        switch self {
+        case .route(let ipv4, _, _), .unreachable(let ipv4, _): return ipv4
+        case .rule(let rule): return rule.ipv4
+        }
+    }
+
     var description: String {
         switch self {
         case .route(let ipv4, let table, let device): return "\(ipv4 ? "0.0.0.0/0" : "::/0") dev \(device) table \(table)"
@@ -69,6 +76,9 @@ struct HostRouting: Equatable, Sendable {
         var tunnelsIPv6: Bool
         /// In the order they are installed (removed last first).
         var entries: [HostEntry]
+
+        /// Whether the family goes through the tunnel (or is blocked).
+        func tunnels(ipv4: Bool) -> Bool { ipv4 ? tunnelsIPv4 : tunnelsIPv6 }
     }
 
     /// The priority of `lookup main suppress_prefixlength 0`, consulted first, and of

@@ -99,14 +99,20 @@ extension Netlink {
             subject: "unreachable \(ipv4 ? "0.0.0.0/0" : "::/0") table \(table)", device: "")
     }
 
-    /// True when `table` holds any route, IPv4 or IPv6 (`ip route show table N` is not empty).
+    /// True when `table` holds any route, IPv4 or IPv6 (`ip route show table N` is not empty). A
+    /// kernel without IPv6 (ipv6.disable=1) has no IPv6 routes.
     public func tableHasRoutes(_ table: UInt32) throws(IOError) -> Bool {
         for family in [UInt8(AF_INET), UInt8(AF_INET6)] {
             var message = NetlinkMessage(type: RouteNetlink.getRoute, flags: RouteNetlink.request | RouteNetlink.dump)
             message.append(bytes: [family, 0, 0, 0, 0, 0, 0, 0])
             message.append(UInt32(0))
-            for reply in try transact(&message, subject: "routes of table \(table)", device: "")
-            where reply.type == RouteNetlink.newRoute {
+            let replies: [NetlinkReply]
+            do {
+                replies = try transact(&message, subject: "routes of table \(table)", device: "")
+            } catch where error.errno == EAFNOSUPPORT && family == UInt8(AF_INET6) {
+                continue
+            }
+            for reply in replies where reply.type == RouteNetlink.newRoute {
                 let p = reply.payload
                 guard p.count >= 12 else { continue }
                 let attributes = NetlinkAttributes(p, from: 12)
