@@ -20,7 +20,8 @@
 # and FwMark = 0x99 add no route and no rule, and mark the socket; a full tunnel with User = and
 # KeepNetAdmin = no, and a Table name no rt_tables file has, are refused with one line each and
 # leave nothing. With /proc/sys read-only (systemd's ProtectKernelTunables) the full tunnel works,
-# src_valid_mark unset with one info line.
+# src_valid_mark unset with one info line. A damaged marker file stops the start with one line;
+# one owned by another user is ignored (its rules stay) and removed.
 #
 #   client: eth0 10.0.0.2/24 fd00:1::2/64, default via 10.0.0.1 and fd00:1::1; tunnel 10.8.0.2/24
 #   server: eth0 10.0.0.1/24 fd00:1::1/64, lo 198.51.100.1 (the Endpoint, and the source of what it
@@ -282,4 +283,35 @@ grep -q "client-noname.conf: Table = vpnd-no-such-table: no such routing table i
     || fail "an unknown Table name: unexpected message: $out"
 in_ns client --timeout 5 ip link show "$CIF" >/dev/null 2>&1 && fail "the unknown Table name left $CIF behind"
 same_as_baseline "after the unknown Table name"
+
+# Marker files vpnd did not write as they are: a damaged one stops the start with one line naming
+# its line; one owned by another user is ignored and removed (one warning), and vpnd starts.
+dir="$(vpnd_run_dir client-noname)"
+sed -i '/^Table = /d' "$(vpnd_conf_file client-noname)"
+printf 'vpnd-host 1\nrule ipv4 priority 32765 fwmark banana table 1\n' >"$dir/$CIF.host"
+chmod 600 "$dir/$CIF.host"
+set +e
+out="$(in_ns client --timeout 10 env VPND_RUN_DIR="$dir" "$VPND" --client --config "$(vpnd_conf_file client-noname)" 2>&1)"
+rc=$?
+set -e
+echo "    $out"
+[ "$rc" = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "a damaged marker: exit status $rc, or not one line: $out"
+grep -q "$dir/$CIF.host:2: \"rule ipv4 priority 32765 fwmark banana table 1\" is not an entry; it lists what a vpnd that did not stop cleanly installed: remove that by hand" <<<"$out" \
+    || fail "a damaged marker: unexpected message: $out"
+in_ns client --timeout 5 ip link show "$CIF" >/dev/null 2>&1 && fail "the damaged marker left $CIF behind"
+printf 'vpnd-host 1\nrule ipv4 priority 32764 table 254 suppress_prefixlength 0\n' >"$dir/$CIF.host"
+chown nobody "$dir/$CIF.host"
+in_ns client --timeout 5 ip -4 rule add priority 32764 table main suppress_prefixlength 0
+vpnd_start client client-noname "$CIF" --client --config "$(vpnd_conf_file client-noname)"
+pid=$VPND_PID
+[ "$(vpnd_log_count client-noname "$dir/$CIF.host was not written by this user (uid 0); ignored and removed")" = 1 ] \
+    || fail "a foreign marker: no warning line"
+# (The client's own full tunnel wrote a fresh one in its place.)
+[ "$(stat -c %U "$dir/$CIF.host")" = root ] && grep -q "^route ipv4 default table 51820 dev $CIF$" "$dir/$CIF.host" \
+    || fail "a foreign marker was not replaced by the client's own: $(stat -c %U "$dir/$CIF.host"): $(cat "$dir/$CIF.host")"
+grep -q '^32764:' <<<"$(in_ns client --timeout 5 ip -4 rule show)" || fail "a foreign marker's rule was removed"
+stop_daemon "$pid" "the client after a foreign marker"
+in_ns client --timeout 5 ip -4 rule del priority 32764 table main suppress_prefixlength 0
+same_as_baseline "after the marker cases"
+log "a damaged marker stops the start with one line; a foreign one is ignored and removed"
 log "full-tunnel passed"
