@@ -19,6 +19,11 @@ final class ConfigurationChanger: Sendable {
         var managesRoutes: Bool
         /// The interface's own addresses (their subnets need no route).
         var addresses: [IPPrefix]
+        /// Where the routes go (`Table`): the main table, none, or a table of its own.
+        var placement: RoutePlacement = .main
+        /// The underlay's mark that the full tunnel's rules depend on (nil: no full tunnel): a
+        /// `wg set fwmark` to another one is refused.
+        var fixedMark: UInt32? = nil
     }
 
     private let interface: Mutex<Interface>
@@ -48,6 +53,11 @@ final class ConfigurationChanger: Sendable {
     private func applyAlone(_ request: UAPISetRequest) -> Result<TunnelReconfiguration, UAPIError> {
         let current = interface.withLock { $0 }
         let name = current.name
+        if let mark = request.fwmark, let fixed = current.fixedMark, mark != fixed {
+            return .failure(UAPIError(
+                errno: UAPIError.invalid,
+                "fwmark \(mark): the full tunnel's policy routing sends every packet without mark 0x\(String(fixed, radix: 16)) into the tunnel, so vpnd's own would loop; set FwMark in the config and restart instead"))
+        }
         // 1. Checked whole by the data plane (nothing changes yet).
         let preview: TunnelReconfiguration
         switch exchange(request, dryRun: true) {
@@ -60,10 +70,10 @@ final class ConfigurationChanger: Sendable {
         if let routes {
             for prefix in add {
                 do throws(IOError) {
-                    try routes.add(prefix, device: name)
+                    try routes.add(prefix, device: name, table: current.placement.tableNumber)
                     added.append(prefix)
                 } catch {
-                    for prefix in added { try? routes.remove(prefix, device: name) }
+                    for prefix in added { try? routes.remove(prefix, device: name, table: current.placement.tableNumber) }
                     return .failure(UAPIError(
                         errno: error.errno == 0 ? UAPIError.io : error.errno,
                         "route to \(prefix): \(error.reason)\(error.errno == 1 ? "; changing routes needs CAP_NET_ADMIN" : "")"))
@@ -73,23 +83,24 @@ final class ConfigurationChanger: Sendable {
         // 3. The change itself, on the data-plane thread.
         let applied = exchange(request, dryRun: false)
         guard case .success = applied else {
-            for prefix in added { try? routes?.remove(prefix, device: name) }
+            for prefix in added { try? routes?.remove(prefix, device: name, table: current.placement.tableNumber) }
             return applied
         }
         // 4. The routes no longer needed.
         for prefix in remove {
-            do throws(IOError) { try routes?.remove(prefix, device: name) } catch {
+            do throws(IOError) { try routes?.remove(prefix, device: name, table: current.placement.tableNumber) } catch {
                 logger.warning("\(name): removing the route to \(prefix): \(error)")
             }
         }
         return applied
     }
 
-    /// Routes to add and to remove for a change of AllowedIPs (tun only, as at start-up).
+    /// Routes to add and to remove for a change of AllowedIPs (tun only, as at start-up, where
+    /// `Table` puts them).
     private func routeChanges(_ preview: TunnelReconfiguration, _ current: Interface) -> (add: [IPPrefix], remove: [IPPrefix]) {
         guard current.managesRoutes else { return ([], []) }
-        let before = InterfaceSetup.routesToAdd(preview.allowedIPsBefore, addresses: current.addresses)
-        let after = InterfaceSetup.routesToAdd(preview.allowedIPsAfter, addresses: current.addresses)
+        let before = InterfaceSetup.routesToAdd(preview.allowedIPsBefore, addresses: current.addresses, placement: current.placement)
+        let after = InterfaceSetup.routesToAdd(preview.allowedIPsAfter, addresses: current.addresses, placement: current.placement)
         let had = Set(before), has = Set(after)
         return (after.filter { !had.contains($0) }, before.filter { !has.contains($0) })
     }
@@ -112,14 +123,14 @@ final class RouteTable: Sendable {
 
     init(netlink: sending Netlink) { self.netlink = Mutex(netlink) }
 
-    func add(_ prefix: IPPrefix, device: String) throws(IOError) {
+    func add(_ prefix: IPPrefix, device: String, table: UInt32 = RouteNetlink.mainTable) throws(IOError) {
         guard let route = NetlinkPrefix(bytes: prefix.address.bytes, length: Int(prefix.length)) else { return }
-        try netlink.withLock { (netlink) throws(IOError) in try netlink.addRoute(to: route.network, device: device) }
+        try netlink.withLock { (netlink) throws(IOError) in try netlink.addRoute(to: route.network, device: device, table: table) }
     }
 
-    func remove(_ prefix: IPPrefix, device: String) throws(IOError) {
+    func remove(_ prefix: IPPrefix, device: String, table: UInt32 = RouteNetlink.mainTable) throws(IOError) {
         guard let route = NetlinkPrefix(bytes: prefix.address.bytes, length: Int(prefix.length)) else { return }
-        try netlink.withLock { (netlink) throws(IOError) in try netlink.deleteRoute(to: route.network, device: device) }
+        try netlink.withLock { (netlink) throws(IOError) in try netlink.deleteRoute(to: route.network, device: device, table: table) }
     }
 
     /// Sets the interface's MTU.

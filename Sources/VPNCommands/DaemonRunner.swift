@@ -224,6 +224,9 @@ enum DaemonRunner {
     static func launch(
         _ plan: LaunchPlan, memory: EndpointMemory, hostNames: HostNameRefresher, logger: Logger
     ) throws -> RunningDaemon {
+        var plan = plan
+        // Table, FwMark and the full tunnel: decided (and a crashed run's rules removed) first.
+        plan.routing = try HostRouting.prepare(for: plan, logger: logger)
         let tunnelConfiguration = plan.tunnel
         let mode = tunnelConfiguration.mode
         let peers = tunnelConfiguration.peers
@@ -237,16 +240,17 @@ enum DaemonRunner {
         case .udp:
             let socket = try UDPSocket(
                 bindingTo: bindEndpoint, offloads: plan.offloads, pathMTUDiscovery: tunnelConfiguration.pathMTUDiscovery)
+            if plan.routing.socketMark != 0 { try socket.setFirewallMark(plan.routing.socketMark) }
             transport = UDPTransport(socket: socket, maxDatagram: maxMessage)
             udpOffloads = socket.offloadSummary
         case .tcp:
             if plan.role == .server {
-                let listener = try TCPListener(bindingTo: bindEndpoint)
+                let listener = try TCPListener(bindingTo: bindEndpoint, firewallMark: plan.routing.socketMark)
                 transport = TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: logger)
             } else {
                 let target = peers.first(where: { $0.endpoint != nil })!.endpoint!
                 transport = TCPClientTransport(
-                    dialer: TCPDialer(), remote: target, maxFrame: maxMessage, logger: logger)
+                    dialer: TCPDialer(firewallMark: plan.routing.socketMark), remote: target, maxFrame: maxMessage, logger: logger)
             }
         }
         // The metrics endpoint too (MetricsListen): before the interface, and before a privilege drop.
@@ -263,7 +267,7 @@ enum DaemonRunner {
             do {
                 try InterfaceSetup.configure(
                     device: device, netlink: netlink, mtu: mtu, addresses: plan.addresses, routes: plan.routes,
-                    bridge: plan.bridge)
+                    bridge: plan.bridge, placement: plan.routing.placement)
                 try hostChanges.apply(HostSetup.steps(for: plan.host, interface: device.name, plan: plan, logger: logger))
             } catch {
                 try? netlink.deleteLink(device.name)
@@ -287,6 +291,7 @@ enum DaemonRunner {
                 deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0),
             handshakeThread: (poller: try EpollPoller(), doorbell: try EventFDWakeup()),
             endpointsChanged: { ProcessSignals.send(.wake) }))
+        daemon.dataPlane.startsWithFirewallMark(plan.routing.socketMark)
         if plan.transport == .udp {
             let offloads = plan.offloads
             let discovery = tunnelConfiguration.pathMTUDiscovery
@@ -333,7 +338,8 @@ enum DaemonRunner {
         // vpnd-wg is nothing without it; a vpnd daemon goes on without it.
         let changer = ConfigurationChanger(
             interface: ConfigurationChanger.Interface(
-                name: device.name, managesRoutes: mode == .tun && plan.setUpInterface, addresses: plan.addresses),
+                name: device.name, managesRoutes: mode == .tun && plan.setUpInterface, addresses: plan.addresses,
+                placement: plan.routing.placement, fixedMark: plan.routing.fullTunnel?.table),
             control: control, routes: RouteTable(netlink: try Netlink()), logger: logger)
         let uapi = UAPIService.open(
             interface: UAPIService.Interface(name: device.name), control: control, changer: changer, logger: logger,
@@ -521,4 +527,6 @@ struct LaunchPlan {
     var configPath: String? = nil
     /// The host around the interface (wg-quick's DNS, Table, hooks; the kill switch, forwarding).
     var host = Config.HostSettings()
+    /// Table, FwMark and the full tunnel, as `launch` decides them from `host` and `routes`.
+    var routing = HostRouting()
 }

@@ -13,8 +13,6 @@ enum HostSetup {
     static func refuseUnapplied(_ config: Config) throws {
         let host = config.interface.host
         var unapplied: [String] = []
-        if host.table != .auto { unapplied.append("Table") }
-        if host.fwMark != 0 { unapplied.append("FwMark") }
         if host.killSwitch != .off { unapplied.append("KillSwitch") }
         if host.forward { unapplied.append("Forward") }
         if host.masquerade != nil { unapplied.append("Masquerade") }
@@ -135,11 +133,11 @@ extension HostSetup {
     /// step here.
     static func steps(for host: Config.HostSettings, interface name: String, plan: LaunchPlan, logger: Logger) throws -> [any HostStep] {
         let commands = SystemHostCommands(), log = HostLog(logger)
-        let steps: [(any HostStep)?] = [
-            try DNSStep.make(for: host, interface: name, commands: commands, log: log),
-            // Last: PostUp after everything else is up; PreDown first when undoing.
-            HookStep.make(for: host, interface: name, commands: commands, log: log),
-        ]
+        var steps: [(any HostStep)?] = []
+        steps += try FullTunnelStep.steps(for: plan, interface: name, logger: logger).map { $0 }
+        steps.append(try DNSStep.make(for: host, interface: name, commands: commands, log: log))
+        // Last: PostUp after everything else is up; PreDown first when undoing.
+        steps.append(HookStep.make(for: host, interface: name, commands: commands, log: log))
         return steps.compactMap { $0 }
     }
 }

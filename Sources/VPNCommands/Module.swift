@@ -37,7 +37,9 @@ struct RunCommand: ParsableCommand {
         discussion: """
             The config file uses WireGuard's INI format (docs/config.md lists every key); the flags \
             below override it. SIGHUP (or `vpnd reload`) re-reads the file and applies the difference \
-            live; SIGTERM or Ctrl-C stops vpnd and removes its interface and routes.
+            live; SIGTERM or Ctrl-C stops vpnd and removes its interface and routes, and the rules of \
+            a full tunnel (AllowedIPs = 0.0.0.0/0 or ::/0 with Table = auto: wg-quick's policy \
+            routing). A start after a crash removes what a full tunnel left first.
             """)
 
     @Flag(name: .long, help: "Listen for clients on ListenPort.")

@@ -183,6 +183,9 @@ final class Reloader: Sendable {
         if h.dnsServers != k.dnsServers || h.dnsSearch != k.dnsSearch { changed.append("DNS") }
         if h.table != k.table { changed.append("Table") }
         if h.fwMark != k.fwMark { changed.append("FwMark") }
+        if h.table == .auto && k.table == .auto && a.mode == .tun && fullTunnelFamilies(old) != fullTunnelFamilies(new) {
+            changed.append("AllowedIPs 0.0.0.0/0 or ::/0 (the full tunnel's policy routing)")
+        }
         if h.preUp != k.preUp || h.postUp != k.postUp || h.preDown != k.preDown || h.postDown != k.postDown {
             changed.append("PreUp/PostUp/PreDown/PostDown")
         }
@@ -196,6 +199,13 @@ final class Reloader: Sendable {
             throw StartupError(
                 "\(new.fileName): \(changed.joined(separator: ", ")) cannot change while vpnd runs; restart vpnd to apply it")
         }
+    }
+
+    /// Which families have a default route among the AllowedIPs (in tun mode with Table = auto:
+    /// the full tunnel's, set up at start).
+    static func fullTunnelFamilies(_ config: Config) -> [Bool] {
+        let prefixes = config.peers.flatMap(\.allowedIPs).filter { $0.length == 0 }
+        return [true, false].filter { ipv4 in prefixes.contains { $0.address.isIPv4 == ipv4 } }
     }
 
     /// The `set=1` request that turns the running configuration `old` into `new`: only what

@@ -73,8 +73,12 @@ public final class DataPlane {
     /// A send error met while flushing a full outbox inside a receive round (where nothing may
     /// throw); rethrown once the round is over.
     var deferredSendError: IOError?
-    /// The `SO_MARK` set on the transport (`fwmark`), 0 for none.
-    var firewallMark: UInt32 = 0
+    /// The `SO_MARK` set on the transport (`fwmark`), 0 for none: the one its sockets were made
+    /// with (set it before the data plane starts), then what `set=1` changed it to.
+    public internal(set) var firewallMark: UInt32 = 0
+
+    /// Tells the data plane, before it starts, that the transport's sockets were made with `mark`.
+    public func startsWithFirewallMark(_ mark: UInt32) { firewallMark = mark }
     /// How long iterations take (their work, not the wait); copied into each snapshot.
     var loopTiming = LoopTiming()
     /// When the running iteration's work began (the clock read after its wait); nil before the first.

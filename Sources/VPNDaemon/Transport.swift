@@ -144,11 +144,12 @@ extension Transport {
             hint: "change ListenPort in the config and restart")
     }
 
-    /// Refused: only UDP has one socket to mark (a TCP vpnd routes its underlay by address).
+    /// Refused: a TCP transport's sockets get their mark when they are made (`FwMark`, or the full
+    /// tunnel's), and it does not change while vpnd runs.
     public func setFirewallMark(_ mark: UInt32) throws(IOError) {
         throw IOError(
-            operation: "fwmark", subject: "TCP transport", errno: 95, reason: "not supported over TCP (EOPNOTSUPP)",
-            hint: "fwmark applies to vpnd over UDP only")
+            operation: "fwmark", subject: "TCP transport", errno: 95, reason: "not changed live over TCP (EOPNOTSUPP)",
+            hint: "set FwMark in the config and restart vpnd")
     }
     public func finishBatch(_ verdict: BatchVerdict) {}
 

@@ -4,7 +4,7 @@ import SystemPackage
 import VPNBasics
 
 /// An rtnetlink (`NETLINK_ROUTE`) socket that configures interfaces: link up/down, MTU, addresses,
-/// routes, bridge ports, link deletion.
+/// routes, bridge ports, link deletion; and policy-routing rules (Netlink+Rules.swift).
 ///
 /// Every change waits for the kernel's acknowledgement; a refusal becomes an ``IOError`` naming
 /// the request, its subject and a hint: "netlink RTM_NEWADDR 10.8.0.1/24 on vpnd0: file exists
@@ -166,20 +166,38 @@ public final class Netlink {
         routeProtocol: UInt8, flags: UInt16
     ) throws(IOError) {
         let index = try Netlink.interfaceIndex(named: name)
+        try changeRoute(
+            type, destination, oif: index, routeType: RouteNetlink.routeUnicast, metric: metric, table: table,
+            routeProtocol: routeProtocol, flags: flags, subject: "\(destination.network) dev \(name)", device: name)
+    }
+
+    /// One RTM_NEWROUTE or RTM_DELROUTE: a unicast route through interface `oif`, or (oif nil) a
+    /// route of `routeType` without a device (unreachable).
+    func changeRoute(
+        _ type: UInt16, _ destination: NetlinkPrefix, oif: Int32?, routeType: UInt8, metric: UInt32?, table: UInt32,
+        routeProtocol: UInt8, flags: UInt16, subject: String, device: String
+    ) throws(IOError) {
         let network = destination.network
         var message = NetlinkMessage(type: type, flags: flags)
         // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type; flags.
-        let scope: UInt8 = type == RouteNetlink.delRoute ? RouteNetlink.scopeNowhere : (network.isIPv4 ? RouteNetlink.scopeLink : RouteNetlink.scopeUniverse)
+        let scope: UInt8
+        if type == RouteNetlink.delRoute {
+            scope = RouteNetlink.scopeNowhere
+        } else if routeType == RouteNetlink.routeUnicast && network.isIPv4 {
+            scope = RouteNetlink.scopeLink
+        } else {
+            scope = RouteNetlink.scopeUniverse
+        }
         message.append(bytes: [
             network.family, UInt8(network.length), 0, 0, table < 256 ? UInt8(table) : 0,  // RT_TABLE_UNSPEC: RTA_TABLE holds it
-            routeProtocol, scope, RouteNetlink.routeUnicast,
+            routeProtocol, scope, routeType,
         ])
         message.append(UInt32(0))
         message.appendAttribute(RouteNetlink.rtaTable, table)
         if network.length > 0 { message.appendAttribute(RouteNetlink.rtaDst, network.bytes) }
-        message.appendAttribute(RouteNetlink.rtaOIF, UInt32(bitPattern: index))
+        if let oif { message.appendAttribute(RouteNetlink.rtaOIF, UInt32(bitPattern: oif)) }
         if let metric { message.appendAttribute(RouteNetlink.rtaPriority, metric) }
-        try acknowledge(&message, subject: "\(network) dev \(name)", device: name)
+        try acknowledge(&message, subject: subject, device: device)
     }
 
     /// The destinations of the routes through interface `name` in `table`.
@@ -208,13 +226,13 @@ public final class Netlink {
     // MARK: - Transport
 
     /// Sends a change and waits for its acknowledgement.
-    private func acknowledge(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError) {
+    func acknowledge(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError) {
         _ = try transact(&message, subject: subject, device: device)
     }
 
     /// Sends `message` and collects the replies with its sequence number until the ack, the end of
     /// a dump, or an error.
-    private func transact(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError)
+    func transact(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError)
         -> [NetlinkReply]
     {
         sequence &+= 1
@@ -378,6 +396,7 @@ public enum RouteNetlink {
     static let newLink: UInt16 = 16, delLink: UInt16 = 17, getLink: UInt16 = 18
     static let newAddr: UInt16 = 20, delAddr: UInt16 = 21, getAddr: UInt16 = 22
     static let newRoute: UInt16 = 24, delRoute: UInt16 = 25, getRoute: UInt16 = 26
+    static let newRule: UInt16 = 32, delRule: UInt16 = 33, getRule: UInt16 = 34
 
     static let iflaName: UInt16 = 3, iflaMTU: UInt16 = 4, iflaMaster: UInt16 = 10
     static let ifaAddress: UInt16 = 1, ifaLocal: UInt16 = 2
@@ -402,6 +421,9 @@ public enum RouteNetlink {
         case newRoute: return "RTM_NEWROUTE"
         case delRoute: return "RTM_DELROUTE"
         case getRoute: return "RTM_GETROUTE"
+        case newRule: return "RTM_NEWRULE"
+        case delRule: return "RTM_DELRULE"
+        case getRule: return "RTM_GETRULE"
         default: return "message \(type)"
         }
     }
@@ -415,6 +437,8 @@ public enum RouteNetlink {
         case (newRoute, ENETDOWN): return "bring \(device) up before adding routes"
         case (delAddr, EADDRNOTAVAIL): return "the address is not configured on \(device)"
         case (delRoute, ESRCH): return "no such route"
+        case (delRule, ENOENT): return "no such rule"
+        case (newRule, EAFNOSUPPORT): return "this address family (IPv4 or IPv6) is disabled on this host"
         case (newLink, EINVAL): return "the value is outside what \(device) accepts (MTU range, or not a bridge?)"
         case (newLink, EOPNOTSUPP): return "\(device) cannot be attached there (is the master a bridge?)"
         default: return IOError.genericHint(errno)

@@ -29,18 +29,24 @@ public final class TCPConnection: StreamConnection, Sendable {
 
     deinit { close() }
 
-    /// Starts a non-blocking connect to `endpoint`.
+    /// Starts a non-blocking connect to `endpoint`; with a `firewallMark` other than 0 the socket
+    /// carries that `SO_MARK` from before the connect, so its SYN is marked too.
     ///
     /// - Throws: ``IOError`` when the connect fails at once ("connect 10.0.0.1:51820: network is
     ///   unreachable (ENETUNREACH); ...").
     ///
-    /// The corresponding C calls are `socket(SOCK_STREAM | SOCK_NONBLOCK)` and `connect(2)`.
-    public static func connect(to endpoint: Endpoint) throws(IOError) -> TCPConnection {
+    /// The corresponding C calls are `socket(SOCK_STREAM | SOCK_NONBLOCK)`, `setsockopt(SO_MARK)`
+    /// and `connect(2)`.
+    public static func connect(to endpoint: Endpoint, firewallMark: UInt32 = 0) throws(IOError) -> TCPConnection {
         let family = endpoint.socketFamily
         let fd: Int32
         switch Syscall.retrying({ socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }) {
         case .success(let value): fd = value
         case .failure(let errno): throw .system("socket(TCP)", subject: endpoint.description, errno: errno)
+        }
+        if firewallMark != 0, case .failure(let errno) = markSocket(fd, firewallMark) {
+            Syscall.close(fd)
+            throw .system("setsockopt(SO_MARK)", subject: endpoint.description, errno: errno, hint: markHint(errno))
         }
         guard case (var address, let length)? = endpoint.sockaddr(family: family) else {
             Syscall.close(fd)
@@ -55,6 +61,22 @@ public final class TCPConnection: StreamConnection, Sendable {
         }
         Syscall.close(fd)
         throw .system("connect", subject: endpoint.description, errno: Errno(rawValue: code), hint: connectHint(code))
+    }
+
+    /// Sets `SO_MARK` on `fd`.
+    static func markSocket(_ fd: Int32, _ mark: UInt32) -> Result<Void, Errno> {
+        Syscall.setOption(fd, SOL_SOCKET, SO_MARK, Int32(bitPattern: mark))
+    }
+
+    static func markHint(_ errno: Errno) -> String {
+        errno.rawValue == EPERM ? "a socket mark (FwMark, or the full tunnel's) needs CAP_NET_ADMIN" : IOError.genericHint(errno)
+    }
+
+    /// The socket's `SO_MARK` (0 for none, or when it cannot be read).
+    public var firewallMark: UInt32 {
+        let fd = descriptor.load(ordering: .acquiring)
+        guard fd >= 0, case .success(let value) = Syscall.getOption(fd, SOL_SOCKET, SO_MARK) else { return 0 }
+        return UInt32(bitPattern: value)
     }
 
     static func connectHint(_ code: Int32) -> String {
@@ -138,12 +160,16 @@ public final class TCPConnection: StreamConnection, Sendable {
     }
 }
 
-/// Opens ``TCPConnection``s for the daemon through the ``StreamDialer`` seam.
+/// Opens ``TCPConnection``s for the daemon through the ``StreamDialer`` seam, each marked with
+/// `firewallMark` (0: none) before it connects.
 public final class TCPDialer: StreamDialer, Sendable {
-    public init() {}
+    /// The `SO_MARK` of every connection (0: none).
+    public let firewallMark: UInt32
 
-    /// Starts a non-blocking connect; see ``TCPConnection/connect(to:)``.
+    public init(firewallMark: UInt32 = 0) { self.firewallMark = firewallMark }
+
+    /// Starts a non-blocking connect; see ``TCPConnection/connect(to:firewallMark:)``.
     public func connect(to endpoint: Endpoint) throws(IOError) -> any StreamConnection {
-        try TCPConnection.connect(to: endpoint)
+        try TCPConnection.connect(to: endpoint, firewallMark: firewallMark)
     }
 }

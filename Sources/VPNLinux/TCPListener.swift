@@ -6,22 +6,34 @@ import VPNBasics
 
 /// A non-blocking TCP listening socket (`SO_REUSEADDR`; dual-stack when bound to `[::]`).
 ///
+/// With a `firewallMark`, the listener and every connection it accepts carry that `SO_MARK`
+/// (the kernel gives an accepted connection the listener's mark, and its SYN-ACK too; accept
+/// checks it and sets it where it differs).
+///
 /// Not thread-safe: owned by the thread that accepts.
 public final class TCPListener: StreamListener {
     private let fd: Int32
     /// The bound address (with the port the kernel picked when asked for port 0).
     public let localEndpoint: Endpoint
+    /// The `SO_MARK` of the listener and its connections (0: none).
+    public let firewallMark: UInt32
 
     public var pollHandle: PollHandle { PollHandle(rawValue: fd) }
 
-    /// Binds and listens on `endpoint`.
+    /// Binds and listens on `endpoint`, marked with `firewallMark` (0: unmarked).
     ///
     /// - Throws: ``IOError``, e.g. "bind [::]:51820: address already in use (EADDRINUSE); ...".
-    public init(bindingTo endpoint: Endpoint, backlog: Int32 = 16) throws(IOError) {
-        fd = try Self.listeningSocket(
+    public init(bindingTo endpoint: Endpoint, backlog: Int32 = 16, firewallMark: UInt32 = 0) throws(IOError) {
+        let socket = try Self.listeningSocket(
             bindingTo: endpoint, backlog: backlog,
             inUseHint: "another process (vpnd?) uses this port: pick another ListenPort or stop it")
-        self.localEndpoint = VPNLinux.localEndpoint(of: fd)
+        if firewallMark != 0, case .failure(let errno) = TCPConnection.markSocket(socket, firewallMark) {
+            Syscall.close(socket)
+            throw .system("setsockopt(SO_MARK)", subject: endpoint.description, errno: errno, hint: TCPConnection.markHint(errno))
+        }
+        fd = socket
+        self.localEndpoint = VPNLinux.localEndpoint(of: socket)
+        self.firewallMark = firewallMark
     }
 
     /// A non-blocking, close-on-exec TCP socket bound to `endpoint` and listening: the
@@ -73,7 +85,12 @@ public final class TCPListener: StreamListener {
             let result: Result<Int32, Errno> = rc >= 0 ? .success(rc) : .failure(Errno(rawValue: -rc))
             switch result {
             case .success(let connection):
-                return TCPConnection(adopting: connection, remote: Endpoint(sockaddr: storage), connected: true)
+                let accepted = TCPConnection(adopting: connection, remote: Endpoint(sockaddr: storage), connected: true)
+                // Inherited from the listener; set where it is not (a kernel that does otherwise).
+                if firewallMark != 0 && accepted.firewallMark != firewallMark {
+                    _ = TCPConnection.markSocket(connection, firewallMark)
+                }
+                return accepted
             case .failure(let errno):
                 if Syscall.wouldBlock(errno) { return nil }
                 if errno.rawValue == ECONNABORTED || errno.rawValue == EPROTO { continue }
