@@ -214,7 +214,7 @@ public final class Netlink {
 
     /// Sends `message` and collects the replies with its sequence number until the ack, the end of
     /// a dump, or an error.
-    private func transact(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError)
+    func transact(_ message: inout NetlinkMessage, subject: String, device: String) throws(IOError)
         -> [NetlinkReply]
     {
         sequence &+= 1
