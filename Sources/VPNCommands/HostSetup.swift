@@ -19,9 +19,6 @@ enum HostSetup {
         if !host.postUp.isEmpty { unapplied.append("PostUp") }
         if !host.preDown.isEmpty { unapplied.append("PreDown") }
         if !host.postDown.isEmpty { unapplied.append("PostDown") }
-        if host.killSwitch != .off { unapplied.append("KillSwitch") }
-        if host.forward { unapplied.append("Forward") }
-        if host.masquerade != nil { unapplied.append("Masquerade") }
         guard !unapplied.isEmpty else { return }
         throw StartupError(
             "\(config.fileName): \(unapplied.joined(separator: ", ")) \(unapplied.count == 1 ? "is" : "are") not applied by this vpnd yet; remove \(unapplied.count == 1 ? "it" : "them") to start (or run vpnd-wg under wg-quick)")
@@ -76,6 +73,8 @@ extension HostSetup {
     /// The steps for `host` around interface `name`, in the order they apply. Each part adds its
     /// step here.
     static func steps(for host: Config.HostSettings, interface name: String, plan: LaunchPlan, logger: Logger) throws -> [any HostStep] {
-        []
+        var steps: [any HostStep] = []
+        steps += try FirewallSetup.steps(for: host, interface: name, plan: plan, logger: logger)
+        return steps
     }
 }
