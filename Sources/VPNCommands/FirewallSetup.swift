@@ -40,7 +40,7 @@ enum FirewallSetup {
         if host.forward {
             let carriesIPv6 = plan.addresses.contains { !$0.address.isIPv4 }
                 || plan.tunnel.peers.contains { $0.allowedIPs.contains { !$0.address.isIPv4 } }
-            steps.append(ForwardingStep(record: record, ipv6: carriesIPv6, logger: logger))
+            steps.append(ForwardingStep(interface: interface, record: record, ipv6: carriesIPv6, logger: logger))
         }
         if let out = host.masquerade {
             guard out != interface else {
@@ -110,9 +110,15 @@ final class KillSwitchStep: HostStep {
         } catch {
             throw StartupError("KillSwitch: nftables refused table inet \(FirewallRules.tableName(for: rules.interface)): \(error.message); vpnd needs root or CAP_NET_ADMIN and a kernel with nf_tables")
         }
-        let lan = rules.lan.map { $0.isEmpty ? "; AllowLAN: no directly connected subnet found" : "; AllowLAN: \($0.map(\.description).joined(separator: ", "))" } ?? ""
+        let l4 = rules.transport == .tcp ? "tcp" : "udp"
+        var open = rules.peerEndpoints.map { "\(l4) to \($0)" }
+        if let port = rules.localPort { open.append("\(l4) from port \(port)") }
+        if rules.fwMark != 0 { open.append("fwmark \(rules.fwMark)") }
+        if let lan = rules.lan {
+            open.append(lan.isEmpty ? "DHCP (AllowLAN: no directly connected subnet found)" : "DHCP and the LAN: \(lan.map(\.description).joined(separator: ", "))")
+        }
         logger.info(
-            "kill switch on (table inet \(FirewallRules.tableName(for: rules.interface))): nothing leaves outside \(rules.interface) but the underlay to \(rules.peerEndpoints.isEmpty ? "no peer endpoint" : rules.peerEndpoints.map { "\($0)" }.joined(separator: ", "))\(rules.localPort.map { " and from port \($0)" } ?? "")\(lan)")
+            "kill switch on (table inet \(FirewallRules.tableName(for: rules.interface))): nothing leaves but through \(rules.interface) and lo\(open.isEmpty ? "" : ", and " + open.joined(separator: ", "))")
     }
 
     func undo() {
@@ -218,12 +224,14 @@ struct ForwardingRecord: Sendable {
 /// network namespace, back to the earlier values when vpnd stops.
 final class ForwardingStep: HostStep {
     let name = "forwarding"
+    private let interface: String
     private let record: ForwardingRecord
     private let keys: [String]
     private let logger: Logger
     private let previous = Mutex<[String: String]>([:])
 
-    init(record: ForwardingRecord, ipv6: Bool, logger: Logger) {
+    init(interface: String, record: ForwardingRecord, ipv6: Bool, logger: Logger) {
+        self.interface = interface
         self.record = record
         self.keys = [ForwardingRecord.ipv4] + (ipv6 ? [ForwardingRecord.ipv6] : [])
         self.logger = logger
@@ -282,7 +290,7 @@ final class ForwardingStep: HostStep {
             !chains.isEmpty
         else { return }
         logger.warning(
-            "Forward: chain \(chains.joined(separator: ", ")) drops forwarded packets by default; accept the tunnel's there (e.g. iifname \"<tunnel>\" accept and oifname \"<tunnel>\" ct state established,related accept), vpnd's own table cannot overrule it")
+            "Forward: chain \(chains.joined(separator: ", ")) drops forwarded packets by default; accept the tunnel's there (iifname \"\(interface)\" accept; oifname \"\(interface)\" ct state established,related accept): an accept in vpnd's own table cannot overrule it")
     }
 }
 
@@ -311,7 +319,7 @@ final class LeftoverStep: HostStep {
                 do throws(NFTablesError) {
                     try NFTables.run(FirewallRules.removeTable(interface: interface))
                     logger.info(
-                        "removed table inet \(FirewallRules.tableName(for: interface)), left by an earlier vpnd (KillSwitch = persistent, or a crash); this configuration has no kill switch")
+                        "removed table inet \(FirewallRules.tableName(for: interface)), left by an earlier vpnd (KillSwitch = persistent, or a crash); this configuration has neither KillSwitch nor Masquerade")
                 } catch {
                     logger.warning(
                         "table inet \(FirewallRules.tableName(for: interface)) left by an earlier vpnd could not be removed: \(error.message); remove it with `vpnd down \(interface)` once vpnd stops")
