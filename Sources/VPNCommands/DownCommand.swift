@@ -71,6 +71,7 @@ struct DownCommand: ParsableCommand {
             }
             removed.append("removed table inet \(FirewallRules.tableName(for: name))")
         }
+        TableMarker(directory: runDirectory, interface: name).remove()
         let record = ForwardingRecord(directory: runDirectory, interface: name)
         if let values = record.load() {
             let failures = record.restore(values)

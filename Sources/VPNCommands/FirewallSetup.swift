@@ -16,6 +16,7 @@ enum FirewallSetup {
     static func steps(for host: Config.HostSettings, interface: String, plan: LaunchPlan, logger: Logger) throws -> [any HostStep] {
         var steps: [any HostStep] = []
         let killSwitch = host.killSwitch != .off
+        let marker = TableMarker(directory: plan.runDirectory, interface: interface)
         let undoNeedsNetAdmin = host.killSwitch == .on || host.forward || host.masquerade != nil
         if undoNeedsNetAdmin, plan.account != nil, !plan.keepNetAdmin {
             throw StartupError(
@@ -34,7 +35,7 @@ enum FirewallSetup {
             }
             rules.fwMark = host.fwMark
             if host.allowLAN { rules.lan = try connectedSubnets(excluding: interface) }
-            steps.append(KillSwitchStep(rules: rules, logger: logger))
+            steps.append(KillSwitchStep(rules: rules, marker: marker, logger: logger))
         }
         let record = ForwardingRecord(directory: plan.runDirectory, interface: interface)
         if host.forward {
@@ -48,11 +49,14 @@ enum FirewallSetup {
             }
             steps.append(
                 MasqueradeStep(
-                    rules: FirewallRules.Masquerade(interface: interface, outInterface: out, sharesTable: killSwitch), logger: logger))
+                    rules: FirewallRules.Masquerade(interface: interface, outInterface: out, sharesTable: killSwitch), marker: marker,
+                    logger: logger))
         }
         let checkTable = !killSwitch && host.masquerade == nil
         if checkTable || !host.forward {
-            steps.append(LeftoverStep(interface: interface, checkTable: checkTable, record: host.forward ? nil : record, logger: logger))
+            steps.append(
+                LeftoverStep(
+                    interface: interface, marker: checkTable ? marker : nil, record: host.forward ? nil : record, logger: logger))
         }
         return steps
     }
@@ -97,14 +101,17 @@ enum FirewallSetup {
 final class KillSwitchStep: HostStep {
     let name = "kill switch"
     let rules: FirewallRules.KillSwitch
+    private let marker: TableMarker
     private let logger: Logger
 
-    init(rules: FirewallRules.KillSwitch, logger: Logger) {
+    init(rules: FirewallRules.KillSwitch, marker: TableMarker, logger: Logger) {
         self.rules = rules
+        self.marker = marker
         self.logger = logger
     }
 
     func apply() throws {
+        try marker.save()
         do throws(NFTablesError) {
             try NFTables.run(FirewallRules.installKillSwitch(rules))
         } catch {
@@ -129,6 +136,7 @@ final class KillSwitchStep: HostStep {
         }
         do throws(NFTablesError) {
             try NFTables.run(FirewallRules.removeTable(interface: rules.interface))
+            marker.remove()
         } catch {
             logger.warning(
                 "kill switch: could not remove table inet \(FirewallRules.tableName(for: rules.interface)): \(error.message); remove it with `vpnd down \(rules.interface)`")
@@ -140,14 +148,17 @@ final class KillSwitchStep: HostStep {
 final class MasqueradeStep: HostStep {
     let name = "masquerade"
     let rules: FirewallRules.Masquerade
+    private let marker: TableMarker
     private let logger: Logger
 
-    init(rules: FirewallRules.Masquerade, logger: Logger) {
+    init(rules: FirewallRules.Masquerade, marker: TableMarker, logger: Logger) {
         self.rules = rules
+        self.marker = marker
         self.logger = logger
     }
 
     func apply() throws {
+        if !rules.sharesTable { try marker.save() }
         do throws(NFTablesError) {
             try NFTables.run(FirewallRules.installMasquerade(rules))
         } catch {
@@ -162,11 +173,39 @@ final class MasqueradeStep: HostStep {
     func undo() {
         do throws(NFTablesError) {
             try NFTables.run(FirewallRules.removeMasquerade(rules))
+            if !rules.sharesTable { marker.remove() }
         } catch {
             logger.warning(
                 "masquerade: could not remove the nat chain of table inet \(FirewallRules.tableName(for: rules.interface)): \(error.message); remove it with `vpnd down \(rules.interface)`")
         }
     }
+}
+
+/// `DIR/IFNAME.nftables`: there while table `inet vpnd-IFNAME` may exist (written before vpnd
+/// makes the table, removed once it is gone; kept with a persistent kill switch and after a crash),
+/// so that a later start without a kill switch or masquerade knows to look for one. Its content is
+/// for people; only its presence counts.
+struct TableMarker: Sendable {
+    let directory: String
+    let interface: String
+    var path: String { directory + "/" + interface + ".nftables" }
+
+    init(directory: String, interface: String) {
+        self.directory = directory
+        self.interface = interface
+    }
+
+    var exists: Bool { Posix.fileExists(path) }
+
+    func save() throws {
+        Posix.makeDirectories(directory)
+        let table = FirewallRules.tableName(for: interface)
+        guard Posix.replaceFileAtomically(path, "table \(FirewallRules.family) \(table): made by vpnd; `vpnd down` removes both\n") else {
+            throw StartupError("cannot write \(path) (the note that table inet \(table) exists); check the run directory")
+        }
+    }
+
+    func remove() { SmallFiles.remove(path) }
 }
 
 /// The forwarding sysctls an earlier value of which `Forward` keeps in `DIR/IFNAME.forwarding`
@@ -206,7 +245,10 @@ struct ForwardingRecord: Sendable {
         values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)\n" }.joined()
     }
 
-    func save(_ values: [String: String]) -> Bool { Posix.replaceFileAtomically(path, Self.text(values)) }
+    func save(_ values: [String: String]) -> Bool {
+        Posix.makeDirectories(Posix.containingDirectory(of: path))
+        return Posix.replaceFileAtomically(path, Self.text(values))
+    }
 
     func remove() { SmallFiles.remove(path) }
 
@@ -301,31 +343,36 @@ final class ForwardingStep: HostStep {
 final class LeftoverStep: HostStep {
     let name = "leftovers of an earlier vpnd"
     private let interface: String
-    private let checkTable: Bool
+    private let marker: TableMarker?
     private let record: ForwardingRecord?
     private let logger: Logger
 
-    init(interface: String, checkTable: Bool, record: ForwardingRecord?, logger: Logger) {
+    init(interface: String, marker: TableMarker?, record: ForwardingRecord?, logger: Logger) {
         self.interface = interface
-        self.checkTable = checkTable
+        self.marker = marker
         self.record = record
         self.logger = logger
     }
 
     func apply() throws {
-        if checkTable {
+        // nftables is asked only when the marker says an earlier vpnd made a table: a vpnd that
+        // never uses these keys never loads libnftables' code or the kernel's nf_tables.
+        if let marker, marker.exists {
             switch FirewallSetup.tableExists(interface: interface) {
+            case .success(false): marker.remove()
             case .success(true):
                 do throws(NFTablesError) {
                     try NFTables.run(FirewallRules.removeTable(interface: interface))
+                    marker.remove()
                     logger.info(
                         "removed table inet \(FirewallRules.tableName(for: interface)), left by an earlier vpnd (KillSwitch = persistent, or a crash); this configuration has neither KillSwitch nor Masquerade")
                 } catch {
                     logger.warning(
                         "table inet \(FirewallRules.tableName(for: interface)) left by an earlier vpnd could not be removed: \(error.message); remove it with `vpnd down \(interface)` once vpnd stops")
                 }
-            case .success(false): break
-            case .failure(let error): logger.debug("no check for an earlier vpnd's nftables table: \(error.message)")
+            case .failure(let error):
+                logger.warning(
+                    "cannot check for table inet \(FirewallRules.tableName(for: interface)) that an earlier vpnd left (\(marker.path)): \(error.message)")
             }
         }
         if let record, let values = record.load() {

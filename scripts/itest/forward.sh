@@ -10,12 +10,15 @@
 #     (vpn0.forwarding); ping and TCP from the client reach net, which sees 203.0.113.254 (the
 #     server's address on net) as the source, never 10.9.0.2 (net's own nft counters and a
 #     listener that prints the peer); the server logs that hostfw's forward chain drops.
-#  2. Clean stop: the sysctls are back to 0, no record, no vpnd table; hostfw byte for byte.
+#  2. Clean stop: the sysctls are back to 0, no record, no vpnd table (nor its note,
+#     vpn0.nftables); hostfw byte for byte.
 #  3. kill -9: sysctls left at 1, record and table left; `vpnd down vpn0` removes the table and
 #     restores both (and says so), exit 0.
 #  4. kill -9, then a restart: it takes the earlier values from the record, so a clean stop
 #     restores 0, not the 1 the crashed one left.
 #  5. kill -9, then a start without Forward and Masquerade: the leftovers are removed at start.
+#  6. The server as User = nobody (CAP_NET_ADMIN kept) with the kill switch too: at its clean stop
+#     the sysctls, the table and the record go all the same.
 #  The root namespace's ruleset, routes, rules, forwarding and resolv.conf stay byte for byte.
 source "$(dirname "$0")/../lib/netns.sh"
 source "$VPND_REPO/scripts/lib/vpnd.sh"
@@ -58,6 +61,7 @@ fw_conf_set server Forward on
 fw_conf_set server Masquerade eth1
 server_conf="$(vpnd_conf_file server)"
 record="$(vpnd_run_dir server)/vpn0.forwarding"
+marker="$(vpnd_run_dir server)/vpn0.nftables"
 
 forwarding() { in_ns server --timeout 5 cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding | tr '\n' ' '; }
 expect_forwarding() { [ "$(forwarding)" = "$1 " ] || fail "$2: forwarding sysctls are $(forwarding), expected $1"; }
@@ -90,6 +94,7 @@ kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server did not exit cleanly"
 expect_forwarding "0 0" "after a clean stop"
 [ ! -e "$record" ] || fail "the forwarding record is left after a clean stop"
+[ ! -e "$marker" ] || fail "vpn0.nftables is left after a clean stop"
 no_vpnd_table "after a clean stop"
 [ "$(in_ns server --timeout 5 nft list table inet hostfw)" = "$hostfw_before" ] || fail "table inet hostfw changed"
 
@@ -99,12 +104,14 @@ kill -KILL "$VPND_PID"
 wait "$VPND_PID" 2>/dev/null || true
 expect_forwarding "1 1" "after kill -9"
 [ -e "$record" ] || fail "no forwarding record after kill -9"
+[ -e "$marker" ] || fail "no vpn0.nftables after kill -9"
 fw_tables server | grep -qx "inet vpnd-vpn0" || fail "no table left after kill -9"
 fw_down server server vpn0 || fail "vpnd down vpn0 exited non-zero"
 [ "$FW_DOWN_OUT" = "vpn0: removed table inet vpnd-vpn0
 vpn0: restored net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0 (from $record)" ] || fail "vpnd down printed: $FW_DOWN_OUT"
 expect_forwarding "0 0" "after vpnd down"
 [ ! -e "$record" ] || fail "vpnd down left the forwarding record"
+[ ! -e "$marker" ] || fail "vpnd down left vpn0.nftables"
 no_vpnd_table "after vpnd down"
 
 log "4. kill -9, then a restart: the earlier values come from the record"
@@ -132,9 +139,32 @@ vpnd_start server server vpn0 --server --config "$server_conf"
 server_pid=$VPND_PID
 expect_forwarding "0 0" "a start without Forward after a crash"
 [ ! -e "$record" ] || fail "the forwarding record is left after a start without Forward"
+[ ! -e "$marker" ] || fail "vpn0.nftables is left after a start without Masquerade"
 no_vpnd_table "a start without Masquerade after a crash"
-kill -TERM "$server_pid" "$client_pid"
+kill -TERM "$server_pid"
 wait "$server_pid" || fail "the server did not exit cleanly"
+
+log "6. User = nobody (CAP_NET_ADMIN kept): the undo at stop works without root"
+fw_conf_set server Forward on
+fw_conf_set server Masquerade eth1
+fw_conf_set server KillSwitch on
+fw_conf_set server User nobody
+chmod 711 "$VPND_ITEST_DIR"  # nobody reaches its run directory (vpnd hands a 0700 one over), and nothing else
+mkdir -m 700 "$(vpnd_run_dir server-nobody)"
+# The endpoint memory too, so the server handshakes with the client at once.
+cp "$(vpnd_run_dir server)/vpn0.endpoints" "$(vpnd_run_dir server-nobody)/"
+vpnd_start server server-nobody vpn0 --server --config "$server_conf"
+server_pid=$VPND_PID
+[ "$(awk '/^Uid:/ { print $3 }' "/proc/$server_pid/status")" = "$(id -u nobody)" ] || fail "the server did not switch to nobody"
+wait_for "net through the server running as nobody" 30 tcp_ok client "$FW_NET" 8080
+expect_forwarding "1 1" "as nobody"
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "the server running as nobody did not exit cleanly"
+expect_forwarding "0 0" "after the clean stop of the server running as nobody"
+no_vpnd_table "after the clean stop of the server running as nobody"
+[ ! -e "$(vpnd_run_dir server-nobody)/vpn0.forwarding" ] || fail "the forwarding record is left by the server running as nobody"
+[ ! -e "$(vpnd_run_dir server-nobody)/vpn0.nftables" ] || fail "vpn0.nftables is left by the server running as nobody"
+kill -TERM "$client_pid"
 wait "$client_pid" || fail "the client did not exit cleanly"
 
 [ "$(in_ns server --timeout 5 nft list table inet hostfw)" = "$hostfw_before" ] || fail "table inet hostfw changed"
