@@ -235,6 +235,34 @@ struct FirewallRulesTests {
         #expect(none.map(\.name) == ["leftovers of an earlier vpnd"])
     }
 
+    @Test("with the kill switch, a reload refuses a new Endpoint or ListenPort (the table lets out the ones vpnd started with); a removed peer is fine")
+    func reloadUnderKillSwitch() throws {
+        let key = KeyEncoding.encode(SecretKey([UInt8](repeating: 7, count: 32))!)
+        let peerA = KeyEncoding.encode(Bytes32([UInt8](repeating: 1, count: 32))!)
+        let peerB = KeyEncoding.encode(Bytes32([UInt8](repeating: 2, count: 32))!)
+        func config(_ interface: String, _ peers: String, port: Int = 51820) throws -> Config {
+            try Config.parse("[Interface]\nPrivateKey = \(key)\nListenPort = \(port)\n\(interface)\n\(peers)", fileName: "k.conf")
+        }
+        let a = "[Peer]\nPublicKey = \(peerA)\nEndpoint = 198.18.0.1:51820\n"
+        let b = "[Peer]\nPublicKey = \(peerB)\nEndpoint = 198.18.0.9:51820\n"
+        let old = try config("KillSwitch = on", a + b)
+        #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, try config("KillSwitch = on", a)) }
+        do {
+            try Reloader.checkFixedKeys(old, try config("KillSwitch = on", a.replacingEndpoint("198.18.0.5:51820") + b))
+            Issue.record("a moved Endpoint was accepted under the kill switch")
+        } catch {
+            #expect("\(error)" == "k.conf: Endpoint 198.18.0.5:51820 (with KillSwitch) cannot change while vpnd runs; restart vpnd to apply it")
+        }
+        do {
+            try Reloader.checkFixedKeys(old, try config("KillSwitch = on", a + b, port: 51821))
+            Issue.record("a new ListenPort was accepted under the kill switch")
+        } catch {
+            #expect("\(error)".contains("ListenPort (with KillSwitch)"))
+        }
+        let free = try config("", a)
+        #expect(throws: Never.self) { try Reloader.checkFixedKeys(free, try config("", a.replacingEndpoint("198.18.0.5:51820"))) }
+    }
+
     @Test("refused with one line: a kill switch with Bridge, Masquerade = the tunnel, undo impossible under User with KeepNetAdmin = no")
     func refusals() {
         let logger = Logger(label: "test")
@@ -264,5 +292,12 @@ struct FirewallRulesTests {
         } catch {
             #expect("\(error)".contains("Masquerade = vpn0 is the tunnel itself"))
         }
+    }
+}
+
+extension String {
+    /// A `[Peer]` block with its Endpoint line replaced.
+    fileprivate func replacingEndpoint(_ endpoint: String) -> String {
+        split(separator: "\n").map { $0.hasPrefix("Endpoint = ") ? "Endpoint = \(endpoint)" : String($0) }.joined(separator: "\n") + "\n"
     }
 }
