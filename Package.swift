@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CBlake2", pkgConfig: "libb2", providers: [.apt(["libb2-dev"])]),
         .systemLibrary(name: "CQREncode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         .target(name: "CLinuxShims", cSettings: [.define("_GNU_SOURCE")]),
 
         // Pure modules: no Foundation, no Glibc, no clock, no RNG, no logging.
@@ -37,7 +38,7 @@ let package = Package(
         // Linux I/O: moves bytes, never interprets a packet.
         .target(
             name: "VPNLinux",
-            dependencies: ["VPNBasics", "CLinuxShims", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: ["VPNBasics", "CLinuxShims", "CNFTables", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict),
 
         // Data plane and control plane, written against the seams in VPNBasics.
@@ -83,7 +84,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "VPNCommandsTests", dependencies: ["VPNCommands", "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "VPNCommandsTests",
+            dependencies: [
+                "VPNCommands", "VPNDaemon", "VPNLinux", "VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // Runs the built executables in network namespaces (root only; required under CI=true).
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]

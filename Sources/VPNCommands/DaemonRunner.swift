@@ -149,7 +149,6 @@ enum DaemonRunner {
         // An unknown user stops start-up here, before any interface exists.
         let account = try PrivilegeSetup.account(named: options.user ?? config.interface.user)
         try ConfigFileSecrecy.check(config, path: options.configPath)
-        try HostSetup.refuseUnapplied(config)
         try HostSetup.checkHooksAndDNS(config, account: account)
         let memory = EndpointMemory(directory: options.runDirectory, interfaceName: config.interface.name)
         let loaded = memory.load()

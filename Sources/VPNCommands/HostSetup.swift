@@ -8,19 +8,6 @@ import VPNLinux
 /// tunnel, the kill switch, forwarding. Each part is applied after the interface is up and undone,
 /// in reverse order, when vpnd stops or a later part fails.
 enum HostSetup {
-    /// The host-side keys this build parses but does not apply yet: refused at start with one
-    /// line naming them, so that none is silently ignored.
-    static func refuseUnapplied(_ config: Config) throws {
-        let host = config.interface.host
-        var unapplied: [String] = []
-        if host.killSwitch != .off { unapplied.append("KillSwitch") }
-        if host.forward { unapplied.append("Forward") }
-        if host.masquerade != nil { unapplied.append("Masquerade") }
-        guard !unapplied.isEmpty else { return }
-        throw StartupError(
-            "\(config.fileName): \(unapplied.joined(separator: ", ")) \(unapplied.count == 1 ? "is" : "are") not applied by this vpnd yet; remove \(unapplied.count == 1 ? "it" : "them") to start (or run vpnd-wg under wg-quick)")
-    }
-
     /// What the hooks and `DNS` need of this host and of the other keys, checked at start before
     /// anything exists (one line each): bash for hooks; resolvconf or resolvectl for DNS, which
     /// needs a server; and no `User` with DNS, PreDown or PostDown, since those run when vpnd
@@ -135,6 +122,7 @@ extension HostSetup {
         let commands = SystemHostCommands(), log = HostLog(logger)
         var steps: [(any HostStep)?] = []
         steps += try FullTunnelStep.steps(for: plan, interface: name, logger: logger).map { $0 }
+        steps += try FirewallSetup.steps(for: host, interface: name, plan: plan, logger: logger).map { $0 }
         steps.append(try DNSStep.make(for: host, interface: name, commands: commands, log: log))
         // Last: PostUp after everything else is up; PreDown first when undoing.
         steps.append(HookStep.make(for: host, interface: name, commands: commands, log: log))

@@ -21,9 +21,10 @@ public struct VPNDCommand: ParsableCommand {
 
             Generate keys with vpnd-keygen (`vpnd-keygen generate server`); add a server's clients \
             with `vpnd peer add`. Inspect a running tunnel with `vpnd show`; `vpnd doctor` explains why \
-            one is not up. The control socket lives in /run/vpnd (or $VPND_RUN_DIR).
+            one is not up; `vpnd down` removes what a stopped one left (a persistent kill switch). The \
+            control socket lives in /run/vpnd (or $VPND_RUN_DIR).
             """,
-        subcommands: [RunCommand.self, ShowCommand.self, ReloadCommand.self, MetricsCommand.self, PeerCommand.self, DoctorCommand.self],
+        subcommands: [RunCommand.self, ShowCommand.self, ReloadCommand.self, MetricsCommand.self, PeerCommand.self, DoctorCommand.self, DownCommand.self],
         defaultSubcommand: RunCommand.self)
 
     public init() {}

@@ -191,6 +191,12 @@ final class Reloader: Sendable {
         }
         if h.killSwitch != k.killSwitch || h.allowLAN != k.allowLAN { changed.append("KillSwitch/AllowLAN") }
         if h.forward != k.forward || h.masquerade != k.masquerade { changed.append("Forward/Masquerade") }
+        if h.killSwitch != .off {
+            // The kill switch lets out the underlay endpoints and the port vpnd started with.
+            if a.listenPort != b.listenPort && a.transport == .udp { changed.append("ListenPort (with KillSwitch)") }
+            let added = Set(new.peers.compactMap(\.endpoint)).subtracting(old.peers.compactMap(\.endpoint))
+            if !added.isEmpty { changed.append("Endpoint \(added.map(\.description).sorted().joined(separator: ", ")) (with KillSwitch)") }
+        }
         if a.metricsListen != b.metricsListen {
             changed.append("MetricsListen (\(a.metricsListen.map { "\($0)" } ?? "none") -> \(b.metricsListen.map { "\($0)" } ?? "none"))")
         }

@@ -298,6 +298,29 @@ row mtu-tcp-flag server '^--mtu: 65535 is too large for Transport = tcp \(at mos
 cp "$CASES/good-server.conf" "$CASES/mode-flag.conf"
 row mode-flag server '^--mode: "ethernet" .*tun.*tap' --mode ethernet
 
+log "host steps that cannot be done (or undone)"
+conf masquerade-tunnel <<EOF
+[Interface]
+PrivateKeyFile = me.key
+ListenPort = 51820
+Forward = on
+Masquerade = vpnd0
+[Peer]
+PublicKey = $PEER
+EOF
+row masquerade-tunnel server '^Masquerade = vpnd0 is the tunnel itself; name the interface toward the network behind this host'
+conf kill-switch-no-net-admin <<EOF
+[Interface]
+PrivateKeyFile = me.key
+ListenPort = 51820
+KillSwitch = on
+User = nobody
+KeepNetAdmin = no
+[Peer]
+PublicKey = $PEER
+EOF
+row kill-switch-no-net-admin server '^KillSwitch = on with User and KeepNetAdmin = no: vpnd could not undo it .*set KeepNetAdmin = yes$'
+
 log "port in use"
 cp "$CASES/good-server.conf" "$CASES/port-in-use.conf"
 ns_spawn x udp-holder python3 -c '

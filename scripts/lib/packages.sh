@@ -4,6 +4,7 @@
 VPND_PACKAGES=(
     pkg-config libsodium-dev libb2-dev   # build: crypto libraries
     libqrencode-dev                      # build: vpnd peer add --qr
+    libnftables-dev                      # build: KillSwitch, Masquerade (libnftables)
     wireguard-tools wireguard-go         # keygen compatibility and interoperability tests
     iproute2 iputils-ping iperf3 nftables  # namespaces, ping, throughput, loss injection
     procps psmisc

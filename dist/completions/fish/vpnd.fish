@@ -42,6 +42,8 @@ function __vpnd_parse_tokens -S
             end
         case 'doctor'
             __vpnd_parse_subcommand 1 'h/help'
+        case 'down'
+            __vpnd_parse_subcommand 1 'h/help'
         case 'help'
             __vpnd_parse_subcommand -r 1 
         end
@@ -104,6 +106,7 @@ complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq 1' -fa 'metrics' -d 'Print the counters of running tunnels in the Prometheus text format.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq 1' -fa 'peer' -d 'Add, list or remove a server\'s clients: the config file and the running vpnd together.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq 1' -fa 'doctor' -d 'Explain why a running tunnel is not up, from the daemon\'s own counters.'
+complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq 1' -fa 'down' -d 'Remove what a stopped vpnd left on the host: its kill switch (KillSwitch = persistent, or after a crash) and forwarding settings.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_positional "vpnd" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" server' -l 'server' -d 'Listen for clients on ListenPort.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" client' -l 'client' -d 'Connect to the peer\'s Endpoint.'
@@ -146,3 +149,4 @@ complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpn
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer remove" c config' -s 'c' -l 'config' -d 'The server\'s config file (default: the running vpnd\'s).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd peer remove" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd doctor" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd down" h help' -s 'h' -l 'help' -d 'Show help information.'
