@@ -15,6 +15,8 @@ final class FullTunnelStep: HostStep {
     private let summary: String
     private let markerPath: String
     private let interface: String
+    private let transport: Config.Transport
+    private let addresses: [IPPrefix]
     private let netlink: Mutex<Netlink>
     private let logger: Logger
 
@@ -24,11 +26,16 @@ final class FullTunnelStep: HostStep {
         return [try FullTunnelStep(
             tunnel: tunnel, summary: plan.routing.summary ?? "full tunnel",
             markerPath: HostMarker.path(runDirectory: plan.runDirectory, name: interface), interface: interface,
-            logger: logger)]
+            transport: plan.transport, addresses: plan.addresses, logger: logger)]
     }
 
-    init(tunnel: HostRouting.FullTunnel, summary: String, markerPath: String, interface: String, logger: Logger) throws {
+    init(
+        tunnel: HostRouting.FullTunnel, summary: String, markerPath: String, interface: String,
+        transport: Config.Transport = .udp, addresses: [IPPrefix] = [], logger: Logger
+    ) throws {
         self.tunnel = tunnel
+        self.transport = transport
+        self.addresses = addresses
         self.summary = summary
         self.markerPath = markerPath
         self.interface = interface
@@ -66,11 +73,26 @@ final class FullTunnelStep: HostStep {
                 throw StartupError("full tunnel: \(error)")
             }
         }
+        // wg-quick's conntrack marks and anti-spoofing rules (FullTunnelConntrack).
+        do throws(NFTablesError) {
+            try NFTables.run(FullTunnelConntrack.script(
+                interface: interface, mark: tunnel.table, transport: transport, addresses: addresses,
+                tunnelsIPv4: tunnel.tunnelsIPv4, tunnelsIPv6: tunnel.tunnelsIPv6))
+        } catch {
+            let left = netlink.withLock { Self.remove(installed.reversed(), with: $0) }
+            if left.isEmpty { SmallFiles.remove(markerPath) }
+            throw StartupError(
+                "full tunnel: nftables refused tables ip/ip6 \(FullTunnelConntrack.tableName(for: interface)) (the conntrack marks that let reverse-path filtering accept the peers' packets): \(error.message); vpnd needs a kernel with nf_tables")
+        }
         logger.info("\(summary)")
-        if let warning = Self.reversePathWarning(tunnel, interface: interface) { logger.warning("\(warning)") }
     }
 
     func undo() {
+        do throws(NFTablesError) {
+            try NFTables.run(FullTunnelConntrack.removal(interface: interface))
+        } catch {
+            logger.warning("full tunnel: removing tables ip/ip6 \(FullTunnelConntrack.tableName(for: interface)) failed: \(error.message); the next start with this Name replaces them")
+        }
         let left = netlink.withLock { Self.remove(tunnel.entries.reversed(), with: $0) }
         guard let (entry, error) = left.first else {
             SmallFiles.remove(markerPath)
@@ -118,28 +140,6 @@ final class FullTunnelStep: HostStep {
             }
         }
         return left
-    }
-
-    /// A warning when reverse-path filtering (`rp_filter`) would drop the peers' packets that
-    /// arrive outside the tunnel: strict mode (1) on an interface sees them come in where table
-    /// M would not send them; with IPv4 blocked, any mode finds no route back. wg-quick restores
-    /// the packets' mark from conntrack with nftables for this; vpnd does not.
-    static func reversePathWarning(_ tunnel: HostRouting.FullTunnel, interface: String) -> String? {
-        func mode(_ name: String) -> Int { Sysctl.read("net.ipv4.conf.\(name).rp_filter").flatMap { Int($0) } ?? 0 }
-        let all = mode("all")
-        let names = (Posix.directoryEntries("/proc/sys/net/ipv4/conf") ?? []).filter {
-            $0 != "all" && $0 != "default" && $0 != "lo" && $0 != interface
-        }.sorted()
-        // The kernel applies the larger of conf.all and the interface's own value.
-        let effective = names.map { (name: $0, mode: max(all, mode($0))) }
-        if !tunnel.tunnelsIPv4 {
-            let filtering = effective.filter { $0.mode != 0 }.map(\.name)
-            guard !filtering.isEmpty else { return nil }
-            return "full tunnel: IPv4 is blocked outside the tunnel, so reverse-path filtering (rp_filter) on \(filtering.joined(separator: ", ")) drops every IPv4 packet that peers send over the underlay; use an IPv6 Endpoint, set net.ipv4.conf.all.rp_filter and theirs to 0, or add 0.0.0.0/0 to AllowedIPs"
-        }
-        let strict = effective.filter { $0.mode == 1 }.map(\.name)
-        guard !strict.isEmpty else { return nil }
-        return "full tunnel: strict reverse-path filtering (rp_filter = 1) on \(strict.joined(separator: ", ")) drops the peers' IPv4 packets that arrive over the underlay; set net.ipv4.conf.all.rp_filter and theirs to 2 (loose)"
     }
 }
 
@@ -216,6 +216,7 @@ extension HostRouting {
                 "\(path): removing \(entry), left by a vpnd with interface \(name) that did not stop cleanly, failed: \(error); remove it by hand and delete the file")
         }
         SmallFiles.remove(path)
+        try? NFTables.run(FullTunnelConntrack.removal(interface: name))
         logger.info(
             "a vpnd with interface \(name) did not stop cleanly: removed the \(entries.count) rules and routes it had installed (\(path))")
     }

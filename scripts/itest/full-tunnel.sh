@@ -15,7 +15,10 @@
 # - `ip rule` and `ip route show table all` (IPv4 and IPv6) in the client are exactly as before
 #   after a clean stop, and after kill -9 (rules and the marker file stay), restart (one info
 #   line: what the marker listed is removed) and stop;
-# - `wg show fwmark` reports the mark and `wg set fwmark` to another one is refused.
+# - `wg show fwmark` reports the mark and `wg set fwmark` to another one is refused;
+# - tables ip and ip6 vpnd-IF (wg-quick's conntrack marks and anti-spoofing rule) exist while up,
+#   once each after a crash and restart, and not after stop.
+# Strict rp_filter (1) on the client: the session and a transfer still work (the restored mark).
 # Then: Table = 1234 puts the routes (0.0.0.0/0 too) in table 1234 and adds no rule; Table = off
 # and FwMark = 0x99 add no route and no rule, and mark the socket; a full tunnel with User = and
 # KeepNetAdmin = no, and a Table name no rt_tables file has, are refused with one line each and
@@ -162,6 +165,7 @@ full_tunnel() {
     stop_daemon "$client_pid" "$tag client"
     same_as_baseline "$tag, after a clean stop"
     [ ! -e "$marker" ] || fail "$tag: the marker $marker outlived a clean stop"
+    ! grep -q "vpnd-$CIF" <<<"$(in_ns client --timeout 5 nft list tables)" || fail "$tag: vpnd's conntrack tables outlived a clean stop: $(in_ns client nft list tables)"
     in_ns client --timeout 5 ping -6 -n -c 1 -W 3 $NET6 >/dev/null || fail "$tag: IPv6 to net does not work again after stop"
     before="$(seen 10.0.0.2)"
     ping_ok client $NET4 5
@@ -184,8 +188,10 @@ full_tunnel() {
     wait_for "$tag: a session after the crash" 15 vpnd_json_ok "client-$tag" 'peer["has_session"]' || fail "$tag: no session after the crash"
     ping_ok client $NET4 5
     [ "$(grep -c 'fwmark 0xca6c lookup 51820' <<<"$(in_ns client --timeout 5 ip -4 rule show)")" = 1 ] || fail "$tag: the rule is there twice after recovery"
+    [ "$(in_ns client --timeout 5 nft list tables | grep -c "vpnd-$CIF")" = 2 ] || fail "$tag: tables ip and ip6 vpnd-$CIF are not there once each after recovery"
     stop_daemon "$client_pid" "$tag client"
     same_as_baseline "$tag, after kill -9, restart and stop"
+    ! grep -q "vpnd-$CIF" <<<"$(in_ns client --timeout 5 nft list tables)" || fail "$tag: vpnd's conntrack tables outlived kill -9, restart and stop"
     stop_daemon "$server_pid" "$tag server"
     # The refused wg set is the one warning expected.
     grep -E ' (error|warning) ' "$(vpnd_log_file "client-$tag")" | grep -v "wg set on $CIF refused, nothing changed: fwmark 1234: the full tunnel's policy routing" \
@@ -195,6 +201,28 @@ full_tunnel() {
 
 full_tunnel udp
 full_tunnel tcp nobody
+
+# Strict reverse-path filtering (rp_filter = 1) on the client: the server's packets arrive on eth0
+# while an unmarked lookup of their source points into the tunnel; the conntrack mark restored by
+# vpnd's nftables rules (and src_valid_mark) lets them in, as with wg-quick.
+old_all="$(in_ns client --timeout 5 sysctl -n net.ipv4.conf.all.rp_filter)"
+old_eth0="$(in_ns client --timeout 5 sysctl -n net.ipv4.conf.eth0.rp_filter)"
+in_ns client --timeout 5 sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.eth0.rp_filter=1
+vpnd_config server-rp --key server --peer client --address 10.8.0.1/24 --port 51820 --allowed 10.8.0.2/32 --ifname "$SIF"
+vpnd_start server server-rp "$SIF" --server --config "$(vpnd_conf_file server-rp)"
+server_pid=$VPND_PID
+vpnd_config client-rp --key client --peer server --address 10.8.0.2/24 --allowed 0.0.0.0/0 \
+    --endpoint "$ENDPOINT:51820" --ifname "$CIF"
+vpnd_start client client-rp "$CIF" --client --config "$(vpnd_conf_file client-rp)"
+pid=$VPND_PID
+wait_for "strict rp_filter: a session" 15 vpnd_json_ok client-rp 'peer["has_session"]' || fail "strict rp_filter: no session (the server's replies were dropped?)"
+transfer_check client net $NET4 2M 60 || fail "strict rp_filter: the transfer through the tunnel failed"
+grep -q "meta mark set ct mark" <<<"$(in_ns client --timeout 5 nft list table ip "vpnd-$CIF")" || fail "strict rp_filter: no conntrack mark rule"
+stop_daemon "$pid" "the strict rp_filter client"
+stop_daemon "$server_pid" "the strict rp_filter server"
+in_ns client --timeout 5 sysctl -qw net.ipv4.conf.all.rp_filter="$old_all" net.ipv4.conf.eth0.rp_filter="$old_eth0"
+same_as_baseline "strict rp_filter, after stop"
+log "strict rp_filter: the session and a transfer work through vpnd's conntrack marks"
 
 # Table = 1234: the routes there, 0.0.0.0/0 included, and no rule. Table = off with FwMark: no
 # route, no rule, the socket marked.
