@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import ArgumentParser
+import Logging
 import VPNLinux
 
 /// `vpnd down`: removes what a stopped vpnd left on the host: its nftables table (a
@@ -10,7 +11,8 @@ struct DownCommand: ParsableCommand {
         abstract: "Remove what a stopped vpnd left on the host: its kill switch (KillSwitch = persistent, or after a crash) and forwarding settings.",
         discussion: """
             Deletes nftables table inet vpnd-INTERFACE (the kill switch and masquerade of that \
-            interface) and sets the forwarding sysctls back to the values recorded in \
+            interface), the rules, routes and tables ip/ip6 vpnd-INTERFACE of a full tunnel whose vpnd \
+            did not stop cleanly (listed in $VPND_RUN_DIR/INTERFACE.host), and sets the forwarding sysctls back to the values recorded in \
             $VPND_RUN_DIR/INTERFACE.forwarding (left only by a vpnd with Forward = on that did not \
             stop cleanly), and prints each thing it removed. Nothing to remove is no error. Without \
             INTERFACE it takes the only interface that left something. Refused (exit status 1, one \
@@ -40,6 +42,7 @@ struct DownCommand: ParsableCommand {
         }
         let withTables = Set(tables.filter { $0.family == FirewallRules.family }.compactMap { FirewallRules.interface(ofTable: $0.name) })
         let withRecords = Set((Posix.directoryEntries(runDirectory) ?? []).filter { $0.hasSuffix(".forwarding") }.map { String($0.dropLast(11)) })
+            .union((Posix.directoryEntries(runDirectory) ?? []).filter { $0.hasSuffix(".host") }.map { String($0.dropLast(5)) })
 
         let name: String
         if let interface {
@@ -72,6 +75,26 @@ struct DownCommand: ParsableCommand {
             removed.append("removed table inet \(FirewallRules.tableName(for: name))")
         }
         TableMarker(directory: runDirectory, interface: name).remove()
+        // A full tunnel's rules and routes (its marker file) and its conntrack tables ip/ip6.
+        let conntrackTables = (try? NFTables.listJSON("list tables")).flatMap { FirewallRules.tables(fromJSON: $0) }?
+            .contains { ($0.family == "ip" || $0.family == "ip6") && $0.name == FullTunnelConntrack.tableName(for: name) } ?? false
+        let marker = HostMarker.path(runDirectory: runDirectory, name: name)
+        if Posix.fileExists(marker) {
+            do {
+                try HostRouting.recover(runDirectory: runDirectory, name: name, logger: Logger(label: "vpnd down"))
+            } catch {
+                throw failure("\(error)")
+            }
+            if !Posix.fileExists(marker) { removed.append("removed the full tunnel's rules and routes (listed in \(marker))") }
+        }
+        if conntrackTables {
+            do throws(NFTablesError) {
+                try NFTables.run(FullTunnelConntrack.removal(interface: name))
+            } catch {
+                throw failure("cannot remove tables ip/ip6 \(FullTunnelConntrack.tableName(for: name)): \(error.message)")
+            }
+            removed.append("removed tables ip and ip6 \(FullTunnelConntrack.tableName(for: name))")
+        }
         let record = ForwardingRecord(directory: runDirectory, interface: name)
         if let values = record.load() {
             let failures = record.restore(values)

@@ -18,7 +18,8 @@
 # - `wg show fwmark` reports the mark and `wg set fwmark` to another one is refused;
 # - tables ip and ip6 vpnd-IF (wg-quick's conntrack marks and anti-spoofing rule) exist while up,
 #   once each after a crash and restart, and not after stop.
-# Strict rp_filter (1) on the client: the session and a transfer still work (the restored mark).
+# Strict rp_filter (1) on the client: the session and a transfer still work (the restored mark);
+# after kill -9, `vpnd down` removes the rules, routes and conntrack tables.
 # Then: Table = 1234 puts the routes (0.0.0.0/0 too) in table 1234 and adds no rule; Table = off
 # and FwMark = 0x99 add no route and no rule, and mark the socket; a full tunnel with User = and
 # KeepNetAdmin = no, and a Table name no rt_tables file has, are refused with one line each and
@@ -218,7 +219,18 @@ pid=$VPND_PID
 wait_for "strict rp_filter: a session" 15 vpnd_json_ok client-rp 'peer["has_session"]' || fail "strict rp_filter: no session (the server's replies were dropped?)"
 transfer_check client net $NET4 2M 60 || fail "strict rp_filter: the transfer through the tunnel failed"
 grep -q "meta mark set ct mark" <<<"$(in_ns client --timeout 5 nft list table ip "vpnd-$CIF")" || fail "strict rp_filter: no conntrack mark rule"
-stop_daemon "$pid" "the strict rp_filter client"
+# kill -9, then `vpnd down` instead of a restart: the rules, routes and conntrack tables go.
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+wait_for "the killed client's interface to go" 5 sh -c "! ip -n $(ns client) link show $CIF >/dev/null 2>&1"
+[ "$(in_ns client --timeout 5 nft list tables | grep -c "vpnd-$CIF")" = 2 ] || fail "kill -9 took the conntrack tables with it?"
+down="$(VPND_RUN_DIR="$(vpnd_run_dir client-rp)" in_ns client --timeout 20 "$VPND" down "$CIF" 2>&1)" || fail "vpnd down failed: $down"
+grep -q "^$CIF: removed the full tunnel's rules and routes" <<<"$down" || fail "vpnd down did not remove the rules: $down"
+grep -q "^$CIF: removed tables ip and ip6 vpnd-$CIF$" <<<"$down" || fail "vpnd down did not remove the conntrack tables: $down"
+! grep -q "vpnd-$CIF" <<<"$(in_ns client --timeout 5 nft list tables)" || fail "vpnd down left a conntrack table"
+[ "$(VPND_RUN_DIR="$(vpnd_run_dir client-rp)" in_ns client --timeout 20 "$VPND" down "$CIF")" = "$CIF: nothing to remove" ] \
+    || fail "a second vpnd down found something to remove"
+log "vpnd down after kill -9: $(tr '\n' ';' <<<"$down")"
 stop_daemon "$server_pid" "the strict rp_filter server"
 in_ns client --timeout 5 sysctl -qw net.ipv4.conf.all.rp_filter="$old_all" net.ipv4.conf.eth0.rp_filter="$old_eth0"
 same_as_baseline "strict rp_filter, after stop"
