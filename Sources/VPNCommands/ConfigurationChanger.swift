@@ -24,6 +24,10 @@ final class ConfigurationChanger: Sendable {
         /// The underlay's mark that the full tunnel's rules depend on (nil: no full tunnel): a
         /// `wg set fwmark` to another one is refused.
         var fixedMark: UInt32? = nil
+        /// With a kill switch: the peer endpoints its table lets out (nil: no kill switch). A
+        /// `wg set` to another endpoint, or another listen port, is refused: its packets would be
+        /// dropped.
+        var killSwitchEndpoints: Set<Endpoint>? = nil
     }
 
     private let interface: Mutex<Interface>
@@ -57,6 +61,20 @@ final class ConfigurationChanger: Sendable {
             return .failure(UAPIError(
                 errno: UAPIError.invalid,
                 "fwmark \(mark): the full tunnel's policy routing sends every packet without mark 0x\(String(fixed, radix: 16)) into the tunnel, so vpnd's own would loop; set FwMark in the config and restart instead"))
+        }
+        if let allowed = current.killSwitchEndpoints {
+            if let port = request.listenPort {
+                return .failure(UAPIError(
+                    errno: UAPIError.invalid,
+                    "listen_port \(port): the kill switch lets out only the port vpnd started with; change ListenPort in the config and restart vpnd"))
+            }
+            for peer in request.peers where !peer.remove {
+                if let endpoint = peer.endpoint, !allowed.contains(endpoint) {
+                    return .failure(UAPIError(
+                        errno: UAPIError.invalid,
+                        "endpoint \(endpoint): the kill switch lets out only the endpoints vpnd started with (\(allowed.map(\.description).sorted().joined(separator: ", "))); set it in the config and restart vpnd"))
+                }
+            }
         }
         // 1. Checked whole by the data plane (nothing changes yet).
         let preview: TunnelReconfiguration

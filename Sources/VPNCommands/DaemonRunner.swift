@@ -185,10 +185,11 @@ enum DaemonRunner {
             configPath: Posix.containingDirectory(of: options.configPath) + "/"
                 + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath),
             host: config.interface.host)
-        let hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
+        var hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
         })
+        if config.interface.host.killSwitch != .off { hostNames.killSwitchEndpoints = Set(peers.compactMap(\.endpoint)) }
         let running = try launch(plan, memory: memory, hostNames: hostNames, logger: logger)
         running.reloader = Reloader(
             options: options, account: account, loaded: Reloader.Loaded(config: config, privateKey: privateKey, peers: resolvedPeers),
@@ -338,7 +339,8 @@ enum DaemonRunner {
         let changer = ConfigurationChanger(
             interface: ConfigurationChanger.Interface(
                 name: device.name, managesRoutes: mode == .tun && plan.setUpInterface, addresses: plan.addresses,
-                placement: plan.routing.placement, fixedMark: plan.routing.fullTunnel?.table),
+                placement: plan.routing.placement, fixedMark: plan.routing.fullTunnel?.table,
+                killSwitchEndpoints: plan.host.killSwitch == .off ? nil : Set(plan.tunnel.peers.compactMap(\.endpoint))),
             control: control, routes: RouteTable(netlink: try Netlink()), logger: logger)
         let uapi = UAPIService.open(
             interface: UAPIService.Interface(name: device.name), control: control, changer: changer, logger: logger,

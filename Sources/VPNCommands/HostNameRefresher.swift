@@ -13,6 +13,11 @@ struct HostNameRefresher {
     static let interval: Duration = .seconds(20)
 
     let peers: [(publicKey: Bytes32, spec: EndpointSpec)]
+    /// With a kill switch: the endpoints it lets out. A name that resolves elsewhere is not
+    /// followed (its packets would be dropped); a warning says so.
+    var killSwitchEndpoints: Set<Endpoint>?
+
+    init(peers: [(publicKey: Bytes32, spec: EndpointSpec)]) { self.peers = peers }
 
     func refresh(control: DataPlaneControl, logger: Logger) {
         guard !peers.isEmpty else { return }
@@ -22,6 +27,11 @@ struct HostNameRefresher {
             else { continue }
             guard let resolved = try? EndpointResolver.resolve(peer.spec) else {
                 logger.warning("Endpoint \(peer.spec) does not resolve now; keeping \(current.endpoint.map { "\($0)" } ?? "none")")
+                continue
+            }
+            if resolved != current.endpoint, let allowed = killSwitchEndpoints, !allowed.contains(resolved) {
+                logger.warning(
+                    "Endpoint \(peer.spec) now resolves to \(resolved), which the kill switch does not let out (it lets out the addresses of the start); restart vpnd to use it")
                 continue
             }
             if resolved != current.endpoint {

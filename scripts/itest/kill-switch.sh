@@ -49,7 +49,10 @@ log "1. KillSwitch = on"
 fw_conf_set client KillSwitch on
 vpnd_start server server vpn0 --server --config "$server_conf"
 server_pid=$VPND_PID
-vpnd_start client client vpn0 --client --config "$client_conf"
+# Its own WireGuard socket directory: the server, started first, holds /var/run/wireguard/vpn0.sock.
+WG_DIR="$VPND_ITEST_DIR/wg-client"
+mkdir -p -m 700 "$WG_DIR"
+VPND_EXTRA_ENV="VPND_WG_SOCKET_DIR=$WG_DIR" vpnd_start client client vpn0 --client --config "$client_conf"
 client_pid=$VPND_PID
 wait_for "ping client -> server through the tunnel" 15 ping_ok client 10.9.0.1 1
 fw_tables client | grep -qx "inet vpnd-vpn0" || fail "no table inet vpnd-vpn0 in the client: $(fw_tables client)"
@@ -62,6 +65,22 @@ if fw_down client client vpn0; then fail "vpnd down vpn0 succeeded while vpnd ru
 grep -q "is running" <<<"$FW_DOWN_OUT" || fail "vpnd down while vpnd runs does not say so"
 [ "$(printf '%s\n' "$FW_DOWN_OUT" | wc -l)" -eq 1 ] || fail "vpnd down's refusal is not one line"
 fw_tables client | grep -qx "inet vpnd-vpn0" || fail "the refused vpnd down removed the table"
+# A UAPI set (what wg set sends) to an endpoint the kill switch does not let out is refused (its
+# packets would be dropped).
+server_key="$(vpnd_json client 'peer["public_key"]')"
+out="$(in_ns client --timeout 10 python3 -c '
+import base64, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+key = base64.b64decode(sys.argv[2]).hex()
+s.sendall(f"set=1\npublic_key={key}\nendpoint=192.0.2.77:51820\n\n".encode())
+print(s.recv(4096).decode().strip())
+' "$WG_DIR/vpn0.sock" "$server_key")" || fail "the UAPI exchange with the client failed"
+[ "$out" != "errno=0" ] || fail "a set to an endpoint the kill switch blocks was accepted"
+[ "$(vpnd_json client 'peer["endpoint"]')" = "$UNDERLAY_B:51820" ] || fail "the refused wg set changed the endpoint"
+grep -q "endpoint 192.0.2.77:51820: the kill switch lets out only the endpoints vpnd started with" "$(vpnd_log_file client)" \
+    || fail "no line in the client's log for the refused wg set"
+log "   a UAPI set (wg set) to an endpoint the kill switch blocks: refused ($out)"
 
 log "2. server stopped: the client cannot get out by the bypass"
 kill -TERM "$server_pid"
