@@ -40,7 +40,7 @@ final class OffloadBuffers {
 
     /// The tunnel MTU; a reload may lower it (and raise it again up to the MTU the buffers were
     /// sized for, ``maximumStride``).
-    var mtu: Int
+    @exclusivity(unchecked) var mtu: Int  // read per segment: no runtime exclusivity check (only the data-plane thread touches it)
     let headroom: Int
     /// 0 for tun (IP packets), 14 for tap (Ethernet frames: the MTU counts the Ethernet payload).
     let linkHeaderLength: Int
