@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import ArgumentParser
 import Logging
 import Synchronization
 import VPNBasics
@@ -29,6 +30,29 @@ final class ControlSocket: Sendable {
     /// two namespaces of one host each have their socket and endpoint memory, and `vpnd show` in
     /// a namespace finds that namespace's daemons.
     /// The interfaces whose control sockets are in `directory`, sorted.
+    /// A command's one request to one daemon: `interface`, or the only one running. Prints the
+    /// command's one-line error and throws `ExitCode(failure)` when there is none, several, or
+    /// it does not answer; returns the interface and the reply.
+    static func ask(
+        _ request: String, interface: String?, command: String, failure: Int32 = 1
+    ) throws -> (name: String, reply: String) {
+        let runDirectory = directory
+        let names = interface.map { [$0] } ?? interfaces(in: runDirectory)
+        guard names.count == 1, let name = names.first else {
+            Posix.printError(
+                names.isEmpty ? "vpnd \(command): no running vpnd found in \(runDirectory)\n"
+                    : "vpnd \(command): \(names.count) vpnd run here (\(names.sorted().joined(separator: ", "))); name one\n")
+            throw ExitCode(failure)
+        }
+        let path = runDirectory + "/" + name + ".sock"
+        guard let reply = UnixStreamClient.exchange(path: path, request: request + "\n"), !reply.isEmpty else {
+            let hint = Posix.canRead(runDirectory) ? "is it running?" : "run as root"
+            Posix.printError("vpnd \(command): cannot reach vpnd for \(name) at \(path); \(hint)\n")
+            throw ExitCode(failure)
+        }
+        return (name, reply)
+    }
+
     static func interfaces(in directory: String) -> [String] {
         (Posix.directoryEntries(directory) ?? []).filter { $0.hasSuffix(".sock") }.map { String($0.dropLast(5)) }.sorted()
     }

@@ -26,20 +26,7 @@ struct DoctorCommand: ParsableCommand {
     var interface: String?
 
     func run() throws {
-        let runDirectory = ControlSocket.directory
-        let names = interface.map { [$0] } ?? ControlSocket.interfaces(in: runDirectory)
-        guard names.count == 1, let name = names.first else {
-            Posix.printError(
-                names.isEmpty ? "vpnd doctor: no running vpnd found in \(runDirectory)\n"
-                    : "vpnd doctor: \(names.count) vpnd run here (\(names.sorted().joined(separator: ", "))); name one\n")
-            throw ExitCode(2)
-        }
-        let path = runDirectory + "/" + name + ".sock"
-        guard let reply = UnixStreamClient.exchange(path: path, request: "doctor\n"), !reply.isEmpty else {
-            let hint = Posix.canRead(runDirectory) ? "is it running?" : "run as root"
-            Posix.printError("vpnd doctor: cannot reach vpnd for \(name) at \(path); \(hint)\n")
-            throw ExitCode(2)
-        }
+        let (name, reply) = try ControlSocket.ask("doctor", interface: interface, command: "doctor", failure: 2)
         // The first line is the exit status (`status 0` or `status 1`), the rest the diagnosis.
         let firstLine = reply.prefix { $0 != "\n" }
         guard firstLine.hasPrefix(Doctor.statusPrefix), let status = Int32(firstLine.dropFirst(Doctor.statusPrefix.count))

@@ -20,20 +20,7 @@ struct ReloadCommand: ParsableCommand {
     var interface: String?
 
     func run() throws {
-        let runDirectory = ControlSocket.directory
-        let names = interface.map { [$0] } ?? ControlSocket.interfaces(in: runDirectory)
-        guard names.count == 1, let name = names.first else {
-            Posix.printError(
-                names.isEmpty ? "vpnd reload: no running vpnd found in \(runDirectory)\n"
-                    : "vpnd reload: \(names.count) vpnd run here (\(names.sorted().joined(separator: ", "))); name one\n")
-            throw ExitCode(1)
-        }
-        let path = runDirectory + "/" + name + ".sock"
-        guard let reply = UnixStreamClient.exchange(path: path, request: "reload\n"), !reply.isEmpty else {
-            let hint = Posix.canRead(runDirectory) ? "is it running?" : "run as root"
-            Posix.printError("vpnd reload: cannot reach vpnd for \(name) at \(path); \(hint)\n")
-            throw ExitCode(1)
-        }
+        let (name, reply) = try ControlSocket.ask("reload", interface: interface, command: "reload")
         if reply.hasPrefix("ok: ") {
             print("\(name): " + reply.dropFirst(4), terminator: "")
             return
