@@ -105,7 +105,7 @@ wait "$VPND_PID" 2>/dev/null || true
 expect_forwarding "1 1" "after kill -9"
 [ -e "$record" ] || fail "no forwarding record after kill -9"
 [ -e "$marker" ] || fail "no vpn0.nftables after kill -9"
-fw_tables server | grep -qx "inet vpnd-vpn0" || fail "no table left after kill -9"
+fw_tables server | grep_q -x "inet vpnd-vpn0" || fail "no table left after kill -9"
 fw_down server server vpn0 || fail "vpnd down vpn0 exited non-zero"
 [ "$FW_DOWN_OUT" = "vpn0: removed table inet vpnd-vpn0
 vpn0: restored net.ipv4.ip_forward=0, net.ipv6.conf.all.forwarding=0 (from $record)" ] || fail "vpnd down printed: $FW_DOWN_OUT"

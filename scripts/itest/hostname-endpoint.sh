@@ -26,7 +26,7 @@ ns_pair srv cli
 mkdir -p "$ETC_NETNS"
 printf '127.0.0.1 localhost\n%s vpn-server.itest.example\n' "$UNDERLAY_A" >"$ETC_NETNS/hosts"
 printf 'hosts: files\n' >"$ETC_NETNS/nsswitch.conf"
-in_ns cli --timeout 5 getent hosts vpn-server.itest.example | grep -q "^$UNDERLAY_A " \
+in_ns cli --timeout 5 getent hosts vpn-server.itest.example | grep_q "^$UNDERLAY_A " \
     || fail "the client namespace does not resolve vpn-server.itest.example through $ETC_NETNS/hosts"
 
 vpnd_keypair srv

@@ -55,7 +55,7 @@ mkdir -p -m 700 "$WG_DIR"
 VPND_EXTRA_ENV="VPND_WG_SOCKET_DIR=$WG_DIR" vpnd_start client client vpn0 --client --config "$client_conf"
 client_pid=$VPND_PID
 wait_for "ping client -> server through the tunnel" 15 ping_ok client 10.9.0.1 1
-fw_tables client | grep -qx "inet vpnd-vpn0" || fail "no table inet vpnd-vpn0 in the client: $(fw_tables client)"
+fw_tables client | grep_q -x "inet vpnd-vpn0" || fail "no table inet vpnd-vpn0 in the client: $(fw_tables client)"
 fw_expect_open client "$FW_NET" 8080 "203.0.113.1 through the tunnel"
 seen="$(fw_seen_as client "$FW_NET" 8080 net)" || fail "no TCP connection to net through the tunnel"
 [ "$seen" = 10.9.0.2 ] || fail "net saw $seen connect, not the client's tunnel address 10.9.0.2"
@@ -64,7 +64,7 @@ fw_expect_blocked client "$FW_LAN_PEER" 8080 "KillSwitch = on without AllowLAN, 
 if fw_down client client vpn0; then fail "vpnd down vpn0 succeeded while vpnd runs"; fi
 grep -q "is running" <<<"$FW_DOWN_OUT" || fail "vpnd down while vpnd runs does not say so"
 [ "$(printf '%s\n' "$FW_DOWN_OUT" | wc -l)" -eq 1 ] || fail "vpnd down's refusal is not one line"
-fw_tables client | grep -qx "inet vpnd-vpn0" || fail "the refused vpnd down removed the table"
+fw_tables client | grep_q -x "inet vpnd-vpn0" || fail "the refused vpnd down removed the table"
 # A UAPI set (what wg set sends) to an endpoint the kill switch does not let out is refused (its
 # packets would be dropped).
 server_key="$(vpnd_json client 'peer["public_key"]')"
@@ -126,7 +126,7 @@ wait_for "ping through the tunnel" 15 ping_ok client 10.9.0.1 1
 kill -KILL "$client_pid"
 wait "$client_pid" 2>/dev/null || true
 wait_for "vpn0 gone with the killed client's tun" 10 fw_link_gone client vpn0
-fw_tables client | grep -qx "inet vpnd-vpn0" || fail "kill -9 took the persistent table with it"
+fw_tables client | grep_q -x "inet vpnd-vpn0" || fail "kill -9 took the persistent table with it"
 fw_expect_blocked client "$FW_INTERNET" 8080 "persistent, after kill -9"
 vpnd_start client client-restart vpn0 --client --config "$client_conf"
 client_pid=$VPND_PID
@@ -135,7 +135,7 @@ wait_for "ping through the tunnel after the restart" 15 ping_ok client 10.9.0.1 
 fw_expect_open client "$FW_NET" 8080 "persistent, restarted, through the tunnel"
 kill -TERM "$client_pid"
 wait "$client_pid" || fail "the client did not exit cleanly"
-fw_tables client | grep -qx "inet vpnd-vpn0" || fail "a clean stop removed the persistent table"
+fw_tables client | grep_q -x "inet vpnd-vpn0" || fail "a clean stop removed the persistent table"
 [ -e "$(vpnd_run_dir client-restart)/vpn0.nftables" ] || fail "no vpn0.nftables beside the persistent table"
 fw_expect_blocked client "$FW_INTERNET" 8080 "persistent, after a clean stop"
 fw_down client client-restart vpn0 || fail "vpnd down vpn0 exited non-zero"

@@ -88,8 +88,8 @@ done
 [ "$(bash_complete "$dist/completions/bash/vpnd" vpnd sh)" = show ] || fail "bash completes 'vpnd sh' to '$(bash_complete "$dist/completions/bash/vpnd" vpnd sh)', not 'show'"
 [ "$(bash_complete "$dist/completions/bash/vpnd-keygen" vpnd-keygen gen | tr '\n' ' ')" = "generate genkey genpsk " ] \
     || fail "bash completes 'vpnd-keygen gen' to '$(bash_complete "$dist/completions/bash/vpnd-keygen" vpnd-keygen gen | tr '\n' ' ')'"
-bash_complete "$dist/completions/bash/vpnd" vpnd run --ser | grep -qx -- --server || fail "bash does not complete 'vpnd run --ser' to --server"
-bash_complete "$dist/completions/bash/vpnd" vpnd peer a | grep -qx -- add || fail "bash does not complete 'vpnd peer a' to add"
+bash_complete "$dist/completions/bash/vpnd" vpnd run --ser | grep_q -x -- --server || fail "bash does not complete 'vpnd run --ser' to --server"
+bash_complete "$dist/completions/bash/vpnd" vpnd peer a | grep_q -x -- add || fail "bash does not complete 'vpnd peer a' to add"
 if have fish; then
     for tool in vpnd vpnd-keygen vpnd-wg; do
         timeout 10 fish --no-execute "$dist/completions/fish/$tool.fish" || fail "fish cannot parse dist/completions/fish/$tool.fish"
@@ -186,7 +186,7 @@ for args in "--frobnicate" "--prefix relative" "--bin-dir $work/nothing-here" "-
     echo "    scripts/install $args: $out"
     [ ! -e "$work/stage-bad/usr" ] || fail "scripts/install $args staged files before failing"
 done
-"$VPND_REPO/scripts/install" --help | grep -q -- "--destdir DIR" || fail "scripts/install --help does not describe --destdir"
+"$VPND_REPO/scripts/install" --help | grep_q -- "--destdir DIR" || fail "scripts/install --help does not describe --destdir"
 
 # 5. The units (the staged ones).
 log "5. systemd-analyze verify and security on the unit templates"

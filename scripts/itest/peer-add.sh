@@ -81,7 +81,7 @@ grep -q "added to $CONF; $IF: 1 peer(s) added" "$VPND_ITEST_DIR/alice.err" || fa
 cmp -s "$VPND_ITEST_DIR/srv.conf.before" <(head -c "$(stat -c %s "$VPND_ITEST_DIR/srv.conf.before")" "$CONF") \
     || fail "peer add changed the server's existing lines"
 [ "$(stat -c %a "$CONF")" = 600 ] || fail "peer add changed the file's mode to $(stat -c %a "$CONF")"
-tail -n +"$(($(wc -l <"$VPND_ITEST_DIR/srv.conf.before") + 1))" "$CONF" | grep -q "^# alice$" || fail "no '# alice' block appended: $(cat "$CONF")"
+tail -n +"$(($(wc -l <"$VPND_ITEST_DIR/srv.conf.before") + 1))" "$CONF" | grep_q "^# alice$" || fail "no '# alice' block appended: $(cat "$CONF")"
 grep -q "^Address = 10.77.0.3/24, fd77::2/64$" "$VPND_ITEST_DIR/alice.conf" || fail "alice got the wrong addresses: $(cat "$VPND_ITEST_DIR/alice.conf")"
 grep -q "^PresharedKey = " "$VPND_ITEST_DIR/alice.conf" || fail "alice's config has no PSK"
 sed -i 's/^\[Interface\]$/[Interface]\nName = vpnd0/' "$VPND_ITEST_DIR/alice.conf"

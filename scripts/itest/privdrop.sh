@@ -155,9 +155,9 @@ ping_ok a 10.9.0.2 10
 transfer_check b a 10.9.0.1 10M 60
 transfer_check a b 10.9.0.2 10M 60 5202
 vpnd_show server $SIF | sed 's/^/    /'
-vpnd_show server $SIF | grep -qx "peer: $(vpnd_pub client)" || fail "vpnd show (root) against the unprivileged server failed"
+vpnd_show server $SIF | grep_q -x "peer: $(vpnd_pub client)" || fail "vpnd show (root) against the unprivileged server failed"
 vpnd_json_ok client 'peer["has_session"]' || fail "vpnd show --json (root) against the unprivileged client failed"
-in_ns a --timeout 5 ip route show 10.77.0.0/24 | grep -q "dev $SIF" || fail "the route to 10.77.0.0/24 is missing"
+in_ns a --timeout 5 ip route show 10.77.0.0/24 | grep_q "dev $SIF" || fail "the route to 10.77.0.0/24 is missing"
 scraped="$(in_ns b --timeout 10 curl -sS --max-time 5 http://127.0.0.1:95/metrics)" || fail "no metrics from the unprivileged client on port 95"
 grep -q "^vpnd_peer_session{interface=\"$CIF\",public_key=\"$(vpnd_pub server)\",name=\"\"} 1$" <<<"$scraped" \
     || fail "the unprivileged client's MetricsListen does not serve its metrics: $(head -c 300 <<<"$scraped")"
@@ -167,7 +167,7 @@ grep -q "^vpnd_peer_session{interface=\"$CIF\",public_key=\"$(vpnd_pub server)\"
 #     change that needs no kernel call still applies.
 in_ns a --timeout 10 wg set "$SIF" peer "$(vpnd_pub client)" allowed-ips 10.9.0.2/32,10.77.0.0/24,10.66.0.0/24 \
     || fail "wg set (a new route) on the server as nobody with CAP_NET_ADMIN failed"
-in_ns a --timeout 5 ip route show 10.66.0.0/24 | grep -q "dev $SIF" || fail "wg set added no route to 10.66.0.0/24"
+in_ns a --timeout 5 ip route show 10.66.0.0/24 | grep_q "dev $SIF" || fail "wg set added no route to 10.66.0.0/24"
 if in_ns b --timeout 10 wg set "$CIF" peer "$(vpnd_pub server)" allowed-ips 10.9.0.0/24,10.55.0.0/24 2>"$VPND_ITEST_DIR/noadmin.err"; then
     fail "wg set (a new route) on the client without CAP_NET_ADMIN succeeded"
 fi

@@ -82,7 +82,7 @@ vpnd_doctor_expect server 0 "  healthy: session up, latest handshake" "vpn0: hea
 vpnd_doctor_expect client 0 "  healthy: session up, latest handshake" "vpn0: healthy"
 
 # Without an interface name: every running vpnd in the run directory.
-vpnd_show client | grep -qx "interface: vpn0" || fail "vpnd show without a name does not list vpn0"
+vpnd_show client | grep_q -x "interface: vpn0" || fail "vpnd show without a name does not list vpn0"
 
 # A missing interface: exit status 1 and one line on stderr naming it.
 set +e

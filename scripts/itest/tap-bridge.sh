@@ -71,7 +71,7 @@ case "$neigh" in
 esac
 # The bridge learned the client's MAC behind the tap (learning follows the frames; once in a full
 # run the entry was not listed yet right after the pings, so give it a few seconds).
-fdb_has_client() { timeout 5 bridge -n "$(ns srv)" fdb show br br0 dev vpnd0 | grep -qi "^$cli_mac "; }
+fdb_has_client() { timeout 5 bridge -n "$(ns srv)" fdb show br br0 dev vpnd0 | grep_q -i "^$cli_mac "; }
 wait_for "br0 to list the client's MAC on vpnd0" 5 fdb_has_client \
     || fail "br0 has no forwarding entry for the client's MAC $cli_mac on vpnd0"
 

@@ -32,7 +32,7 @@ on_failure_show in_ns b ip neigh show dev vpn0
 mac_of() { in_ns "$1" --timeout 5 cat /sys/class/net/vpn0/address; }
 mac_a="$(mac_of a)"
 mac_b="$(mac_of b)"
-in_ns a --timeout 5 ip -d link show vpn0 | grep -q 'tun type tap' || fail "vpn0 in a is not a tap device"
+in_ns a --timeout 5 ip -d link show vpn0 | grep_q 'tun type tap' || fail "vpn0 in a is not a tap device"
 [ "$mac_a" != "$mac_b" ] || fail "both taps have MAC address $mac_a"
 log "taps: a $mac_a, b $mac_b"
 

@@ -29,9 +29,9 @@ on_failure_show in_ns b ip -br addr
 
 # The tunnel really uses the configured transport: a listening TCP socket, or a bound UDP one.
 if [ "$transport" = tcp ]; then
-    in_ns a --timeout 5 ss -Hltn 'sport = :51820' | grep -q . || fail "server has no TCP listener on 51820"
+    in_ns a --timeout 5 ss -Hltn 'sport = :51820' | grep_q . || fail "server has no TCP listener on 51820"
 else
-    in_ns a --timeout 5 ss -Hlun 'sport = :51820' | grep -q . || fail "server has no UDP socket on 51820"
+    in_ns a --timeout 5 ss -Hlun 'sport = :51820' | grep_q . || fail "server has no UDP socket on 51820"
 fi
 
 log "ping b -> a, a -> b (tun over $transport)"

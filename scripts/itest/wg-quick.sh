@@ -66,7 +66,7 @@ nothing_left() {
     wait_for "$1: vpnd-wg gone" 5 sh -c "! pgrep -f '[v]pnd-wg --foreground $IF\$' >/dev/null" || fail "$1: vpnd-wg still runs"
     [ "$(rules -4)" = "$RULES4_BEFORE" ] || fail "$1: IPv4 rules left behind: $(rules -4)"
     [ "$(rules -6)" = "$RULES6_BEFORE" ] || fail "$1: IPv6 rules left behind: $(rules -6)"
-    ! in_ns cli --timeout 5 nft list tables | grep -q "wg-quick-$IF" || fail "$1: nftables table wg-quick-$IF left behind"
+    ! in_ns cli --timeout 5 nft list tables | grep_q "wg-quick-$IF" || fail "$1: nftables table wg-quick-$IF left behind"
     [ -z "$(in_ns cli --timeout 5 ip route show table all dev "$IF" 2>/dev/null)" ] || fail "$1: routes left behind"
 }
 
@@ -88,7 +88,7 @@ client_conf "0.0.0.0/0, ::/0"
 quick up || fail "wg-quick up (full tunnel) failed"
 mark="$(in_ns cli --timeout 5 wg show "$IF" fwmark)"
 [ "$mark" != off ] || fail "wg-quick set no fwmark"
-rules -4 | grep -q "suppress_prefixlength 0" || fail "no suppress_prefixlength rule: $(rules -4)"
+rules -4 | grep_q "suppress_prefixlength 0" || fail "no suppress_prefixlength rule: $(rules -4)"
 wait_for "cli -> the internet through the tunnel" 15 ping_ok cli 203.0.113.2 1
 rx_before="$(vpnd_json srv 'peer["rx_bytes"]')"
 transfer_check cli inet 203.0.113.2 5M 60

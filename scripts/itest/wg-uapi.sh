@@ -103,7 +103,7 @@ dump="$(wg_srv show "$IF" dump)"
 [ "$(wg_srv show "$IF" public-key)" = "$(vpnd_pub srv)" ] || fail "wg show public-key differs"
 c1_handshake="$(wg_handshake_of "$(vpnd_pub c1)")"
 [ "$c1_handshake" -gt 0 ] || fail "client 1 shows no latest handshake in wg show dump"
-wg_srv show all dump | grep -q "^$IF	" || fail "wg show all dump does not list $IF"
+wg_srv show all dump | grep_q "^$IF	" || fail "wg show all dump does not list $IF"
 
 log "wg set adds client 2 while client 1's transfer runs"
 transfer_check c1 srv 10.77.0.1 400M 120 5201 >"$VPND_ITEST_DIR/c1-transfer.out" 2>&1 &
@@ -115,7 +115,7 @@ vpnd_start c2 c2 vpnd0 --client --config "$VPND_ITEST_DIR/c2.conf"
 wait_for "c2 -> server" 15 ping_ok c2 10.77.0.1 1
 transfer_check c2 srv 10.77.0.1 5M 60 5202 || fail "client 2's transfer failed"
 kill -0 "$XFER_PID" 2>/dev/null || log "(client 1's transfer ended while client 2 was brought up)"
-ip -n "$(ns srv)" route show dev "$IF" | grep -q "10.77.0.0/24" || fail "interface route missing"
+ip -n "$(ns srv)" route show dev "$IF" | grep_q "10.77.0.0/24" || fail "interface route missing"
 wait "$XFER_PID" || fail "client 1's transfer was interrupted: $(cat "$VPND_ITEST_DIR/c1-transfer.out")"
 cat "$VPND_ITEST_DIR/c1-transfer.out"
 [ "$(wg_handshake_of "$(vpnd_pub c1)")" = "$c1_handshake" ] || fail "client 1 made a new handshake"
@@ -142,8 +142,8 @@ ping_ok c1 10.77.0.1 5 && ping_ok c2 10.77.0.1 5
 log "wg set listen-port rebinds; a port in use is refused and changes nothing; fwmark sets SO_MARK"
 wg_srv set "$IF" listen-port 51821 || fail "wg set listen-port 51821 failed"
 [ "$(wg_srv show "$IF" listen-port)" = 51821 ] || fail "listen port is $(wg_srv show "$IF" listen-port), expected 51821"
-in_ns srv --timeout 5 ss -Hlun 'sport = :51821' | grep -q . || fail "nothing listens on :51821"
-! in_ns srv --timeout 5 ss -Hlun 'sport = :51820' | grep -q . || fail ":51820 is still bound"
+in_ns srv --timeout 5 ss -Hlun 'sport = :51821' | grep_q . || fail "nothing listens on :51821"
+! in_ns srv --timeout 5 ss -Hlun 'sport = :51820' | grep_q . || fail ":51820 is still bound"
 # The server's next packet comes from :51821 and client 1 follows it (roaming).
 wait_for "server -> c1 from the new port" 30 ping_ok srv 10.77.0.2 1
 ns_spawn srv udp-holder python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 51830)); time.sleep(120)'
@@ -155,11 +155,11 @@ wg_srv set "$IF" listen-port 51820 || fail "wg set listen-port 51820 failed"
 wait_for "server -> c1 from :51820 again" 30 ping_ok srv 10.77.0.2 1
 wg_srv set "$IF" fwmark 0x1234 || fail "wg set fwmark failed"
 [ "$(wg_srv show "$IF" fwmark)" = 0x1234 ] || fail "fwmark is $(wg_srv show "$IF" fwmark), expected 0x1234"
-in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep -q "fwmark:0x1234" \
+in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep_q "fwmark:0x1234" \
     || fail "the socket carries no SO_MARK 0x1234: $(in_ns srv --timeout 5 ss -Hulne 'sport = :51820')"
 wg_srv set "$IF" fwmark 0 || fail "wg set fwmark 0 failed"
 [ "$(wg_srv show "$IF" fwmark)" = off ] || fail "fwmark 0 did not clear the mark"
-! in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep -q "fwmark:" || fail "the socket still carries a mark"
+! in_ns srv --timeout 5 ss -Hulne 'sport = :51820' | grep_q "fwmark:" || fail "the socket still carries a mark"
 ping_ok c1 10.77.0.1 5 && ping_ok c2 10.77.0.1 5
 
 log "vpnd show dump prints wg show dump's lines (secrets hidden)"
@@ -172,7 +172,7 @@ strip() { awk -F'\t' 'NR == 1 { print $2 "\t" $3 "\t" $4; next } { print $1 "\t"
 [ "$(strip <<<"$vpnd_dump")" = "$(strip <<<"$wg_dump")" ] \
     || fail "vpnd show dump differs from wg show dump: [$vpnd_dump] vs [$wg_dump]"
 [ "$(head -n1 <<<"$vpnd_dump" | cut -f1)" = "(hidden)" ] || fail "vpnd show dump printed the private key"
-vpnd_show srv dump | grep -q "^$IF	$(vpnd_pub c1)	" || fail "vpnd show dump (all) lacks the interface column"
+vpnd_show srv dump | grep_q "^$IF	$(vpnd_pub c1)	" || fail "vpnd show dump (all) lacks the interface column"
 [ "$(vpnd_show srv dump | wc -l)" -eq 3 ] || fail "vpnd show dump: expected 3 lines"
 
 log "malformed and hostile set=1 requests change nothing"

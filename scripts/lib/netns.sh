@@ -36,6 +36,11 @@
 
 set -euo pipefail
 
+# grep -q for the end of a pipeline. grep -q exits at its first match; under pipefail a writer with
+# more to say (`ip addr show | grep -q inet`) then dies of SIGPIPE and the pipeline fails with 141,
+# a test failure that depends on timing. This reads all of its input.
+grep_q() { grep "$@" >/dev/null; }
+
 VPND_REPO="${VPND_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 export VPND_REPO
 
@@ -44,7 +49,7 @@ _ns_new_run_id() {
     local id
     while :; do
         id="$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-        if ! ls /run/netns 2>/dev/null | grep -q -- "^vpnd-$id-"; then
+        if ! ls /run/netns 2>/dev/null | grep_q -- "^vpnd-$id-"; then
             echo "$id"
             return 0
         fi
