@@ -1,14 +1,28 @@
 // SPDX-License-Identifier: MIT
 
+/// What carries messages to an endpoint: a UDP socket, or a TCP connection.
+public enum Carrier: UInt8, Hashable, Sendable, CustomStringConvertible {
+    case udp = 0
+    case tcp = 1
+
+    public var description: String { self == .udp ? "udp" : "tcp" }
+}
+
 /// A UDP or TCP endpoint: an IPv4 or IPv6 address and a port, held inline (no allocation).
 ///
 /// IPv4 addresses are stored as IPv4-mapped IPv6 (`::ffff:a.b.c.d`), so one 16-byte form
 /// serves both families and comparisons are plain.
+///
+/// ``carrier`` tells a UDP address from a TCP connection with the same address and port: a
+/// transport that speaks both (`Transport = auto`) tags what it receives, and sends by the tag.
+/// A single-carrier transport leaves it at ``Carrier/udp`` whatever it carries.
 public struct Endpoint: Hashable, Sendable {
     /// The address as 16 bytes in network order (IPv4-mapped for IPv4).
     public var address: (UInt64, UInt64)
     /// The port in host order.
     public var port: UInt16
+    /// The carrier, where a transport speaks both (laid out in the padding after `port`).
+    public var carrier: Carrier = .udp
     /// The IPv6 scope (interface index) for link-local addresses; 0 otherwise.
     public var scopeID: UInt32
 
@@ -52,7 +66,19 @@ public struct Endpoint: Hashable, Sendable {
     }
 
     public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
-        lhs.address == rhs.address && lhs.port == rhs.port && lhs.scopeID == rhs.scopeID
+        lhs.address == rhs.address && lhs.port == rhs.port && lhs.scopeID == rhs.scopeID && lhs.carrier == rhs.carrier
+    }
+
+    /// The same address and port, whatever the carrier.
+    public func sameAddress(as other: Endpoint) -> Bool {
+        address == other.address && port == other.port && scopeID == other.scopeID
+    }
+
+    /// This endpoint over `carrier`.
+    public func over(_ carrier: Carrier) -> Endpoint {
+        var endpoint = self
+        endpoint.carrier = carrier
+        return endpoint
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -60,6 +86,7 @@ public struct Endpoint: Hashable, Sendable {
         hasher.combine(address.1)
         hasher.combine(port)
         hasher.combine(scopeID)
+        hasher.combine(carrier)
     }
 }
 

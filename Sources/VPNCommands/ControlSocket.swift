@@ -190,6 +190,10 @@ enum StatusFormatter {
             out += "\npeer: \(KeyEncoding.encode(peer.publicKey))\n"
             if let name = names[peer.publicKey] { out += "  name: \(name)\n" }
             out += "  endpoint: \(peer.endpoint.map { "\($0)" } ?? "(none)")\n"
+            if let carrier = peer.carrier {
+                let switches = peer.carrierSwitches.map { ", moved between UDP and TCP \($0) time\($0 == 1 ? "" : "s")" } ?? ""
+                out += "  transport: \(carrier)\(switches)\n"
+            }
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
             out += "  allowed ips: \(allowed.isEmpty ? "(none)" : allowed)\n"
             if let latest = peer.latestHandshake {
@@ -260,6 +264,9 @@ enum StatusFormatter {
             ]
             entry["echoes_probes"] = peer.echoesProbes.map { .bool($0) } ?? .null
             entry["endpoint"] = peer.endpoint.map { .string("\($0)") } ?? .null
+            // The carrier this peer is reached over now (Transport = auto), else the interface's.
+            entry["transport"] = .string(peer.carrier?.description ?? info.transport)
+            entry["transport_switches"] = peer.carrierSwitches.map { .unsigned($0) } ?? .null
             entry["name"] = names[peer.publicKey].map { .string($0) } ?? .null
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = .double(Double((status.now - latest).nanosecondsClamped) / 1e9)

@@ -168,11 +168,15 @@ enum DaemonRunner {
             logger.warning("test timers in use: rekey after \(seconds) s (VPND_TEST_REKEY_AFTER_SECONDS)")
         }
         // Path MTU discovery is for UDP: a TCP stream carries messages of any size.
-        let discovery = config.interface.pathMTUDiscovery && config.interface.transport == .udp
-        let tunnelConfiguration = TunnelConfiguration(
+        let discovery = config.interface.pathMTUDiscovery && config.interface.transport.carriesUDP
+        var tunnelConfiguration = TunnelConfiguration(
             mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers,
             pathMTUDiscovery: discovery, mssClamp: config.interface.mssClamp)
-        if config.interface.transport == .tcp && options.role == .client && !peers.contains(where: { $0.endpoint != nil }) {
+        if config.interface.transport == .auto {
+            // A server answers over either carrier; a client chooses for the server it dials.
+            tunnelConfiguration.carriers = options.role == .client ? .agile : .both
+        }
+        if config.interface.transport.carriesTCP && options.role == .client && !peers.contains(where: { $0.endpoint != nil }) {
             throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")
         }
         let plan = LaunchPlan(
@@ -251,6 +255,27 @@ enum DaemonRunner {
                 let target = peers.first(where: { $0.endpoint != nil })!.endpoint!
                 transport = TCPClientTransport(
                     dialer: TCPDialer(firewallMark: plan.routing.socketMark), remote: target, maxFrame: maxMessage, logger: logger)
+            }
+        case .auto:
+            let socket = try UDPSocket(
+                bindingTo: bindEndpoint, offloads: plan.offloads, pathMTUDiscovery: tunnelConfiguration.pathMTUDiscovery)
+            if plan.routing.socketMark != 0 { try socket.setFirewallMark(plan.routing.socketMark) }
+            let udp = UDPTransport(socket: socket, maxDatagram: maxMessage)
+            udpOffloads = socket.offloadSummary
+            if plan.role == .server {
+                // TCP on the port UDP got (the same one when ListenPort is given).
+                var tcpBind = bindEndpoint
+                tcpBind.port = socket.localEndpoint.port
+                let listener = try TCPListener(bindingTo: tcpBind, firewallMark: plan.routing.socketMark)
+                transport = DualTransport(
+                    udp: udp, server: TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: logger))
+            } else {
+                let target = peers.first(where: { $0.endpoint != nil })!.endpoint!
+                transport = DualTransport(
+                    udp: udp,
+                    client: TCPClientTransport(
+                        dialer: TCPDialer(firewallMark: plan.routing.socketMark), remote: target, maxFrame: maxMessage,
+                        logger: logger))
             }
         }
         // The metrics endpoint too (MetricsListen): before the interface, and before a privilege drop.

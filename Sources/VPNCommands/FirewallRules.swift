@@ -54,13 +54,15 @@ enum FirewallRules {
             "oifname \"\(k.interface)\" accept",
         ]
         if k.fwMark != 0 { rules.append("meta mark \(hex32(k.fwMark)) accept") }
-        let l4 = k.transport == .tcp ? "tcp" : "udp"
-        var seen = Set<Endpoint>()
-        for endpoint in k.peerEndpoints where seen.insert(endpoint).inserted {
-            let address = endpoint.ipAddress
-            rules.append("\(address.isIPv4 ? "ip" : "ip6") daddr \(address) \(l4) dport \(endpoint.port) accept")
+        let carriers = (k.transport.carriesUDP ? ["udp"] : []) + (k.transport.carriesTCP ? ["tcp"] : [])
+        for l4 in carriers {
+            var seen = Set<Endpoint>()
+            for endpoint in k.peerEndpoints where seen.insert(endpoint).inserted {
+                let address = endpoint.ipAddress
+                rules.append("\(address.isIPv4 ? "ip" : "ip6") daddr \(address) \(l4) dport \(endpoint.port) accept")
+            }
+            if let port = k.localPort, port != 0 { rules.append("\(l4) sport \(port) accept") }
         }
-        if let port = k.localPort, port != 0 { rules.append("\(l4) sport \(port) accept") }
         // IPv6 neighbour discovery: without it not even the underlay's own next hop is reachable.
         rules.append("icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept")
         if let lan = k.lan {

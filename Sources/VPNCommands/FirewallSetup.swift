@@ -30,7 +30,7 @@ enum FirewallSetup {
             var rules = FirewallRules.KillSwitch(interface: interface, setting: host.killSwitch, transport: plan.transport)
             let peers = plan.tunnel.peers
             rules.peerEndpoints = peers.compactMap(\.endpoint)
-            if plan.listenPort != 0 && (plan.transport == .tcp ? plan.role == .server : peers.contains { $0.endpoint == nil }) {
+            if plan.listenPort != 0 && ((plan.transport.carriesTCP && plan.role == .server) || (plan.transport.carriesUDP && peers.contains { $0.endpoint == nil })) {
                 rules.localPort = plan.listenPort
             }
             rules.fwMark = host.fwMark
@@ -117,7 +117,7 @@ final class KillSwitchStep: HostStep {
         } catch {
             throw StartupError("KillSwitch: nftables refused table inet \(FirewallRules.tableName(for: rules.interface)): \(error.message); vpnd needs root or CAP_NET_ADMIN and a kernel with nf_tables")
         }
-        let l4 = rules.transport == .tcp ? "tcp" : "udp"
+        let l4 = rules.transport == .auto ? "udp/tcp" : rules.transport.rawValue
         var open = rules.peerEndpoints.map { "\(l4) to \($0)" }
         if let port = rules.localPort { open.append("\(l4) from port \(port)") }
         if rules.fwMark != 0 { open.append("fwmark \(rules.fwMark)") }

@@ -25,7 +25,7 @@ enum FullTunnelConntrack {
         tunnelsIPv6: Bool
     ) -> String {
         let table = tableName(for: interface)
-        let proto = transport == .tcp ? "tcp" : "udp"
+        let proto = transport == .auto ? "{ tcp, udp }" : transport.rawValue
         let quoted = "\"" + interface + "\""
         var lines: [String] = []
         for (family, ipv4) in [("ip", true), ("ip6", false)] {

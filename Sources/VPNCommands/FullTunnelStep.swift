@@ -168,9 +168,9 @@ extension HostRouting {
                 throw StartupError(
                     "\(file): a default route in AllowedIPs (Table = auto) makes a full tunnel, whose rules vpnd must remove when it stops, and with User = and KeepNetAdmin = no it could not; set KeepNetAdmin = yes, or Table = off and route yourself")
             }
-            if routing.socketMark != 0 && plan.transport == .tcp && plan.role == .client {
+            if routing.socketMark != 0 && plan.transport.carriesTCP && plan.role == .client {
                 throw StartupError(
-                    "\(file): FwMark over Transport = tcp marks every connection vpnd dials, also after User = drops privileges, and with KeepNetAdmin = no it could not; set KeepNetAdmin = yes or remove FwMark")
+                    "\(file): FwMark over Transport = tcp or auto marks every connection vpnd dials, also after User = drops privileges, and with KeepNetAdmin = no it could not; set KeepNetAdmin = yes or remove FwMark")
             }
         }
         return routing

@@ -193,14 +193,14 @@ final class Reloader: Sendable {
         if h.forward != k.forward || h.masquerade != k.masquerade { changed.append("Forward/Masquerade") }
         if h.killSwitch != .off {
             // The kill switch lets out the underlay endpoints and the port vpnd started with.
-            if a.listenPort != b.listenPort && a.transport == .udp { changed.append("ListenPort (with KillSwitch)") }
+            if a.listenPort != b.listenPort && a.transport.carriesUDP { changed.append("ListenPort (with KillSwitch)") }
             let added = Set(new.peers.compactMap(\.endpoint)).subtracting(old.peers.compactMap(\.endpoint))
             if !added.isEmpty { changed.append("Endpoint \(added.map(\.description).sorted().joined(separator: ", ")) (with KillSwitch)") }
         }
         if a.metricsListen != b.metricsListen {
             changed.append("MetricsListen (\(a.metricsListen.map { "\($0)" } ?? "none") -> \(b.metricsListen.map { "\($0)" } ?? "none"))")
         }
-        if a.transport == .tcp && a.listenPort != b.listenPort { changed.append("ListenPort (over TCP)") }
+        if a.transport.carriesTCP && a.listenPort != b.listenPort { changed.append("ListenPort (over TCP)") }
         guard changed.isEmpty else {
             throw StartupError(
                 "\(new.fileName): \(changed.joined(separator: ", ")) cannot change while vpnd runs; restart vpnd to apply it")

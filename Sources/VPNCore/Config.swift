@@ -169,6 +169,15 @@ public struct Config: Equatable, Sendable {
         case udp
         /// A length-prefixed stream; vpnd's own extension for networks that block UDP.
         case tcp
+        /// Both, on one port (`udp,tcp` says the same): a server answers either; a client starts
+        /// on UDP and moves its session to TCP and back as the network allows, without a new
+        /// handshake (docs/protocol.md, "Transport agility").
+        case auto
+
+        /// Whether UDP carries messages (udp, auto).
+        public var carriesUDP: Bool { self != .tcp }
+        /// Whether TCP carries messages (tcp, auto).
+        public var carriesTCP: Bool { self != .udp }
     }
 
     /// What `vpnd` was asked to be.

@@ -91,7 +91,7 @@ extension Config {
                 "\(result.interface.mtu) is below \(Config.minimumIPv6MTU), the minimum for IPv6, and Address \(v6) is IPv6")
         }
         if overrides.mtu != nil || overrides.transport != nil,
-            result.interface.transport == .tcp, result.interface.mtu > Config.maximumTCPMTU
+            result.interface.transport.carriesTCP, result.interface.mtu > Config.maximumTCPMTU
         {
             if overrides.mtu != nil {
                 throw flagError(

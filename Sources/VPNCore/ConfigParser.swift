@@ -338,7 +338,7 @@ struct ConfigParser {
                 draft.seen[.mtu] ?? 0,
                 "MTU \(draft.mtu) is below \(Config.minimumIPv6MTU), the minimum for IPv6, and Address \(v6) is IPv6")
         }
-        if draft.transport == .tcp && draft.mtu > Config.maximumTCPMTU {
+        if draft.transport.carriesTCP && draft.mtu > Config.maximumTCPMTU {
             throw error(
                 draft.seen[.mtu] ?? 0,
                 "MTU \(draft.mtu) is too large for Transport = tcp (at most \(Config.maximumTCPMTU): a TCP frame "

@@ -65,10 +65,13 @@ enum ConfigValues {
         return mode
     }
 
-    /// `udp` or `tcp`, any case.
+    /// `udp`, `tcp` or `auto` (also written `udp,tcp` or `tcp,udp`), any case.
     static func transport(_ text: String) throws(ValueProblem) -> Config.Transport {
-        guard let transport = Config.Transport(rawValue: text.lowercased()) else {
-            throw ValueProblem("\"\(text)\" is not udp or tcp")
+        let words = text.lowercased().split(separator: ",", omittingEmptySubsequences: false)
+            .map { String(ConfigParser.trimmed($0)) }
+        if words.count == 2, Set(words) == ["udp", "tcp"] { return .auto }
+        guard words.count == 1, let transport = Config.Transport(rawValue: words[0]) else {
+            throw ValueProblem("\"\(text)\" is not udp, tcp or auto (auto: both, the same as udp,tcp)")
         }
         return transport
     }

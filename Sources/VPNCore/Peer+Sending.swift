@@ -42,6 +42,7 @@ extension Peer {
         if plaintextCount > 0 { timers.dataSent(now: now, entropy: &jitter) }
         timers.anyAuthenticatedPacketSent(now: now)
         timers.anyAuthenticatedPacketTraversal(now: now)
+        if selector != nil { selector!.sent(now: now) }
         return rekey
     }
 }

@@ -60,12 +60,21 @@ final class Peer {
     var blackHoleSuspected = false
     /// When the last ICMP "too big" went back into the device for this peer (rate limit).
     var lastTooBigAt: Instant?
+    /// When something authenticated last came from the peer (data, keepalive, probe, response).
+    var lastAuthenticatedAt: Instant?
+    /// The UDP-or-TCP choice, for a peer this end dials with `Transport = auto`; nil otherwise.
+    var selector: CarrierSelector?
+    /// After a TCP reconnect with a session kept: when to check that the peer answered, and the
+    /// instant it must have answered after (else its keys are gone: a new handshake).
+    var reconnectCheckAt: Instant?
+    var reconnectedAt: Instant = .zero
 
     init(
         number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, stagingSlots: Int, slotSize: Int,
-        mtu: Int
+        mtu: Int, carrierSettings: CarrierSelector.Settings? = nil
     ) {
         self.number = number
+        if let carrierSettings, configuration.endpoint != nil { selector = CarrierSelector(settings: carrierSettings) }
         prober = PathMTUProber(maximum: mtu)
         self.configuration = configuration
         handshakeInfo = PeerHandshakeInfo(publicKey: configuration.publicKey, presharedKey: configuration.presharedKey)

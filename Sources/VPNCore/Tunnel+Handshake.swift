@@ -191,6 +191,7 @@ extension Tunnel {
         indexTable.insert(localIndex, peer: peer.number)
         peer.initiation = .awaitingResponse(pending.withLocalIndex(localIndex))
         peer.initiationsSent &+= 1
+        if peer.selector != nil && !peer.canSend(now: now) { peer.selector!.initiationSent(now: now) }
         return .consumed
     }
 
@@ -253,22 +254,13 @@ extension Tunnel {
             remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
         indexTable.remove(peer.slots.installInitiated(keypair))
         updateEndpoint(peer, job.source, now: now)
+        peer.lastAuthenticatedAt = now
+        peer.selector?.received(over: job.source.carrier, now: now)
         peer.timers.anyAuthenticatedPacketReceived(now: now)
         peer.timers.anyAuthenticatedPacketTraversal(now: now)
         peer.timers.sessionDerived(now: now)
         sessionEstablished(peer, weInitiated: true, now: now)
         return .consumed
-    }
-
-    /// Forgets every session and starts new handshakes (a TCP transport reconnected: the server
-    /// may have lost our keys with the old connection).
-    public func restartSessions(now: Instant) {
-        for case let peer? in peers {
-            indexTable.remove(peer.slots.clear())
-            if peer.endpoint != nil {
-                sendInitiation(peer, now: now, isRetry: false)
-            }
-        }
     }
 
     /// Starts a handshake with every peer that has an endpoint and no usable session: used at

@@ -76,6 +76,7 @@ extension Tunnel {
         peer.handshakes &+= 1
         if case .gaveUp = peer.initiation { peer.initiation = .idle }
         peer.timers.handshakeCompleted(now: now)
+        peer.selector?.sessionEstablished(now: now)
         emit(.handshakeCompleted(peer: peer.configuration.publicKey, weInitiated: weInitiated, firstSession: firstSession))
         flushStaged(peer, now: now)
         sessionCanSend(peer, now: now)
@@ -153,8 +154,13 @@ extension Tunnel {
         case .ok(let opened): body = opened
         }
         if slot == .next { confirmSession(peer, now: now) }
+        peer.lastAuthenticatedAt = now
         switch body.kind {
+        case .echo where body.size == 0:
+            // The echo of a liveness probe (Transport = auto).
+            peer.selector?.echoReceived(id: body.id, over: source.carrier, now: now)
         case .echo:
+            peer.selector?.received(over: source.carrier, now: now)
             peer.prober.echoReceived(id: body.id, size: body.size, now: now)
             serviceProber(peer, now: now)
         case .probe:

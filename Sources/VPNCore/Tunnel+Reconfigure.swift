@@ -129,7 +129,8 @@ extension Tunnel {
         let number = freePeerNumbers.popLast() ?? UInt32(peers.count)
         let peer = Peer(
             number: number, configuration: configuration, timers: self.configuration.timers,
-            stagingSlots: self.configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: self.configuration.mtu)
+            stagingSlots: self.configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: self.configuration.mtu,
+            carrierSettings: self.configuration.carriers == .agile ? self.configuration.carrierSettings : nil)
         peer.createdAfterTicket = lastTicket
         if Int(number) == peers.count { peers.append(peer) } else { peers[Int(number)] = peer }
         peersByKey[configuration.publicKey] = Int(number)
@@ -146,7 +147,7 @@ extension Tunnel {
     }
 
     /// Drops the peer's sessions and the initiation it waits for (their indexes go too).
-    private func forgetSessions(_ peer: Peer) {
+    func forgetSessions(_ peer: Peer) {
         indexTable.remove(peer.slots.clear())
         if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
         peer.initiation = .idle

@@ -21,7 +21,9 @@ extension Tunnel {
                     endpointConfigured: peer.configuration.endpoint != nil, initiationsSent: peer.initiationsSent,
                     responsesReceived: peer.responsesReceived, initiationsUnanswered: peer.initiationsUnanswered,
                     initiationsUnansweredInARow: peer.initiationsUnansweredInARow,
-                    initiationsAnswered: peer.initiationsAnswered, presharedKey: peer.configuration.presharedKey)
+                    initiationsAnswered: peer.initiationsAnswered, presharedKey: peer.configuration.presharedKey,
+                    carrier: configuration.carriers == .one ? nil : peer.endpoint?.carrier,
+                    carrierSwitches: peer.selector?.switches)
             }, privateKey: configuration.hasPrivateKey ? configuration.privateKey : nil, mtu: configuration.mtu,
             // A key added as a peer since is no stranger any more.
             unknownInitiators: unknownInitiators.entries.filter { peersByKey[$0.publicKey] == nil }

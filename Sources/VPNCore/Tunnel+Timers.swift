@@ -12,6 +12,8 @@ extension Tunnel {
                 peer.prober.tick(now: now)
                 serviceProber(peer, now: now)
             }
+            if let due = peer.selector?.deadline, due <= now { serviceCarrier(peer, now: now) }
+            if let due = peer.reconnectCheckAt, due <= now { checkReconnect(peer, now: now) }
             guard let deadline = peer.timers.nextDeadline, deadline <= now else { continue }
             let actions = peer.timers.tick(now: now)
             if actions.contains(.zeroKeys) {

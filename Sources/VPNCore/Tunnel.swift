@@ -114,7 +114,8 @@ public final class Tunnel {
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
                 number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
-                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: configuration.mtu)
+                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: configuration.mtu,
+                carrierSettings: configuration.carriers == .agile ? configuration.carrierSettings : nil)
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
@@ -129,6 +130,8 @@ public final class Tunnel {
         for case let peer? in peers {
             if let d = peer.timers.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
             if let d = peer.prober.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
+            if let d = peer.selector?.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
+            if let d = peer.reconnectCheckAt, earliest.map({ d < $0 }) ?? true { earliest = d }
         }
         return earliest
     }
@@ -147,6 +150,13 @@ public final class Tunnel {
     @inline(__always)
     func updateEndpoint(_ peer: Peer, _ source: Endpoint, now: Instant) {
         guard peer.endpoint != source else { return }
+        var source = source
+        if let selector = peer.selector {
+            // This end chooses the carrier (Transport = auto): the peer's address is followed, the
+            // carrier it happened to use is not.
+            if let current = peer.endpoint, current.sameAddress(as: source) { return }
+            source.carrier = selector.carrier
+        }
         let previous = peer.endpoint
         peer.endpoint = source
         if previous != nil && peer.proberStarted {
@@ -260,6 +270,8 @@ public final class Tunnel {
         if case .drop(let reason) = result { return drop(reason, peer: peer) }
         // Authenticated: follow the peer's address (roaming), confirm a responder session.
         updateEndpoint(peer, source, now: now)
+        peer.lastAuthenticatedAt = now
+        if peer.selector != nil { peer.selector!.received(over: source.carrier, now: now) }
         if slot == .next { confirmSession(peer, now: now) }
         peer.largeSentUnanswered = false
         peer.timers.anyAuthenticatedPacketReceived(now: now)

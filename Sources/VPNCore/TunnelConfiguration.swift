@@ -25,6 +25,11 @@ public struct TunnelConfiguration: Sendable {
     public var pathMTUDiscovery: Bool
     /// How the MSS of TCP SYNs crossing the tunnel is clamped.
     public var mssClamp: MSSClampSetting
+    /// What carries the messages: one carrier, both (a `Transport = auto` server), or both with
+    /// the client choosing (a `Transport = auto` client: ``CarrierSelector`` per peer).
+    public var carriers: CarrierUse = .one
+    /// The client's carrier choice (tests shorten it).
+    public var carrierSettings = CarrierSelector.Settings()
 
     public init(
         mode: HandshakeIdentity.Mode, privateKey: SecretKey, mtu: Int, peers: [PeerConfiguration],
@@ -47,7 +52,17 @@ public struct TunnelConfiguration: Sendable {
     public var pads: Bool { mode == .tun }
 }
 
-/// One peer as the core sees it.
+/// What carries a tunnel's messages (`Transport`).
+public enum CarrierUse: Sendable, Equatable {
+    /// One carrier (`udp` or `tcp`): endpoints are never tagged.
+    case one
+    /// UDP and TCP (a `Transport = auto` server): a peer's endpoint is a UDP address or a TCP
+    /// connection, and follows the latest authenticated data or keepalive, whichever carried it.
+    case both
+    /// UDP and TCP, chosen by this end for each peer it dials (a `Transport = auto` client).
+    case agile
+}
+
 /// `MSSClamp`: TCP SYNs and SYN-ACKs crossing the tunnel (both ways) carry at most this MSS.
 public enum MSSClampSetting: Equatable, Sendable {
     /// What fits the peer's path: its path MTU less 40 (IPv4) or 60 (IPv6) bytes of headers.
@@ -198,4 +213,8 @@ public struct PeerStatus: Sendable {
     public var initiationsAnswered: UInt64 = 0
     /// The pre-shared key (for the UAPI's `get`, never printed by `vpnd show`).
     public var presharedKey: SecretKey? = nil
+    /// The carrier of the endpoint (nil where the tunnel has one carrier).
+    public var carrier: Carrier? = nil
+    /// Moves between UDP and TCP since start (nil unless this end chooses: a `Transport = auto` client).
+    public var carrierSwitches: UInt64? = nil
 }

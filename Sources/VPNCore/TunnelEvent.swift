@@ -37,4 +37,19 @@ public enum TunnelEvent: Sendable, Equatable {
     /// Large packets to `peer` go unanswered while small ones get through, and the peer does not
     /// echo path probes: a black hole is assumed, inner packets of at most `innerMTU` go there.
     case blackHoleAssumed(peer: Bytes32, innerMTU: Int)
+    /// `Transport = auto`: the session with `peer` moved to `carrier`, for this reason.
+    case carrierChanged(peer: Bytes32, carrier: Carrier, reason: CarrierChange)
+    /// A TCP connection to `peer` was made again: the session goes on over it (`kept`), or,
+    /// when nothing authenticated came back within the check, a new handshake starts (`!kept`).
+    case reconnected(peer: Bytes32, kept: Bool)
+}
+
+/// Why a `Transport = auto` client moved its session.
+public enum CarrierChange: Sendable, Equatable {
+    /// No handshake answer over the other carrier within the wait.
+    case handshakeUnanswered(Duration)
+    /// Nothing authenticated came back over UDP for this long while we sent, probes included.
+    case udpSilent(Duration)
+    /// UDP answered every probe for this long.
+    case udpAnswering(Duration)
 }

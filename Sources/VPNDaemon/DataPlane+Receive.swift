@@ -33,9 +33,10 @@ extension DataPlane {
     func handleTransportEvents(now: Instant) {
         while let event = transport.nextEvent() {
             switch event {
-            case .connected:
-                // A new TCP connection: the server may have lost our session with the old one.
-                tunnel.restartSessions(now: now)
+            case .connected(let remote):
+                // A new TCP connection: the session goes on over it, unless the peer turns out
+                // to have lost its keys.
+                tunnel.transportConnected(remote, now: now)
             case .invalidStream(_, let reason):
                 // Counted like a bad UDP datagram, so `vpnd show` sees hostile streams too.
                 tunnel.countDrop(reason)

@@ -275,7 +275,15 @@ public final class DataPlane {
 
     private func reportEvents() {
         while let event = tunnel.nextEvent() {
-            if case .endpointChanged(let peer, _, let endpoint) = event { control.noteEndpoint(peer, endpoint) }
+            switch event {
+            case .endpointChanged(let peer, _, let endpoint):
+                // A TCP connection's address is no place to reach the peer again.
+                if endpoint.carrier == .udp { control.noteEndpoint(peer, endpoint) }
+            case .carrierChanged(_, let carrier, _):
+                transport.useCarrier(carrier)
+            default:
+                break
+            }
             let line = event.logLine
             logger.log(level: line.level, "\(line.message)")
         }

@@ -32,9 +32,12 @@ final class StreamLink {
     private var readsLeft = 0
     private var drained = false
 
-    init(connection: any StreamConnection, token: UInt64, maxFrame: Int, connecting: Bool, sendQueueSize: Int = 1 << 20) {
+    init(
+        connection: any StreamConnection, token: UInt64, maxFrame: Int, connecting: Bool, carrier: Carrier = .udp,
+        sendQueueSize: Int = 1 << 20
+    ) {
         self.connection = connection
-        remote = connection.remoteEndpoint
+        remote = connection.remoteEndpoint.over(carrier)
         self.token = token
         self.connecting = connecting
         // Room for many messages per read(2): the stream is drained in large gulps.
@@ -52,17 +55,31 @@ final class StreamLink {
 
     /// Queues one framed message without writing it (the caller flushes once per batch, so a
     /// batch costs one write). Returns false when the queue is full and the message dropped.
-    func enqueue(_ message: UnsafeRawBufferPointer) -> Bool {
-        if queuedEnd + message.count > sendQueue.count {
+    func enqueue(_ message: UnsafeRawBufferPointer) -> Bool { enqueue(message, lengthPrefix: false) }
+
+    /// Queues `message` behind its 2-byte big-endian length (the TCP framing), so the sender
+    /// needs no headroom for it. False when the queue has no room.
+    func enqueueFramed(_ message: UnsafeRawBufferPointer) -> Bool { enqueue(message, lengthPrefix: true) }
+
+    private func enqueue(_ message: UnsafeRawBufferPointer, lengthPrefix: Bool) -> Bool {
+        let total = message.count + (lengthPrefix ? 2 : 0)
+        if queuedEnd + total > sendQueue.count {
             let pending = queuedEnd - queuedStart
             if pending > 0 && queuedStart > 0 {
                 sendQueue.baseAddress!.copyMemory(from: sendQueue.baseAddress! + queuedStart, byteCount: pending)
             }
             queuedStart = 0
             queuedEnd = pending
-            if queuedEnd + message.count > sendQueue.count { return false }
+            if queuedEnd + total > sendQueue.count { return false }
         }
-        (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
+        if lengthPrefix {
+            sendQueue[queuedEnd] = UInt8(truncatingIfNeeded: message.count >> 8)
+            sendQueue[queuedEnd + 1] = UInt8(truncatingIfNeeded: message.count)
+            queuedEnd += 2
+        }
+        if message.count > 0 {
+            (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
+        }
         queuedEnd += message.count
         return true
     }

@@ -5,7 +5,7 @@ import VPNCore
 
 /// The client side of the TCP transport: one connection to the server, redialled with a
 /// capped backoff when it breaks; each new connection is reported (``TransportEvent/connected(_:)``)
-/// so that the data plane can start a fresh handshake.
+/// so that the session goes on over it (``Tunnel/transportConnected(_:now:)``).
 public final class TCPClientTransport: TCPTransportBase, Transport {
     private let dialer: any StreamDialer
     private let remote: Endpoint
@@ -15,6 +15,21 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
     private var warnedAt: Instant?
     private var connects: UInt64 = 0
     static let maximumBackoff: Duration = .seconds(4)
+    /// Whether a connection is wanted: always for `Transport = tcp`; inside a ``DualTransport``,
+    /// only while the session is on TCP (``Transport/useCarrier(_:)``).
+    var dialing = true {
+        didSet {
+            guard dialing != oldValue else { return }
+            if dialing {
+                redialAt = lastNow
+                backoff = .milliseconds(250)
+                warnedAt = nil
+            } else {
+                redialAt = nil
+                if let link { remove(link, why: "the session moved back to UDP") }
+            }
+        }
+    }
 
     public var tcpStatus: TCPConnectionStatus? {
         TCPConnectionStatus(open: linksByToken.count, authenticated: authenticatedCount, connects: connects)
@@ -26,7 +41,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         super.init(maxFrame: maxFrame, logger: logger)
     }
 
-    public var nextDeadline: Instant? { redialAt }
+    public var nextDeadline: Instant? { dialing ? redialAt : nil }
     public var localPort: UInt16? { nil }
 
     public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
@@ -42,7 +57,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
 
     public func tick(now: Instant) throws(IOError) {
         lastNow = now
-        guard link == nil, let due = redialAt, due <= now else { return }
+        guard dialing, link == nil, let due = redialAt, due <= now else { return }
         redialAt = nil
         do throws(IOError) {
             let connection = try dialer.connect(to: remote)
@@ -63,6 +78,10 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
     override func linkClosed(_ closed: StreamLink, why: String) {
         guard closed === link else { return }
         link = nil
+        guard dialing else {
+            logger.info("TCP: connection to \(remote) closed: \(why)")
+            return
+        }
         scheduleRedial(now: nil, why: why)
     }
 

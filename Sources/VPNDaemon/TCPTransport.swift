@@ -29,8 +29,12 @@ public class TCPTransportBase {
     private var queueFull: UInt64 = 0
     /// Open connections that delivered an authenticated message.
     private(set) var authenticatedCount = 0
+    /// The tag of the connections' endpoints: ``Carrier/tcp`` inside a ``DualTransport``, else the
+    /// untagged default.
+    var carrier: Carrier = .udp
 
-    public let headroom = TransportData.tcpHeadroom
+    /// The length prefix is written into the connection's send queue, not in front of the message.
+    public let headroom = TransportData.headroom
 
     init(maxFrame: Int, logger: Logger) {
         self.maxFrame = maxFrame
@@ -59,7 +63,8 @@ public class TCPTransportBase {
     func add(_ connection: any StreamConnection, connecting: Bool) throws(IOError) -> StreamLink {
         let token = tokenBase + nextToken
         nextToken += 1
-        let link = StreamLink(connection: connection, token: token, maxFrame: maxFrame, connecting: connecting)
+        let link = StreamLink(
+            connection: connection, token: token, maxFrame: maxFrame, connecting: connecting, carrier: carrier)
         link.openedAt = lastNow
         let events: PollEvents = connecting ? [.readable, .writable] : .readable
         link.watchingWritable = connecting
@@ -171,9 +176,7 @@ public class TCPTransportBase {
                 noConnection &+= 1
                 continue
             }
-            var buffer = buffers[i]
-            TCPFramer.prependHeader(to: &buffer)
-            if !link.enqueue(UnsafeRawBufferPointer(buffer.bytes)) { queueFull &+= 1 }
+            if !link.enqueueFramed(UnsafeRawBufferPointer(buffers[i].bytes)) { queueFull &+= 1 }
         }
         // One write per connection for the whole batch.
         for link in linksByToken.values where link.hasQueuedBytes && !link.connecting && !link.watchingWritable {

@@ -54,6 +54,9 @@ public protocol Transport: AnyObject {
     /// Moves to `socket` (bound to another port: `listen_port`): the old one closes once
     /// released, the new one is registered with `poller` under the same token.
     func replaceSocket(_ socket: any DatagramSocket, poller: any Poller) throws(IOError)
+    /// The client's session moved to `carrier` (`Transport = auto`): a ``DualTransport`` dials
+    /// TCP for it, or closes the TCP connection once the session is back on UDP.
+    func useCarrier(_ carrier: Carrier)
 }
 
 /// One batch of received messages: `messages[i]` came from `sources[i]`. The buffers stay valid
@@ -152,6 +155,7 @@ extension Transport {
             hint: "set FwMark in the config and restart vpnd")
     }
     public func finishBatch(_ verdict: BatchVerdict) {}
+    public func useCarrier(_ carrier: Carrier) {}
 
     /// Without segmented sends: each run is cut into single messages (``sendSegmentedAsSingles(_:segmentSizes:to:)``).
     public func sendSegmented(

@@ -60,6 +60,8 @@ struct StatusFormatterTests {
             ]
             entry["endpoint"] = peer.endpoint.map { "\($0)" } ?? NSNull()
             entry["name"] = names[peer.publicKey] ?? NSNull()
+            entry["transport"] = peer.carrier?.description ?? info.transport
+            entry["transport_switches"] = peer.carrierSwitches.map { NSNumber(value: $0) } ?? NSNull()
             entry["echoes_probes"] = peer.echoesProbes.map { $0 as Any } ?? NSNull()
             if let latest = peer.latestHandshake {
                 entry["latest_handshake_seconds_ago"] = Double((status.now - latest).nanosecondsClamped) / 1e9

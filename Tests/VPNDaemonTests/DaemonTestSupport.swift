@@ -281,6 +281,43 @@ final class DaemonPair {
         return DaemonPair(underlay: .fakeTCP, server: server, client: client, tcp: (network, listener, dialer))
     }
 
+    /// `Transport = auto` on both ends: UDP and TCP over fakes (the server listens on both at
+    /// ``serverEndpoint``; the client dials TCP only when its session moves there), with the
+    /// client's carrier choice (`.agile`) and the server's roaming across carriers (`.both`).
+    static func dual(carrierSettings: CarrierSelector.Settings = CarrierSelector.Settings()) throws -> DaemonPair {
+        let ids = TestIdentities()
+        let datagrams = FakeDatagramNetwork(seed: 1)
+        let serverSocket = try FakeDatagramSocket(network: datagrams, endpoint: serverEndpoint)
+        let clientSocket = try FakeDatagramSocket(network: datagrams, endpoint: Endpoint(ipv4: 192, 0, 2, 2, port: 40000))
+        let streams = FakeStreamNetwork()
+        let listener = try FakeStreamListener(network: streams, endpoint: serverEndpoint)
+        let clientClock = ManualClock()
+        let dialer = FakeStreamDialer(network: streams, localAddress: clientAddress, clock: clientClock)
+        let serverLog = LogRecorder()
+        let clientLog = LogRecorder()
+        var serverConfiguration = ids.serverConfiguration()
+        serverConfiguration.carriers = .both
+        var clientConfiguration = ids.clientConfiguration(serverEndpoint: serverEndpoint)
+        clientConfiguration.carriers = .agile
+        clientConfiguration.carrierSettings = carrierSettings
+        let server = try fakeNode(
+            "server", configuration: serverConfiguration, seed: 100,
+            transport: DualTransport(
+                udp: UDPTransport(socket: serverSocket, maxDatagram: maxMessage),
+                server: TCPServerTransport(listener: listener, maxFrame: maxMessage, logger: makeLogger(serverLog))),
+            clock: ManualClock(), log: serverLog)
+        let client = try fakeNode(
+            "client", configuration: clientConfiguration, seed: 200,
+            transport: DualTransport(
+                udp: UDPTransport(socket: clientSocket, maxDatagram: maxMessage),
+                client: TCPClientTransport(
+                    dialer: dialer, remote: serverEndpoint, maxFrame: maxMessage, logger: makeLogger(clientLog))),
+            clock: clientClock, log: clientLog)
+        return DaemonPair(
+            underlay: .fakeUDP, server: server, client: client, udp: (datagrams, serverSocket, clientSocket),
+            tcp: (streams, listener, dialer))
+    }
+
     /// The fake UDP network and its two sockets (``udp(seed:impairment:deferredHandshakes:mode:offloads:wrapClientTransport:)``).
     var datagrams: FakeDatagramNetwork { udpParts!.network }
     var serverSocket: FakeDatagramSocket { udpParts!.server }

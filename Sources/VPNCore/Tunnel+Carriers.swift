@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+import VPNBasics
+import VPNCrypto
+
+/// Transport agility (docs/protocol.md, "Transport agility"): a `Transport = auto` client moves
+/// a session between UDP and TCP without a handshake, and a TCP reconnect keeps the session.
+/// Safe because every message is authenticated and replay-protected whatever carries it: the
+/// keys and indexes do not depend on the carrier.
+extension Tunnel {
+    /// Carries out what the peer's ``CarrierSelector`` asks for now.
+    func serviceCarrier(_ peer: Peer, now: Instant) {
+        guard var selector = peer.selector, let endpoint = peer.endpoint else { return }
+        let handshakePending: Bool
+        switch peer.initiation {
+        case .computing, .awaitingResponse: handshakePending = true
+        case .idle, .gaveUp: handshakePending = false
+        }
+        let hasSession = peer.canSend(now: now)
+        let action = selector.tick(now: now, hasSession: hasSession, handshakePending: handshakePending)
+        peer.selector = selector
+        switch action {
+        case .none:
+            return
+        case .probe(let id):
+            sendLivenessProbe(peer, id: id, to: endpoint.over(.udp), now: now)
+        case .switchTo(let carrier):
+            peer.endpoint = endpoint.over(carrier)
+            let reason: CarrierChange
+            if !hasSession {
+                reason = .handshakeUnanswered(selector.settings.handshakeWait)
+            } else if carrier == .tcp {
+                reason = .udpSilent(selector.settings.switchAfter)
+            } else {
+                reason = .udpAnswering(selector.returnAfter)
+            }
+            emit(.carrierChanged(peer: peer.configuration.publicKey, carrier: carrier, reason: reason))
+            // Over TCP the first message waits for the connection (``transportConnected``); over
+            // UDP it goes now: a keepalive moves the peer's end to this address, an initiation
+            // tries the handshake there.
+            guard carrier == .udp else { return }
+            if hasSession {
+                sendKeepalive(peer, now: now)
+            } else {
+                sendInitiation(peer, now: now, isRetry: false)
+            }
+        }
+    }
+
+    /// A TCP connection to `remote` was made (the first one, or again after a break). A peer at
+    /// that address keeps its session: a keepalive goes out at once over the new connection
+    /// (the server learns the connection from it) with a liveness probe, and if nothing
+    /// authenticated (the probe's echo, or anything else) comes back within
+    /// ``reconnectCheck``, the peer lost its keys (it restarted) and a handshake follows. A peer
+    /// with no session gets its initiation now, not at the next retry.
+    public func transportConnected(_ remote: Endpoint, now: Instant) {
+        for case let peer? in peers {
+            guard let endpoint = peer.endpoint, endpoint.sameAddress(as: remote) else { continue }
+            if peer.canSend(now: now) {
+                peer.reconnectedAt = now
+                peer.reconnectCheckAt = now + Self.reconnectCheck
+                // The keepalive tells the peer the new connection; the probe's echo proves the
+                // peer still holds the keys (a keepalive gets no answer). Over TCP the peer is
+                // vpnd, which echoes.
+                sendKeepalive(peer, now: now)
+                sendLivenessProbe(peer, id: 0, to: endpoint, now: now)
+            } else if configuration.hasPrivateKey {
+                sendInitiation(peer, now: now, isRetry: false)
+            }
+        }
+    }
+
+    /// How long after a reconnect something authenticated must come back before the session is
+    /// taken as lost: about a round trip and the peer's processing, with room to spare.
+    public static let reconnectCheck: Duration = .seconds(1)
+
+    /// The reconnect check is due: the session goes on if the peer answered since, else a new
+    /// handshake starts (its old keys are useless to it).
+    func checkReconnect(_ peer: Peer, now: Instant) {
+        peer.reconnectCheckAt = nil
+        if let heard = peer.lastAuthenticatedAt, heard >= peer.reconnectedAt {
+            emit(.reconnected(peer: peer.configuration.publicKey, kept: true))
+            return
+        }
+        emit(.reconnected(peer: peer.configuration.publicKey, kept: false))
+        forgetSessions(peer)
+        sendInitiation(peer, now: now, isRetry: false)
+    }
+
+    /// Seals a liveness probe (a path probe of size 0, which the peer echoes) on the current key.
+    func sendLivenessProbe(_ peer: Peer, id: UInt32, to destination: Endpoint, now: Instant) {
+        guard var keypair = peer.slots.current,
+            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
+        else { return }
+        let counter = keypair.sendCounter
+        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
+            PathProbe.seal(
+                .probe, id: id, size: 0, bodySize: PathProbe.minimumBodySize, into: &buffer,
+                receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey)
+            return true
+        }
+        guard queued else { return peer.count(.queueFull) }
+        keypair.sendCounter += 1
+        peer.slots.current = keypair
+    }
+}
