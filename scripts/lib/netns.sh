@@ -312,7 +312,12 @@ ns_cleanup() {
         local cmd f
         for cmd in "${_NS_DIAG[@]}"; do
             echo "\$ $cmd" >&2
-            eval "timeout 5 $cmd" >&2 2>&1
+            # A helper function (in_ns) bounds itself; timeout(1) cannot run one.
+            if [ "$(type -t "${cmd%% *}")" = "function" ]; then
+                eval "$cmd" >&2 2>&1
+            else
+                eval "timeout 5 $cmd" >&2 2>&1
+            fi
         done
         for f in "$VPND_ITEST_DIR"/*.log; do
             [ -e "$f" ] || continue
