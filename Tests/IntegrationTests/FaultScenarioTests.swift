@@ -18,7 +18,7 @@ struct FaultScenarioTests {
     @Test("roaming: the client's underlay address changes mid-transfer; the server follows, transfers intact")
     func roaming() async { await Scenario.run("roaming", timeLimit: .seconds(180)) }
 
-    @Test("TCP transport: the outer connection reset mid-transfer (client side, then server side); vpnd redials, transfers intact")
+    @Test("TCP transport: the outer connection reset mid-transfer (client side, then server side); vpnd redials, the session goes on with no new handshake, transfers intact")
     func tcpReset() async { await Scenario.run("tcp-reset", timeLimit: .seconds(150)) }
 
     /// Long: the outage alone is 60 s.

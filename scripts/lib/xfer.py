@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Checksummed TCP transfer for the integration harness (used by transfer_check in netns.sh).
 
-recv: accept one connection, read to EOF, print "received <bytes> <sha256>".
+recv: accept one connection, read to EOF, print "received <bytes> <sha256>", then
+      "longest-gap-ms <n>": the longest wait between two reads that returned data (a stall).
 send: connect (retrying until --timeout), stream --bytes of seeded pseudo-random data, print
       "<bytes> <sha256>" of what was sent.
 Both stop with an error after --timeout seconds.
@@ -41,6 +42,8 @@ def recv(args):
     conn, peer = srv.accept()
     digest = hashlib.sha256()
     total = 0
+    last = None
+    longest_gap = 0.0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -49,10 +52,15 @@ def recv(args):
         data = conn.recv(CHUNK)
         if not data:
             break
+        now = time.monotonic()
+        if last is not None:
+            longest_gap = max(longest_gap, now - last)
+        last = now
         digest.update(data)
         total += len(data)
     conn.close()
     print(f"received {total} {digest.hexdigest()}", flush=True)
+    print(f"longest-gap-ms {int(longest_gap * 1000)}", flush=True)
 
 
 def send(args):
