@@ -59,6 +59,17 @@ enum MetricsFormatter {
             "vpnd_peer_path_mtu_bytes", "gauge", "The inner packet size usable towards the peer now.",
             perPeer { Double($0.pathMTU) })
         family(
+            "vpnd_peer_transport_tcp", "gauge",
+            "1 when the peer is reached over TCP now, 0 over UDP (by the interface's Transport where it has one).",
+            perPeer { peer in (peer.carrier.map { $0 == .tcp } ?? (info.transport == "tcp")) ? 1 : 0 })
+        let choosing = status.peers.filter { $0.carrierSwitches != nil }
+        if !choosing.isEmpty {
+            family(
+                "vpnd_peer_transport_switches_total", "counter",
+                "Moves of the session between UDP and TCP (Transport = auto, the peers this end dials).",
+                choosing.map { Sample(labels: peerLabels($0), value: Double($0.carrierSwitches ?? 0)) })
+        }
+        family(
             "vpnd_peer_drops_total", "counter", "Packets dropped for the peer, by reason.",
             status.peers.flatMap { peer in
                 peer.drops.sorted { $0.key.rawValue < $1.key.rawValue }.map {

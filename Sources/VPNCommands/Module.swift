@@ -61,7 +61,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Override Mode: tun or tap.", valueName: "mode"))
     var mode: String?
 
-    @Option(name: .long, help: ArgumentHelp("Override Transport: udp or tcp.", valueName: "transport"))
+    @Option(name: .long, help: ArgumentHelp("Override Transport: udp, tcp or auto (both: UDP first, TCP when UDP is blocked).", valueName: "transport"))
     var transport: String?
 
     @Option(name: .long, help: ArgumentHelp("Override MTU.", valueName: "bytes"))

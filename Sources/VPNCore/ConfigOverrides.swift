@@ -96,12 +96,12 @@ extension Config {
             if overrides.mtu != nil {
                 throw flagError(
                     "--mtu",
-                    "\(result.interface.mtu) is too large for Transport = tcp (at most \(Config.maximumTCPMTU): a TCP "
+                    "\(result.interface.mtu) is too large for Transport = \(result.interface.transport.rawValue) (at most \(Config.maximumTCPMTU): a TCP "
                         + "frame holds 65535 bytes); lower it or use Transport = udp")
             }
             throw flagError(
                 "--transport",
-                "tcp carries an MTU of at most \(Config.maximumTCPMTU), and \(describedFile) has MTU "
+                "\(result.interface.transport.rawValue) carries an MTU of at most \(Config.maximumTCPMTU), and \(describedFile) has MTU "
                     + "\(result.interface.mtu); lower MTU (or --mtu) or use udp")
         }
         return result

@@ -341,7 +341,7 @@ struct ConfigParser {
         if draft.transport.carriesTCP && draft.mtu > Config.maximumTCPMTU {
             throw error(
                 draft.seen[.mtu] ?? 0,
-                "MTU \(draft.mtu) is too large for Transport = tcp (at most \(Config.maximumTCPMTU): a TCP frame "
+                "MTU \(draft.mtu) is too large for Transport = \(draft.transport.rawValue) (at most \(Config.maximumTCPMTU): a TCP frame "
                     + "holds 65535 bytes); lower MTU or use Transport = udp")
         }
         guard !peers.isEmpty else {

@@ -202,6 +202,10 @@ struct ConfigParserTests {
          "x.conf:5: MTU 65490 is too large for Transport = tcp (at most 65489: a TCP frame holds 65535 bytes); lower MTU or use Transport = udp"),
         ("MTU = 65535\nTransport = tcp",
          "x.conf:4: MTU 65535 is too large for Transport = tcp (at most 65489: a TCP frame holds 65535 bytes); lower MTU or use Transport = udp"),
+        ("Transport = auto\nMTU = 65490",
+         "x.conf:5: MTU 65490 is too large for Transport = auto (at most 65489: a TCP frame holds 65535 bytes); lower MTU or use Transport = udp"),
+        ("Transport = udp,udp", "x.conf:4: Transport \"udp,udp\" is not udp, tcp or auto (auto: both, the same as udp,tcp)"),
+        ("Transport = udp,tcp,tcp", "x.conf:4: Transport \"udp,tcp,tcp\" is not udp, tcp or auto (auto: both, the same as udp,tcp)"),
         ("ListenPort 51821", "x.conf:4: expected \"Key = Value\" or \"[Section]\""),
         ("= 5", "x.conf:4: a line starts with \"=\" (expected \"Key = Value\")"),
         ("[Interface]", "x.conf:4: [Interface] appears twice (first at line 1)"),
@@ -388,6 +392,13 @@ struct ConfigParserTests {
                                     message: "vpnd --server needs ListenPort in [Interface] (or --listen-port PORT)")) {
             try client.validate(role: .server)
         }
+    }
+
+    @Test(arguments: ["auto", "AUTO", "udp,tcp", "tcp,udp", "udp, tcp", " TCP , UDP "])
+    func autoTransportSpellings(value: String) throws {
+        let config = try Config.parse(Self.base(interfaceLine: "Transport = \(value)"), fileName: "x.conf")
+        #expect(config.interface.transport == .auto)
+        #expect(config.interface.transport.carriesUDP && config.interface.transport.carriesTCP)
     }
 
     @Test func overridesReplaceValues() throws {

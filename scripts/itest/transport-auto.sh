@@ -80,6 +80,16 @@ log "UDP blocked from the start: tunnel up after $up_ms ms, client on $(carrier)
 [ "$up_ms" -le 8000 ] || fail "the tunnel came up over TCP after $up_ms ms (more than 8 s)"
 on_carrier tcp || fail "the client is on $(carrier), not tcp"
 vpnd_json_ok server 'peer["transport"] == "tcp"' || fail "the server does not reach the client over TCP"
+# The metrics say the same (Debian's python3 and its Prometheus client's text parser).
+VPND_RUN_DIR="$(vpnd_run_dir client)" timeout 10 ip netns exec "$(ns cli)" "$VPND" metrics >"$VPND_ITEST_DIR/metrics.txt" \
+    || fail "vpnd metrics failed"
+/usr/bin/python3 - "$VPND_ITEST_DIR/metrics.txt" "$(switches)" <<'PYEOF' || fail "the client's metrics disagree with vpnd show: $(grep transport "$VPND_ITEST_DIR/metrics.txt")"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+families = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+assert families["vpnd_peer_transport_tcp"].samples[0].value == 1, families["vpnd_peer_transport_tcp"]
+assert families["vpnd_peer_transport_switches"].samples[0].value == int(sys.argv[2]), families["vpnd_peer_transport_switches"]
+PYEOF
 block_udp off
 wait_for "back on UDP" 30 on_carrier udp || fail "UDP unblocked, but the client stayed on $(carrier)"
 ping_ok cli 10.9.0.1 3

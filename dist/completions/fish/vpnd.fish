@@ -114,7 +114,7 @@ complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpn
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" listen-port' -l 'listen-port' -d 'Override ListenPort.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" endpoint' -l 'endpoint' -d 'Override the peer\'s Endpoint (host:port, [v6]:port).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" mode' -l 'mode' -d 'Override Mode: tun or tap.' -rfka ''
-complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" transport' -l 'transport' -d 'Override Transport: udp or tcp.' -rfka ''
+complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" transport' -l 'transport' -d 'Override Transport: udp, tcp or auto (both: UDP first, TCP when UDP is blocked).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" mtu' -l 'mtu' -d 'Override MTU.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" name' -l 'name' -d 'Override the interface Name.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" no-offload' -l 'no-offload' -d 'Use no kernel offload (for comparison or a kernel that misbehaves).'
