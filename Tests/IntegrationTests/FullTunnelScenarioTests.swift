@@ -8,6 +8,6 @@ import Testing
     .serialized,
     .enabled(if: Scenario.shouldRun, "integration tests need root and /dev/net/tun (with CI=true they fail instead)"))
 struct FullTunnelScenarioTests {
-    @Test("AllowedIPs = 0.0.0.0/0 over UDP and TCP (User = nobody): through the server to net, underlay marked, IPv6 blocked, rules and routes as before after stop and after kill -9 + restart; Table = N / off, FwMark")
+    @Test("AllowedIPs = 0.0.0.0/0 over UDP, TCP (User = nobody) and Transport = auto: through the server to net, underlay marked, IPv6 blocked, rules and routes as before after stop and after kill -9 + restart; Table = N / off, FwMark")
     func fullTunnel() async { await Scenario.run("full-tunnel", timeLimit: .seconds(150)) }
 }

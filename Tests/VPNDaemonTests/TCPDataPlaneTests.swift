@@ -148,3 +148,43 @@ import VPNTesting
         #expect(pair.server.device.takeWritten().count == 1)
     }
 }
+
+/// A TCP reconnect to a server that restarted (it lost the session's keys): nothing answers the
+/// keepalive and probe over the new connection, so after ``Tunnel/reconnectCheck`` the client
+/// handshakes again.
+@Suite struct TCPReconnectToRestartedServerTests {
+    @Test func aRestartedServerIsFoundAboutASecondAfterTheReconnect() throws {
+        let pair = try DaemonPair.tcp()
+        let up = ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1))
+        pair.client.device.inject(up)
+        try pump([pair.client, pair.server])
+        #expect(pair.server.device.takeWritten().count == 1)
+
+        // The server "restarts": a new daemon with no sessions takes over the listener; the old
+        // connection breaks.
+        let ids = TestIdentities()
+        let restarted = try fakeNode(
+            "server2", configuration: ids.serverConfiguration(), seed: 300,
+            transport: TCPServerTransport(listener: pair.listener, maxFrame: maxMessage, logger: makeLogger(LogRecorder())),
+            clock: ManualClock())
+        pair.dialer.dialled[0].reset()
+        pair.listener.accepted[0].reset()
+        // Idle waits move the client's clock to its redial (250 ms).
+        for _ in 0..<20 where pair.dialer.dialled.count < 2 {
+            try pair.client.dataPlane.runOnce(timeoutCap: .seconds(1))
+        }
+        try pump([pair.client, restarted])
+        #expect(pair.dialer.dialled.count == 2)
+        #expect(try restarted.snapshot()?.tunnel.peers[0].handshakes == 0)
+
+        // Within the check nothing came back; after it, a new handshake, and packets flow again.
+        pair.client.manualClock.advance(by: Tunnel.reconnectCheck)
+        restarted.manualClock.advance(by: Tunnel.reconnectCheck)
+        try pump([pair.client, restarted])
+        #expect(pair.client.log.contains("nothing authenticated came back after the TCP reconnect"))
+        #expect(try restarted.snapshot()?.tunnel.peers[0].handshakes == 1)
+        pair.client.device.inject(up)
+        try pump([pair.client, restarted])
+        #expect(restarted.device.takeWritten().count == 1)
+    }
+}

@@ -202,6 +202,7 @@ full_tunnel() {
 
 full_tunnel udp
 full_tunnel tcp nobody
+full_tunnel auto
 
 # Strict reverse-path filtering (rp_filter = 1) on the client: the server's packets arrive on eth0
 # while an unmarked lookup of their source points into the tunnel; the conntrack mark restored by
