@@ -61,6 +61,9 @@ public struct TwoPeerOptions: Sendable {
     /// ``TwoPeerSimulator/complete(_:_:)``), as the daemon's handshake thread would.
     public var handshakesAtA = HandshakeExecution.inline
     public var handshakesAtB = HandshakeExecution.inline
+    /// What carries A's and B's messages (`Transport`): B dials A, so `.agile` belongs at B.
+    public var carriersAtA = CarrierUse.one
+    public var carriersAtB = CarrierUse.one
 
     public init() {}
 }
@@ -188,15 +191,17 @@ public final class TwoPeerSimulator {
             publicKey: options.bHasWrongPublicKeyForA ? wrongA : publicA, presharedKey: pskB,
             allowedIPs: options.allowedAtB, endpoint: Self.endpointA,
             persistentKeepalive: options.persistentKeepaliveAtB)
-        let configurationA = TunnelConfiguration(
+        var configurationA = TunnelConfiguration(
             mode: options.mode, privateKey: privateKeyA, mtu: options.mtu, peers: options.aKnowsB ? [peerB] : [],
             timers: options.timers,
             stagedPacketsPerPeer: options.stagedPacketsPerPeer, pathMTUDiscovery: options.pathMTUDiscovery,
             mssClamp: options.mssClamp)
-        let configurationB = TunnelConfiguration(
+        var configurationB = TunnelConfiguration(
             mode: options.bMode ?? options.mode, privateKey: privateKeyB, mtu: options.mtu, peers: [peerA],
             timers: options.timers, stagedPacketsPerPeer: options.stagedPacketsPerPeer,
             pathMTUDiscovery: options.pathMTUDiscovery, mssClamp: options.mssClamp)
+        configurationA.carriers = options.carriersAtA
+        configurationB.carriers = options.carriersAtB
         let entropyA = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xA))
         let entropyB = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xB))
         let tunnelA = Tunnel(

@@ -38,11 +38,15 @@ struct SteadyStateAllocationTests {
     @inline(never)
     func makeArray(_ n: Int) -> [UInt8] { [UInt8](repeating: UInt8(truncatingIfNeeded: n), count: n + 1) }
 
-    @Test("10,000 packets each way through an established session (tun, tap): zero allocations",
-          arguments: [HandshakeIdentity.Mode.tun, .tap])
-    func sealOpenBothWays(mode: HandshakeIdentity.Mode) {
+    @Test("10,000 packets each way through an established session (tun, tap, and tun with Transport = auto: the server's carrier-tagged roaming, the client's carrier choice): zero allocations",
+          arguments: [(HandshakeIdentity.Mode.tun, false), (.tap, false), (.tun, true)])
+    func sealOpenBothWays(mode: HandshakeIdentity.Mode, auto: Bool) {
         var options = TwoPeerOptions()
         options.mode = mode
+        if auto {
+            options.carriersAtA = .both
+            options.carriersAtB = .agile
+        }
         let sim = TwoPeerSimulator(options)
         sim.connect()
         let up = TestPackets.ipv4(from: sim.b.address, to: sim.a.address, payload: simPayload(1, count: 1000))
