@@ -175,6 +175,13 @@ enum DaemonRunner {
         if config.interface.transport == .auto {
             // A server answers over either carrier; a client chooses for the server it dials.
             tunnelConfiguration.carriers = options.role == .client ? .agile : .both
+            // The client's TCP side dials one server: the first peer with an Endpoint.
+            let dialled = peers.filter { $0.endpoint != nil }
+            tunnelConfiguration.carrierPeer = dialled.first?.publicKey
+            if options.role == .client && dialled.count > 1 {
+                logger.warning(
+                    "Transport = auto: only the first [Peer] with an Endpoint (\(KeyEncoding.encode(dialled[0].publicKey))) moves to TCP when UDP is blocked; the other \(dialled.count - 1) stay on UDP")
+            }
         }
         if config.interface.transport.carriesTCP && options.role == .client && !peers.contains(where: { $0.endpoint != nil }) {
             throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")

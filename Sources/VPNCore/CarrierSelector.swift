@@ -12,7 +12,9 @@ import VPNBasics
 ///   ``Settings/probeAfter`` sends a liveness probe every ``Settings/probeInterval``; silence for
 ///   ``Settings/switchAfter`` with at least two probes unanswered moves to TCP.
 /// - On TCP with a session: a liveness probe goes over UDP every ``Settings/udpProbeInterval``;
-///   once every probe has been answered for ``returnAfter``, the session moves back to UDP.
+///   once every probe has been answered for ``returnAfter``, the session moves back to UDP. If
+///   nothing authenticated comes over TCP within ``Settings/handshakeWait`` of the move (TCP
+///   blocked too, or no TCP at the server), the session goes back to UDP at once.
 ///   Hysteresis: moving to TCP within ``Settings/flapWindow`` of the last return doubles
 ///   ``returnAfter`` (up to ``Settings/maximumReturnAfter``); a stay on UDP of
 ///   ``Settings/stableAfter`` resets it.
@@ -61,6 +63,8 @@ public struct CarrierSelector: Sendable, Equatable {
     public private(set) var returnAfter: Duration
     /// When the next ``tick(now:hasSession:handshakePending:)`` has work, or nil.
     public private(set) var deadline: Instant?
+    /// Why the latest move was made.
+    public private(set) var lastMoveReason: CarrierChange?
 
     /// No session: when the first initiation over the current carrier went out.
     private var handshakeWaitFrom: Instant?
@@ -74,6 +78,9 @@ public struct CarrierSelector: Sendable, Equatable {
     private var udpAnsweringSince: Instant?
     /// When the session last moved back to UDP.
     private var returnedAt: Instant?
+    /// On TCP: when the session moved there, and whether anything authenticated came over TCP since.
+    private var movedToTCPAt: Instant?
+    private var tcpAnswered = false
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
@@ -95,6 +102,7 @@ public struct CarrierSelector: Sendable, Equatable {
         guard carrier == self.carrier else { return }
         unansweredFrom = nil
         unansweredProbes = 0
+        if carrier == .tcp { tcpAnswered = true }
     }
 
     /// An initiation went out while there is no session.
@@ -132,7 +140,8 @@ public struct CarrierSelector: Sendable, Equatable {
                 return .none
             }
             if now - from >= settings.handshakeWait {
-                move(to: carrier == .udp ? .tcp : .udp, now: now)
+                move(to: carrier == .udp ? .tcp : .udp, now: now, withSession: false)
+                lastMoveReason = .handshakeUnanswered(settings.handshakeWait)
                 handshakeWaitFrom = now
                 lower(now + settings.handshakeWait)
                 return .switchTo(carrier)
@@ -146,7 +155,8 @@ public struct CarrierSelector: Sendable, Equatable {
             guard let from = unansweredFrom else { return .none }
             let silent = now - from
             if silent >= settings.switchAfter && unansweredProbes >= 2 {
-                move(to: .tcp, now: now)
+                move(to: .tcp, now: now, withSession: true)
+                lastMoveReason = .udpSilent(settings.switchAfter)
                 lower(now)
                 return .switchTo(.tcp)
             }
@@ -159,7 +169,14 @@ public struct CarrierSelector: Sendable, Equatable {
             return .probe(id: takeProbeID())
         case .tcp:
             if let since = udpAnsweringSince, outstandingProbe == nil, now - since >= returnAfter {
-                move(to: .udp, now: now)
+                lastMoveReason = .udpAnswering(returnAfter)
+                move(to: .udp, now: now, withSession: true)
+                return .switchTo(.udp)
+            }
+            if !tcpAnswered, let moved = movedToTCPAt, now - moved >= settings.handshakeWait {
+                // TCP is no better: back to UDP, where the session at least may still work.
+                move(to: .udp, now: now, withSession: true)
+                lastMoveReason = .tcpUnanswered(settings.handshakeWait)
                 return .switchTo(.udp)
             }
             // The previous probe unanswered by now: UDP is not answering.
@@ -167,19 +184,24 @@ public struct CarrierSelector: Sendable, Equatable {
             let id = takeProbeID()
             outstandingProbe = id
             lower(now + settings.udpProbeInterval)
+            if !tcpAnswered, let moved = movedToTCPAt { lower(moved + settings.handshakeWait) }
             return .probe(id: id)
         }
     }
 
-    private mutating func move(to next: Carrier, now: Instant) {
-        if next == .tcp, let returned = returnedAt {
+    /// Moves to `next`. Only moves made with a session count for the hysteresis: alternating
+    /// while a handshake finds no answer says nothing about a flapping path.
+    private mutating func move(to next: Carrier, now: Instant, withSession: Bool) {
+        if withSession, next == .tcp, let returned = returnedAt {
             if now - returned >= settings.stableAfter {
                 returnAfter = settings.returnAfter
             } else if now - returned < settings.flapWindow {
                 returnAfter = min(returnAfter * 2, settings.maximumReturnAfter)
             }
         }
-        if next == .udp { returnedAt = now }
+        if withSession, next == .udp { returnedAt = now }
+        movedToTCPAt = next == .tcp ? now : nil
+        tcpAnswered = false
         carrier = next
         switches &+= 1
         unansweredFrom = nil

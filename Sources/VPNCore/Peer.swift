@@ -68,6 +68,9 @@ final class Peer {
     /// instant it must have answered after (else its keys are gone: a new handshake).
     var reconnectCheckAt: Instant?
     var reconnectedAt: Instant = .zero
+    /// The peer's latest UDP address (a `Transport = auto` server falls back to it when the TCP
+    /// connection that was the peer's endpoint closes).
+    var lastUDPEndpoint: Endpoint?
 
     init(
         number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, stagingSlots: Int, slotSize: Int,
@@ -80,6 +83,7 @@ final class Peer {
         handshakeInfo = PeerHandshakeInfo(publicKey: configuration.publicKey, presharedKey: configuration.presharedKey)
         self.timers = PeerTimers(settings: timers, persistentKeepalive: configuration.persistentKeepalive)
         endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
+        lastUDPEndpoint = endpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
         staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
     }

@@ -25,15 +25,12 @@ extension Tunnel {
             sendLivenessProbe(peer, id: id, to: endpoint.over(.udp), now: now)
         case .switchTo(let carrier):
             peer.endpoint = endpoint.over(carrier)
-            let reason: CarrierChange
-            if !hasSession {
-                reason = .handshakeUnanswered(selector.settings.handshakeWait)
-            } else if carrier == .tcp {
-                reason = .udpSilent(selector.settings.switchAfter)
-            } else {
-                reason = .udpAnswering(selector.returnAfter)
+            let reason = selector.lastMoveReason ?? .handshakeUnanswered(selector.settings.handshakeWait)
+            emit(.carrierChanged(peer: peer.configuration.publicKey, carrier: carrier, endpoint: peer.endpoint!, reason: reason))
+            if carrier == .udp, configuration.pathMTUDiscovery, peer.proberStarted, hasSession {
+                peer.prober.begin(now: now)  // what TCP carried says nothing of the UDP path
+                serviceProber(peer, now: now)
             }
-            emit(.carrierChanged(peer: peer.configuration.publicKey, carrier: carrier, reason: reason))
             // Over TCP the first message waits for the connection (``transportConnected``); over
             // UDP it goes now: a keepalive moves the peer's end to this address, an initiation
             // tries the handshake there.
@@ -69,6 +66,19 @@ extension Tunnel {
         }
     }
 
+    /// An authenticated TCP connection closed. A peer whose endpoint it was goes back to its
+    /// latest UDP address (a `Transport = auto` server: the client moved back to UDP, and data it
+    /// had sent over TCP earlier arrived after its first UDP message), so what we send it is not
+    /// dropped for want of a connection until it sends again.
+    public func connectionClosed(_ remote: Endpoint, now: Instant) {
+        guard configuration.carriers == .both else { return }
+        for case let peer? in peers where peer.endpoint == remote {
+            guard let udp = peer.lastUDPEndpoint else { continue }
+            peer.endpoint = udp
+            emit(.endpointChanged(peer: peer.configuration.publicKey, previous: remote, endpoint: udp))
+        }
+    }
+
     /// How long after a reconnect something authenticated must come back before the session is
     /// taken as lost: about a round trip and the peer's processing, with room to spare.
     public static let reconnectCheck: Duration = .seconds(1)
@@ -81,8 +91,9 @@ extension Tunnel {
             emit(.reconnected(peer: peer.configuration.publicKey, kept: true))
             return
         }
+        // A new handshake; the current keys stay until it completes (a slow path, not a lost
+        // session, would otherwise cost the packets in between).
         emit(.reconnected(peer: peer.configuration.publicKey, kept: false))
-        forgetSessions(peer)
         sendInitiation(peer, now: now, isRetry: false)
     }
 

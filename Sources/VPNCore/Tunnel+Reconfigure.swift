@@ -130,7 +130,7 @@ extension Tunnel {
         let peer = Peer(
             number: number, configuration: configuration, timers: self.configuration.timers,
             stagingSlots: self.configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: self.configuration.mtu,
-            carrierSettings: self.configuration.carriers == .agile ? self.configuration.carrierSettings : nil)
+            carrierSettings: self.configuration.carrierSettings(for: configuration))
         peer.createdAfterTicket = lastTicket
         if Int(number) == peers.count { peers.append(peer) } else { peers[Int(number)] = peer }
         peersByKey[configuration.publicKey] = Int(number)

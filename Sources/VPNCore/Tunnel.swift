@@ -115,7 +115,7 @@ public final class Tunnel {
             let peer = Peer(
                 number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
                 stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: configuration.mtu,
-                carrierSettings: configuration.carriers == .agile ? configuration.carrierSettings : nil)
+                carrierSettings: configuration.carrierSettings(for: peerConfiguration))
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
@@ -151,6 +151,7 @@ public final class Tunnel {
     func updateEndpoint(_ peer: Peer, _ source: Endpoint, now: Instant) {
         guard peer.endpoint != source else { return }
         var source = source
+        if source.carrier == .udp { peer.lastUDPEndpoint = source }
         if let selector = peer.selector {
             // This end chooses the carrier (Transport = auto): the peer's address is followed, the
             // carrier it happened to use is not.

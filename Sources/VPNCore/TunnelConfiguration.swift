@@ -30,6 +30,15 @@ public struct TunnelConfiguration: Sendable {
     public var carriers: CarrierUse = .one
     /// The client's carrier choice (tests shorten it).
     public var carrierSettings = CarrierSelector.Settings()
+    /// With `.agile`: the peer whose carrier this end chooses (the one its TCP side dials); nil:
+    /// every peer with a configured endpoint (one, in practice). Other peers stay on UDP.
+    public var carrierPeer: Bytes32? = nil
+
+    /// The carrier choice for a peer configured as `peer`, or nil when it has none.
+    func carrierSettings(for peer: PeerConfiguration) -> CarrierSelector.Settings? {
+        guard carriers == .agile, peer.endpoint != nil, carrierPeer.map({ $0 == peer.publicKey }) ?? true else { return nil }
+        return carrierSettings
+    }
 
     public init(
         mode: HandshakeIdentity.Mode, privateKey: SecretKey, mtu: Int, peers: [PeerConfiguration],

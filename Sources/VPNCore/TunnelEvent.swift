@@ -38,7 +38,7 @@ public enum TunnelEvent: Sendable, Equatable {
     /// echo path probes: a black hole is assumed, inner packets of at most `innerMTU` go there.
     case blackHoleAssumed(peer: Bytes32, innerMTU: Int)
     /// `Transport = auto`: the session with `peer` moved to `carrier`, for this reason.
-    case carrierChanged(peer: Bytes32, carrier: Carrier, reason: CarrierChange)
+    case carrierChanged(peer: Bytes32, carrier: Carrier, endpoint: Endpoint, reason: CarrierChange)
     /// A TCP connection to `peer` was made again: the session goes on over it (`kept`), or,
     /// when nothing authenticated came back within the check, a new handshake starts (`!kept`).
     case reconnected(peer: Bytes32, kept: Bool)
@@ -52,4 +52,6 @@ public enum CarrierChange: Sendable, Equatable {
     case udpSilent(Duration)
     /// UDP answered every probe for this long.
     case udpAnswering(Duration)
+    /// Nothing authenticated came over TCP for this long after the move there (TCP blocked too).
+    case tcpUnanswered(Duration)
 }

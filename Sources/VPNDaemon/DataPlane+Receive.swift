@@ -42,6 +42,8 @@ extension DataPlane {
                 tunnel.countDrop(reason)
             case .pathMTU(let destination, let mtu):
                 tunnel.pathMTUReported(destination: destination, outerMTU: mtu, now: now)
+            case .streamClosed(let remote):
+                tunnel.connectionClosed(remote, now: now)
             }
         }
     }

@@ -279,8 +279,10 @@ public final class DataPlane {
             case .endpointChanged(let peer, _, let endpoint):
                 // A TCP connection's address is no place to reach the peer again.
                 if endpoint.carrier == .udp { control.noteEndpoint(peer, endpoint) }
-            case .carrierChanged(_, let carrier, _):
-                transport.useCarrier(carrier)
+                // A client on TCP whose server moved (a new address): dial the new one.
+                if endpoint.carrier == .tcp { transport.useCarrier(.tcp, toward: endpoint) }
+            case .carrierChanged(_, let carrier, let endpoint, _):
+                transport.useCarrier(carrier, toward: endpoint)
             default:
                 break
             }

@@ -82,7 +82,7 @@ public final class DualTransport: Transport {
             let sizes = UnsafeBufferPointer(rebasing: segmentSizes[start..<end])
             let to = UnsafeBufferPointer(rebasing: destinations[start..<end])
             if carrier == .tcp {
-                try tcp.sendSegmentedAsSingles(run, segmentSizes: sizes, to: to)
+                try tcp.sendSegmented(run, segmentSizes: sizes, to: to)
             } else {
                 try udp.sendSegmented(run, segmentSizes: sizes, to: to)
             }
@@ -122,8 +122,10 @@ public final class DualTransport: Transport {
             hint: "change ListenPort in the config and restart")
     }
 
-    public func useCarrier(_ carrier: Carrier) {
-        (tcp as? TCPClientTransport)?.dialing = carrier == .tcp
+    public func useCarrier(_ carrier: Carrier, toward endpoint: Endpoint) {
+        guard let client = tcp as? TCPClientTransport else { return }
+        if carrier == .tcp { client.retarget(endpoint.over(.udp)) }
+        client.dialing = carrier == .tcp
     }
 }
 

@@ -8,7 +8,7 @@ import VPNCore
 /// so that the session goes on over it (``Tunnel/transportConnected(_:now:)``).
 public final class TCPClientTransport: TCPTransportBase, Transport {
     private let dialer: any StreamDialer
-    private let remote: Endpoint
+    private var remote: Endpoint
     private var link: StreamLink?
     private var redialAt: Instant? = .zero
     private var backoff: Duration = .milliseconds(250)
@@ -16,19 +16,34 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
     private var connects: UInt64 = 0
     static let maximumBackoff: Duration = .seconds(4)
     /// Whether a connection is wanted: always for `Transport = tcp`; inside a ``DualTransport``,
-    /// only while the session is on TCP (``Transport/useCarrier(_:)``).
+    /// only while the session is on TCP (``Transport/useCarrier(_:toward:)``). Once unwanted, the
+    /// connection stays open for ``closeGrace`` (what the server sent over it still arrives).
     var dialing = true {
         didSet {
             guard dialing != oldValue else { return }
             if dialing {
-                redialAt = lastNow
-                backoff = .milliseconds(250)
-                warnedAt = nil
+                closeAt = nil
+                if link == nil {
+                    redialAt = lastNow
+                    backoff = .milliseconds(250)
+                    warnedAt = nil
+                }
             } else {
                 redialAt = nil
-                if let link { remove(link, why: "the session moved back to UDP") }
+                if link != nil { closeAt = lastNow + Self.closeGrace }
             }
         }
+    }
+    /// When an unwanted connection closes.
+    private var closeAt: Instant?
+    /// How long a connection stays open after the session moved back to UDP.
+    static let closeGrace: Duration = .seconds(5)
+
+    /// Dials `remote` from now on (the peer's address changed); an open connection elsewhere closes.
+    func retarget(_ newRemote: Endpoint) {
+        guard newRemote != remote else { return }
+        remote = newRemote
+        if let link { remove(link, why: "the peer moved to \(newRemote)") }
     }
 
     public var tcpStatus: TCPConnectionStatus? {
@@ -41,7 +56,7 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
         super.init(maxFrame: maxFrame, logger: logger)
     }
 
-    public var nextDeadline: Instant? { dialing ? redialAt : nil }
+    public var nextDeadline: Instant? { dialing ? redialAt : closeAt }
     public var localPort: UInt16? { nil }
 
     public func register(with poller: any Poller, tokenBase: UInt64) throws(IOError) {
@@ -57,6 +72,10 @@ public final class TCPClientTransport: TCPTransportBase, Transport {
 
     public func tick(now: Instant) throws(IOError) {
         lastNow = now
+        if let due = closeAt, due <= now {
+            closeAt = nil
+            if let link { remove(link, why: "the session moved back to UDP") }
+        }
         guard dialing, link == nil, let due = redialAt, due <= now else { return }
         redialAt = nil
         do throws(IOError) {

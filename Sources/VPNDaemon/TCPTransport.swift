@@ -84,7 +84,10 @@ public class TCPTransportBase {
         link.connection.close()
         linksByToken[link.token] = nil
         if linksByRemote[link.remote] === link { linksByRemote[link.remote] = nil }
-        if link.authenticated { authenticatedCount -= 1 }
+        if link.authenticated {
+            authenticatedCount -= 1
+            events.append(.streamClosed(link.remote))
+        }
         linkClosed(link, why: why)
     }
 
@@ -178,7 +181,34 @@ public class TCPTransportBase {
             }
             if !link.enqueueFramed(UnsafeRawBufferPointer(buffers[i].bytes)) { queueFull &+= 1 }
         }
-        // One write per connection for the whole batch.
+        flushQueued()
+    }
+
+    /// Runs of equal-sized messages (from the GSO planner, inside a ``DualTransport``): each message
+    /// framed into its connection's queue, then one write per connection.
+    public func sendSegmented(
+        _ buffers: UnsafeBufferPointer<PacketBuffer>, segmentSizes: UnsafeBufferPointer<Int>,
+        to destinations: UnsafeBufferPointer<Endpoint>
+    ) throws(IOError) {
+        for i in 0..<buffers.count {
+            let run = UnsafeRawBufferPointer(buffers[i].bytes)
+            guard let link = linksByRemote[destinations[i]], !link.connecting else {
+                noConnection &+= UInt64((run.count + max(segmentSizes[i], 1) - 1) / max(segmentSizes[i], 1))
+                continue
+            }
+            let size = max(segmentSizes[i], 1)
+            var offset = 0
+            while offset < run.count {
+                let length = min(size, run.count - offset)
+                if !link.enqueueFramed(UnsafeRawBufferPointer(rebasing: run[offset..<(offset + length)])) { queueFull &+= 1 }
+                offset += length
+            }
+        }
+        flushQueued()
+    }
+
+    /// Writes what the connections queued: one write per connection for the whole batch.
+    private func flushQueued() {
         for link in linksByToken.values where link.hasQueuedBytes && !link.connecting && !link.watchingWritable {
             do throws(IOError) {
                 if try !link.flush() {

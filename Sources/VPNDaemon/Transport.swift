@@ -54,9 +54,10 @@ public protocol Transport: AnyObject {
     /// Moves to `socket` (bound to another port: `listen_port`): the old one closes once
     /// released, the new one is registered with `poller` under the same token.
     func replaceSocket(_ socket: any DatagramSocket, poller: any Poller) throws(IOError)
-    /// The client's session moved to `carrier` (`Transport = auto`): a ``DualTransport`` dials
-    /// TCP for it, or closes the TCP connection once the session is back on UDP.
-    func useCarrier(_ carrier: Carrier)
+    /// The client's session with the peer at `endpoint` is now on `carrier` (`Transport = auto`):
+    /// a ``DualTransport`` dials TCP there, or closes the TCP connection once the session is back
+    /// on UDP (after a grace period, for what is still in flight).
+    func useCarrier(_ carrier: Carrier, toward endpoint: Endpoint)
 }
 
 /// One batch of received messages: `messages[i]` came from `sources[i]`. The buffers stay valid
@@ -106,6 +107,9 @@ public enum TransportEvent: Equatable, Sendable {
     /// The path to `destination` carries datagrams of at most `mtu` bytes, IP header included
     /// (UDP: from ICMP or `EMSGSIZE` errors queued on the socket).
     case pathMTU(destination: Endpoint, mtu: Int)
+    /// A connection that had delivered an authenticated message closed (TCP): a peer whose
+    /// endpoint it was cannot be reached there any more.
+    case streamClosed(Endpoint)
 }
 
 /// Events waiting for the data plane, at most `capacity` (more are dropped: every kind repeats
@@ -155,7 +159,7 @@ extension Transport {
             hint: "set FwMark in the config and restart vpnd")
     }
     public func finishBatch(_ verdict: BatchVerdict) {}
-    public func useCarrier(_ carrier: Carrier) {}
+    public func useCarrier(_ carrier: Carrier, toward endpoint: Endpoint) {}
 
     /// Without segmented sends: each run is cut into single messages (``sendSegmentedAsSingles(_:segmentSizes:to:)``).
     public func sendSegmented(

@@ -46,12 +46,13 @@ extension TunnelEvent {
         case .blackHoleAssumed(let peer, let innerMTU):
             return (.warning,
                 "peer \(Self.short(peer)): large packets go unanswered while small ones get through, and the peer does not answer path probes (WireGuard?): assuming a path that drops them, sending inner packets of at most \(innerMTU) bytes; set MTU by hand on both ends to choose")
-        case .carrierChanged(let peer, let carrier, let reason):
+        case .carrierChanged(let peer, let carrier, _, let reason):
             let why: String
             switch reason {
             case .handshakeUnanswered(let wait): why = "no handshake answer over \(carrier == .tcp ? "UDP" : "TCP") within \(Self.seconds(wait)) s"
             case .udpSilent(let silence): why = "nothing came back over UDP for \(Self.seconds(silence)) s while sending, probes included (UDP blocked?)"
             case .udpAnswering(let time): why = "UDP answered every probe for \(Self.seconds(time)) s"
+            case .tcpUnanswered(let wait): why = "nothing came back over TCP within \(Self.seconds(wait)) s either"
             }
             return (.info, "peer \(Self.short(peer)): session moved to \(carrier == .tcp ? "TCP" : "UDP"), no new handshake: \(why)")
         case .reconnected(let peer, let kept):

@@ -94,6 +94,7 @@ struct CarrierSelectorTests {
         selector.sent(now: at(0))
         _ = run(&selector, until: at(2))
         #expect(selector.carrier == .tcp)
+        selector.received(over: .tcp, now: at(2.1))  // the session answers over TCP
         // UDP still blocked for 10 s: probes every second, no return.
         var actions = run(&selector, until: at(12))
         #expect(actions.count >= 10)
@@ -111,6 +112,7 @@ struct CarrierSelectorTests {
         selector.sessionEstablished(now: at(0))
         selector.sent(now: at(0))
         _ = run(&selector, until: at(2))
+        selector.received(over: .tcp, now: at(2.1))
         // Answers all but the probe sent near 5 s.
         let actions = run(&selector, until: at(30), answer: { _, sent in
             sent >= at(4.9) && sent <= at(5.1) ? nil : sent + .milliseconds(2)
@@ -129,6 +131,7 @@ struct CarrierSelectorTests {
             selector.sent(now: now)
             _ = run(&selector, until: now + .seconds(2))
             #expect(selector.carrier == .tcp)
+            selector.received(over: .tcp, now: now + .seconds(2))
             waits.append(selector.returnAfter)
             // UDP answers: back to UDP.
             let actions = run(&selector, until: now + .seconds(40), answer: { _, sent in sent + .milliseconds(1) })
@@ -143,6 +146,28 @@ struct CarrierSelectorTests {
         now = now + .seconds(61)
         selector.sent(now: now)
         _ = run(&selector, until: now + .seconds(2))
+        #expect(selector.returnAfter == .seconds(5))
+    }
+
+    @Test func tcpThatNeverAnswersSendsTheSessionBackToUDPAfterThreeSeconds() {
+        var selector = CarrierSelector()
+        selector.sessionEstablished(now: at(0))
+        selector.sent(now: at(0))
+        _ = run(&selector, until: at(2))
+        #expect(selector.carrier == .tcp)
+        // Nothing over TCP, UDP still silent: back to UDP 3 s after the move.
+        let actions = run(&selector, until: at(5.5))
+        let back = actions.first { $0.1 == .switchTo(.udp) }
+        #expect(back?.0 == at(5))
+        #expect(selector.lastMoveReason == .tcpUnanswered(.seconds(3)))
+        #expect(selector.returnAfter == .seconds(5))
+    }
+
+    @Test func alternatingWithoutASessionLeavesTheHysteresisAlone() {
+        var selector = CarrierSelector()
+        selector.initiationSent(now: at(0))
+        _ = run(&selector, until: at(30), hasSession: false, handshakePending: true)
+        #expect(selector.switches == 10)
         #expect(selector.returnAfter == .seconds(5))
     }
 }
