@@ -200,9 +200,11 @@ func decapsulateSeeds() -> [Seed] {
     }) {
         seeds.append(Seed("data-keepalive", [0x00] + keepalive.bytes))
     }
-    // A fresh initiation from B (newer timestamp) and A's response to it.
+    // A fresh initiation from B (newer timestamp) and A's response to it: B's rekey, due on its
+    // first send after REKEY_AFTER_TIME.
+    sim.run(for: .seconds(121))
     let mark = sim.network.log.count
-    sim.b.tunnel.restartSessions(now: sim.now)
+    sim.sendData(from: .b, payload: Array("rekey".utf8))
     sim.pump()
     sim.run(for: .milliseconds(50))
     let log = sim.network.log[mark...]
