@@ -7,6 +7,7 @@ DIR/order), each holding
   ping-tunnel.txt, ping-veth.txt       ping -q output (50 echoes) through the tunnel / over the veth
   cpu                                  "before TICKS" and "after TICKS" lines (utime+stime, both ends)
   rss                                  one VmHWM value in KiB per VPN process
+  label                                (--wireguard-go rows only) the row's label
   status                               "ok" or "failed: reason"
 and DIR/header (Markdown lines printed above the table). Output: the report on stdout.
 
@@ -65,6 +66,9 @@ def fmt(value, digits=2, suffix=""):
 
 def measure(cdir, tck):
     row = {"status": (read(os.path.join(cdir, "status"), "failed: no status") or "").strip()}
+    # A --wireguard-go row names its binary's version (DIR/label); the others have fixed labels.
+    name = os.path.basename(cdir)
+    row["label"] = (read(os.path.join(cdir, "label"), "") or "").strip() or LABELS.get(name, name)
     total_bytes = 0
     for streams, direction in TESTS:
         runs = iperf_runs(cdir, streams, direction)
@@ -95,7 +99,7 @@ def main():
     out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in order:
         r = rows[name]
-        label = LABELS.get(name, name)
+        label = r["label"]
         if r["status"] != "ok":
             label += f" ({r['status']})"
         fwd = r[("P1", "fwd")]
@@ -124,7 +128,7 @@ def main():
     out.append("| --- | --- | --- | --- | --- |")
     for name in order:
         r = rows[name]
-        out.append("| " + " | ".join([LABELS.get(name, name)] + [
+        out.append("| " + " | ".join([r["label"]] + [
             " ".join(f"{v:.2f}" for v in r[(*t, "runs")]) or "–" for t in TESTS]) + " |")
     out.append("")
     out.append("</details>")

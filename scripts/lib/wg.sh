@@ -28,7 +28,7 @@ wg_start() {
     track_socket "$sock"
     # WG_PROCESS_FOREGROUND=1 also silences the "use the kernel module" banner.
     ns_spawn "$name" "wireguard-go-$ifname" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL="${WG_LOG_LEVEL:-error}" \
-        wireguard-go -f "$ifname"
+        "${WG_GO_BIN:-wireguard-go}" -f "$ifname"
     local pid=$SPAWNED_PID
     wait_for "wireguard-go control socket $sock" 10 test -S "$sock" \
         || { kill -0 "$pid" 2>/dev/null || echo "wireguard-go $ifname exited early" >&2; return 1; }
