@@ -160,25 +160,25 @@ func gbps(_ packetsPerSecond: Double) -> Double { packetsPerSecond * Double(pack
 func benchmarkTransport() {
     var entropy = SeededEntropy(seed: 0xDA7A)
     let key = SecretKey(random: &entropy)
-    let slotSize = TransportData.tcpHeadroom + mtu + TransportData.tailroom + 64
+    let slotSize = TransportData.headroom + mtu + TransportData.tailroom + 64
     let slab = PacketSlab(slotSize: slotSize, slotCount: 1)
     let plaintext = PacketSlab(slotSize: slotSize, slotCount: 1)
     var source = plaintext.buffer(0, headroom: 0)
     entropy.fill(source.append(packetSize))
 
-    var buffer = slab.buffer(0, headroom: TransportData.tcpHeadroom)
+    var buffer = slab.buffer(0, headroom: TransportData.headroom)
     var counter: UInt64 = 0
 
     // Seal: copy the packet in (as a tun read would), then seal in place.
     let sealRate = rate(batch: 4096) {
-        buffer.reset(headroom: TransportData.tcpHeadroom)
+        buffer.reset(headroom: TransportData.headroom)
         buffer.append(contentsOf: UnsafeRawBufferPointer(source.bytes))
         TransportData.seal(&buffer, receiverIndex: 7, counter: counter, key: key, padding: true, mtu: mtu)
         counter += 1
     }
     counter = 0
     let rawSealRate = rate(batch: 4096) {
-        buffer.reset(headroom: TransportData.tcpHeadroom)
+        buffer.reset(headroom: TransportData.headroom)
         buffer.append(contentsOf: UnsafeRawBufferPointer(source.bytes))
         let body = buffer.bytes
         let tag = buffer.append(ChaChaPoly.tagByteCount)
@@ -192,7 +192,7 @@ func benchmarkTransport() {
     let ring = PacketSlab(slotSize: slotSize, slotCount: ringSize)
     var messages: [PacketBuffer] = []
     for i in 0..<ringSize {
-        var message = ring.buffer(i, headroom: TransportData.tcpHeadroom)
+        var message = ring.buffer(i, headroom: TransportData.headroom)
         message.append(contentsOf: UnsafeRawBufferPointer(source.bytes))
         TransportData.seal(&message, receiverIndex: 7, counter: UInt64(i), key: key, padding: true, mtu: mtu)
         messages.append(message)

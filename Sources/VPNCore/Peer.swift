@@ -85,7 +85,7 @@ final class Peer {
         endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
         lastUDPEndpoint = endpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
-        staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
+        staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.headroom)
     }
 
     @inline(__always)

@@ -142,15 +142,4 @@ public enum TCPFramer {
         precondition(length >= 1 && length <= Spec.maximumTCPFrameLength, "TCP frame length must be 1...65535")
         destination.storeBE16(UInt16(length), at: 0)
     }
-
-    /// Pushes the length prefix of the message in `packet` into its headroom.
-    ///
-    /// A sealed data message has room for it when its buffer was reserved with
-    /// ``TransportData/tcpHeadroom``.
-    @inlinable
-    public static func prependHeader(to packet: inout PacketBuffer) {
-        let length = packet.count
-        let header = packet.prepend(headerSize)
-        writeHeader(length: length, to: header.baseAddress!)
-    }
 }

@@ -9,15 +9,12 @@ import VPNCrypto
 /// session key, nonce = 32 zero bits ‖ LE64 counter, no associated data. A keepalive has an empty
 /// plaintext and is 32 bytes long.
 ///
-/// Buffers must be reserved with ``headroom`` in front (``tcpHeadroom`` when the data plane adds
-/// the TCP length prefix as well) and ``tailroom`` behind the largest packet. Both functions only
+/// Buffers must be reserved with ``headroom`` in front and ``tailroom`` behind the largest packet
+/// (the TCP transport writes its length prefix into the connection's send queue, not in front). Both functions only
 /// move the ``PacketBuffer`` bounds and work on its bytes: no allocation, no copy.
 public enum TransportData {
     /// Bytes of headroom ``seal(_:receiverIndex:counter:key:padding:mtu:)`` needs: the data header.
     public static let headroom = Spec.dataHeaderSize
-    /// Headroom for vpnd's TCP transport: the data header plus the 2-byte length prefix that
-    /// ``TCPFramer/prependHeader(to:)`` pushes after sealing.
-    public static let tcpHeadroom = Spec.dataHeaderSize + Spec.tcpLengthPrefixSize
     /// Bytes of tailroom sealing may need: up to 15 padding bytes plus the 16-byte tag.
     public static let tailroom = (Spec.paddingMultiple - 1) + Spec.tagSize
 

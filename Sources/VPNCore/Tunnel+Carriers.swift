@@ -99,18 +99,6 @@ extension Tunnel {
 
     /// Seals a liveness probe (a path probe of size 0, which the peer echoes) on the current key.
     func sendLivenessProbe(_ peer: Peer, id: UInt32, to destination: Endpoint, now: Instant) {
-        guard var keypair = peer.slots.current,
-            peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
-        else { return }
-        let counter = keypair.sendCounter
-        let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
-            PathProbe.seal(
-                .probe, id: id, size: 0, bodySize: PathProbe.minimumBodySize, into: &buffer,
-                receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey)
-            return true
-        }
-        guard queued else { return peer.count(.queueFull) }
-        keypair.sendCounter += 1
-        peer.slots.current = keypair
+        sendSmallProbe(.probe, id: id, size: 0, to: destination, for: peer, now: now)
     }
 }

@@ -170,13 +170,19 @@ extension Tunnel {
     }
 
     private func sendEcho(_ probe: PathProbe.Body, to destination: Endpoint, for peer: Peer, now: Instant) {
+        sendSmallProbe(.echo, id: probe.id, size: probe.size, to: destination, for: peer, now: now)
+    }
+
+    /// Seals a 16-byte-body probe or echo of `kind` on the current key into the outbox: an echo,
+    /// or a liveness probe (size 0, Transport = auto).
+    func sendSmallProbe(_ kind: PathProbe.Kind, id: UInt32, size: Int, to destination: Endpoint, for peer: Peer, now: Instant) {
         guard var keypair = peer.slots.current,
             peer.timers.keyUsableForSending(keyCreated: keypair.created, sendCounter: keypair.sendCounter, now: now)
         else { return }
         let counter = keypair.sendCounter
         let queued = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
             PathProbe.seal(
-                .echo, id: probe.id, size: probe.size, bodySize: PathProbe.minimumBodySize, into: &buffer,
+                kind, id: id, size: size, bodySize: PathProbe.minimumBodySize, into: &buffer,
                 receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey)
             return true
         }

@@ -105,8 +105,8 @@ public final class Tunnel {
         self.timestamps = timestamps
         // A tap frame or IP packet with room to seal it in place for either transport.
         slotSize = PacketSlab.slotSize(
-            payload: configuration.mtu + 14, headroom: TransportData.tcpHeadroom, tailroom: TransportData.tailroom)
-        outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.tcpHeadroom)
+            payload: configuration.mtu + 14, headroom: TransportData.headroom, tailroom: TransportData.tailroom)
+        outbox = FrameQueue(capacity: outboxCapacity, slotSize: slotSize, headroom: TransportData.headroom)
         peers = []
         peersByKey = [:]
         indexTable = IndexTable(expectedPeers: configuration.peers.count)
@@ -176,8 +176,7 @@ public final class Tunnel {
 
     /// Seals the inner packet in `packet` for its peer, or stages it until a session exists.
     ///
-    /// `packet` needs ``TransportData/headroom`` (``TransportData/tcpHeadroom`` for TCP) in
-    /// front and ``TransportData/tailroom`` behind.
+    /// `packet` needs ``TransportData/headroom`` in front and ``TransportData/tailroom`` behind.
     public func encapsulate(_ packet: inout PacketBuffer, now: Instant) -> EncapsulateResult {
         guard packet.count <= configuration.mtu + (configuration.mode == .tap ? 14 : 0) else {
             return drop(.packetTooBig, peer: nil)

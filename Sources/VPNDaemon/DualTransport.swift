@@ -72,33 +72,38 @@ public final class DualTransport: Transport {
         _ buffers: UnsafeBufferPointer<PacketBuffer>, segmentSizes: UnsafeBufferPointer<Int>,
         to destinations: UnsafeBufferPointer<Endpoint>
     ) throws(IOError) {
-        // Runs of one carrier, in order, each handed on whole.
-        var start = 0
-        while start < buffers.count {
-            let carrier = destinations[start].carrier
-            var end = start + 1
-            while end < buffers.count && destinations[end].carrier == carrier { end += 1 }
-            let run = UnsafeBufferPointer(rebasing: buffers[start..<end])
-            let sizes = UnsafeBufferPointer(rebasing: segmentSizes[start..<end])
-            let to = UnsafeBufferPointer(rebasing: destinations[start..<end])
+        try forEachCarrierRun(destinations) { (range, carrier) throws(IOError) in
+            let run = UnsafeBufferPointer(rebasing: buffers[range])
+            let sizes = UnsafeBufferPointer(rebasing: segmentSizes[range])
+            let to = UnsafeBufferPointer(rebasing: destinations[range])
             if carrier == .tcp {
                 try tcp.sendSegmented(run, segmentSizes: sizes, to: to)
             } else {
                 try udp.sendSegmented(run, segmentSizes: sizes, to: to)
             }
-            start = end
         }
     }
 
     public func send(_ buffers: UnsafeBufferPointer<PacketBuffer>, to destinations: UnsafeBufferPointer<Endpoint>) throws(IOError) {
+        try forEachCarrierRun(destinations) { (range, carrier) throws(IOError) in
+            let run = UnsafeBufferPointer(rebasing: buffers[range])
+            let to = UnsafeBufferPointer(rebasing: destinations[range])
+            if carrier == .tcp { try tcp.send(run, to: to) } else { try udp.send(run, to: to) }
+        }
+    }
+
+    /// Calls `body` for each run of consecutive destinations on one carrier, in order, so each
+    /// part gets its messages whole and in the order they came.
+    @inline(__always)
+    private func forEachCarrierRun(
+        _ destinations: UnsafeBufferPointer<Endpoint>, _ body: (Range<Int>, Carrier) throws(IOError) -> Void
+    ) throws(IOError) {
         var start = 0
-        while start < buffers.count {
+        while start < destinations.count {
             let carrier = destinations[start].carrier
             var end = start + 1
-            while end < buffers.count && destinations[end].carrier == carrier { end += 1 }
-            let run = UnsafeBufferPointer(rebasing: buffers[start..<end])
-            let to = UnsafeBufferPointer(rebasing: destinations[start..<end])
-            if carrier == .tcp { try tcp.send(run, to: to) } else { try udp.send(run, to: to) }
+            while end < destinations.count && destinations[end].carrier == carrier { end += 1 }
+            try body(start..<end, carrier)
             start = end
         }
     }

@@ -53,16 +53,11 @@ final class StreamLink {
     /// Bytes read from the stream per read(2), at most.
     static let receiveBufferSize = 256 * 1024
 
-    /// Queues one framed message without writing it (the caller flushes once per batch, so a
-    /// batch costs one write). Returns false when the queue is full and the message dropped.
-    func enqueue(_ message: UnsafeRawBufferPointer) -> Bool { enqueue(message, lengthPrefix: false) }
-
-    /// Queues `message` behind its 2-byte big-endian length (the TCP framing), so the sender
-    /// needs no headroom for it. False when the queue has no room.
-    func enqueueFramed(_ message: UnsafeRawBufferPointer) -> Bool { enqueue(message, lengthPrefix: true) }
-
-    private func enqueue(_ message: UnsafeRawBufferPointer, lengthPrefix: Bool) -> Bool {
-        let total = message.count + (lengthPrefix ? 2 : 0)
+    /// Queues `message` behind its 2-byte big-endian length (the TCP framing, so the sender needs
+    /// no headroom for it), without writing it: the caller flushes once per batch, so a batch
+    /// costs one write. Returns false when the queue is full and the message dropped.
+    func enqueueFramed(_ message: UnsafeRawBufferPointer) -> Bool {
+        let total = TCPFramer.headerSize + message.count
         if queuedEnd + total > sendQueue.count {
             let pending = queuedEnd - queuedStart
             if pending > 0 && queuedStart > 0 {
@@ -72,14 +67,9 @@ final class StreamLink {
             queuedEnd = pending
             if queuedEnd + total > sendQueue.count { return false }
         }
-        if lengthPrefix {
-            sendQueue[queuedEnd] = UInt8(truncatingIfNeeded: message.count >> 8)
-            sendQueue[queuedEnd + 1] = UInt8(truncatingIfNeeded: message.count)
-            queuedEnd += 2
-        }
-        if message.count > 0 {
-            (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
-        }
+        TCPFramer.writeHeader(length: message.count, to: sendQueue.baseAddress! + queuedEnd)
+        queuedEnd += TCPFramer.headerSize
+        (sendQueue.baseAddress! + queuedEnd).copyMemory(from: message.baseAddress!, byteCount: message.count)
         queuedEnd += message.count
         return true
     }

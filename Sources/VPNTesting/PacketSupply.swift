@@ -3,7 +3,7 @@ import VPNBasics
 import VPNCore
 
 /// Packet buffers for tests and simulations, carved from one ``PacketSlab`` the way the data
-/// plane carves them: ``TransportData/tcpHeadroom`` (18 bytes) in front and room behind for an
+/// plane carves them: ``TransportData/headroom`` (16 bytes) in front and room behind for an
 /// MTU-sized packet (plus an Ethernet header), the padding and the tag.
 ///
 /// Not thread-safe; a buffer stays valid as long as the supply and is overwritten by the next
@@ -18,7 +18,7 @@ public final class PacketSupply {
 
     /// `slotCount` slots for packets of up to `mtu` bytes (tap frames: `mtu` + 14), each with
     /// `headroom` in front and at least ``TransportData/tailroom`` behind the largest packet.
-    public init(mtu: Int, slotCount: Int = 8, headroom: Int = TransportData.tcpHeadroom) {
+    public init(mtu: Int, slotCount: Int = 8, headroom: Int = TransportData.headroom) {
         precondition(mtu > 0 && slotCount > 0, "PacketSupply needs a positive MTU and slot count")
         self.mtu = mtu
         self.headroom = headroom

@@ -10,7 +10,7 @@ final class TestSlot {
     init(capacity: Int = 2048) { slab = PacketSlab(slotSize: capacity, slotCount: 1) }
 
     /// A buffer holding `bytes` with `headroom` bytes in front.
-    func buffer(_ bytes: [UInt8], headroom: Int = TransportData.tcpHeadroom) -> PacketBuffer {
+    func buffer(_ bytes: [UInt8], headroom: Int = TransportData.headroom) -> PacketBuffer {
         var buffer = slab.buffer(0, headroom: headroom)
         bytes.withUnsafeBytes { buffer.append(contentsOf: $0) }
         return buffer

@@ -65,7 +65,7 @@ struct FramingTransportTests {
         #expect(buffer.tailroom == 31)
         TransportData.seal(&buffer, receiverIndex: 1, counter: 2, key: framingTestKey(), mtu: 1420)
         #expect(buffer.count == 64 && buffer.tailroom == 0 && buffer.headroom == 0)
-        #expect(TransportData.tailroom == 31 && TransportData.headroom == 16 && TransportData.tcpHeadroom == 18)
+        #expect(TransportData.tailroom == 31 && TransportData.headroom == 16)
     }
 
     // Produced independently with python3 and the `cryptography` package:

@@ -175,15 +175,17 @@ struct TCPDeframerTests {
     @Test("a sealed data message framed for TCP comes out whole")
     func framerRoundTrip() throws {
         let slot = TestSlot()
-        var buffer = slot.buffer([1, 2, 3, 4, 5], headroom: TransportData.tcpHeadroom)
+        var buffer = slot.buffer([1, 2, 3, 4, 5], headroom: TransportData.headroom)
         TransportData.seal(&buffer, receiverIndex: 3, counter: 4, key: framingTestKey(), mtu: 1420)
         let message = buffer.array
-        TCPFramer.prependHeader(to: &buffer)
-        #expect(buffer.start == 0)
-        #expect(buffer.array == [0, 48] + message)
+        // As the TCP transport queues it: the prefix, then the message.
+        var framed = [UInt8](repeating: 0, count: TCPFramer.headerSize)
+        framed.withUnsafeMutableBytes { TCPFramer.writeHeader(length: message.count, to: $0.baseAddress!) }
+        framed += message
+        #expect(framed == [0, 48] + message)
 
         var deframer = TCPDeframer()
-        _ = deframer.append(UnsafeRawBufferPointer(buffer.bytes))
+        _ = framed.withUnsafeBytes { deframer.append($0) }
         guard case .frame(let frame) = deframer.nextFrame() else {
             Issue.record("expected a frame")
             return

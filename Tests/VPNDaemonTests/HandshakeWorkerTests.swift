@@ -166,7 +166,7 @@ import VPNTesting
             configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint), entropy: SeededEntropy(seed: 5),
             timestamps: CountingTimestamps(), handshakes: .deferred(capacity: 1))
         let slab = PacketSlab(slotSize: 2048, slotCount: 1)
-        var packet = slab.buffer(0, headroom: TransportData.tcpHeadroom)
+        var packet = slab.buffer(0, headroom: TransportData.headroom)
         ipv4Packet(from: clientInner, to: serverInner, payload: numbered(1)).withUnsafeBytes { packet.append(contentsOf: $0) }
         guard case .staged = tunnel.encapsulate(&packet, now: .zero) else {
             Issue.record("expected the packet to be staged")
