@@ -203,12 +203,18 @@ struct ConfigParser {
             throw error(number, "\(key.rawValue) and \(other.rawValue) (line \(otherLine)) are both set; keep one")
         }
         do throws(ValueProblem) {
+            // The draft is taken out, changed and put back: passing `&peers[last]` to a method of
+            // `self` made Swift copy the whole array on every line (quadratic in the peer count).
             if section == .interface {
-                try apply(key, value, to: &interface!, at: number)
-                interface!.seen[key] = interface!.seen[key] ?? number
+                var draft = interface.take()!
+                defer { interface = draft }
+                try apply(key, value, to: &draft, at: number)
+                draft.seen[key] = draft.seen[key] ?? number
             } else {
-                try apply(key, value, to: &peers[peers.count - 1], at: number)
-                peers[peers.count - 1].seen[key] = peers[peers.count - 1].seen[key] ?? number
+                var draft = peers.removeLast()
+                defer { peers.append(draft) }
+                try apply(key, value, to: &draft, at: number)
+                draft.seen[key] = draft.seen[key] ?? number
             }
         } catch let problem {
             throw error(number, "\(key.rawValue) \(problem.message)")
@@ -357,11 +363,14 @@ struct ConfigParser {
             throw error(peers[1].line, "tap mode allows exactly one [Peer] (the first is at line \(peers[0].line))")
         }
         var built: [Config.Peer] = []
+        built.reserveCapacity(peers.count)
         var routed: [IPPrefix: Int] = [:]
-        for (index, peer) in peers.enumerated() {
+        var keyLines: [Bytes32: Int] = [:]
+        keyLines.reserveCapacity(peers.count)
+        for peer in peers {
             guard let publicKey = peer.publicKey else { throw error(peer.line, "[Peer] has no PublicKey") }
-            if let twin = peers[..<index].first(where: { $0.publicKey == publicKey }) {
-                throw error(peer.seen[.publicKey]!, "this PublicKey is already used by the [Peer] at line \(twin.line)")
+            if let twinLine = keyLines.updateValue(peer.line, forKey: publicKey) {
+                throw error(peer.seen[.publicKey]!, "this PublicKey is already used by the [Peer] at line \(twinLine)")
             }
             var allowed: [IPPrefix] = []
             for (prefix, line) in peer.allowedIPs {

@@ -39,12 +39,64 @@ public struct Keypair: Sendable {
 /// `current` sends and receives; `previous` still receives (packets in flight across a rekey);
 /// `next` is a responder's new session, received on but not sent with until the initiator's
 /// first data message confirms it.
-public struct KeypairSlots: Sendable {
-    public var current: Keypair?
-    public var previous: Keypair?
-    public var next: Keypair?
+///
+/// The slots live in a box made with the first keypair and dropped by ``clear()``: a keypair
+/// holds a 1 KiB replay window, and a peer without a session (most of a large server's) holds
+/// none of that.
+public struct KeypairSlots: @unchecked Sendable {
+    @usableFromInline final class Storage {
+        @usableFromInline var current: Keypair?
+        @usableFromInline var previous: Keypair?
+        @usableFromInline var next: Keypair?
+        @usableFromInline init() {}
+    }
+
+    // @unchecked Sendable: the box is never shared between two KeypairSlots values (it is made
+    // here and only copied with the Peer that owns it, on one data-plane thread).
+    @usableFromInline var storage: Storage?
 
     public init() {}
+
+    @inlinable
+    public var current: Keypair? {
+        get { storage?.current }
+        set { box().current = newValue }
+        _modify {
+            let storage = box()
+            yield &storage.current
+        }
+    }
+
+    @inlinable
+    public var previous: Keypair? {
+        get { storage?.previous }
+        set { box().previous = newValue }
+        _modify {
+            let storage = box()
+            yield &storage.previous
+        }
+    }
+
+    @inlinable
+    public var next: Keypair? {
+        get { storage?.next }
+        set { box().next = newValue }
+        _modify {
+            let storage = box()
+            yield &storage.next
+        }
+    }
+
+    /// True when any slot holds a keypair.
+    public var isEmpty: Bool { storage == nil }
+
+    @usableFromInline
+    mutating func box() -> Storage {
+        if let storage { return storage }
+        let made = Storage()
+        storage = made
+        return made
+    }
 
     /// Which slot holds the keypair with `localIndex`.
     public enum Slot: Sendable { case current, previous, next }
@@ -52,9 +104,10 @@ public struct KeypairSlots: Sendable {
     /// The slot whose keypair has `localIndex`, if any.
     @inlinable
     public func slot(forLocalIndex index: UInt32) -> Slot? {
-        if let k = current, k.localIndex == index { return .current }
-        if let k = next, k.localIndex == index { return .next }
-        if let k = previous, k.localIndex == index { return .previous }
+        guard let storage else { return nil }
+        if storage.current?.localIndex == index { return .current }
+        if storage.next?.localIndex == index { return .next }
+        if storage.previous?.localIndex == index { return .previous }
         return nil
     }
 
@@ -62,10 +115,11 @@ public struct KeypairSlots: Sendable {
     /// The slot must be occupied.
     @inlinable
     public mutating func withKeypair<R>(_ slot: Slot, _ body: (inout Keypair) -> R) -> R {
+        let storage = storage!
         switch slot {
-        case .current: return body(&current!)
-        case .previous: return body(&previous!)
-        case .next: return body(&next!)
+        case .current: return body(&storage.current!)
+        case .previous: return body(&storage.previous!)
+        case .next: return body(&storage.next!)
         }
     }
 
@@ -115,9 +169,7 @@ public struct KeypairSlots: Sendable {
     /// Returns the local indexes that left the slots.
     public mutating func clear() -> [UInt32] {
         let retired = [current?.localIndex, previous?.localIndex, next?.localIndex].compactMap { $0 }
-        current = nil
-        previous = nil
-        next = nil
+        storage = nil
         return retired
     }
 }

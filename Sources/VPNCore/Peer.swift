@@ -14,8 +14,9 @@ final class Peer {
     var slots = KeypairSlots()
     var timers: PeerTimers
     var endpoint: Endpoint?
-    /// Packets waiting for a session, in arrival order.
-    let staged: FrameQueue
+    /// Packets waiting for a session, in arrival order; a queue from the tunnel's pool while
+    /// something waits, nil otherwise (an idle peer holds no packet slots).
+    var staged: FrameQueue?
     /// Where our own initiation stands.
     var initiation: InitiationState = .idle
     /// The tunnel's latest ticket when this peer was made: a job with this ticket or an older one
@@ -73,8 +74,7 @@ final class Peer {
     var lastUDPEndpoint: Endpoint?
 
     init(
-        number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, stagingSlots: Int, slotSize: Int,
-        mtu: Int, carrierSettings: CarrierSelector.Settings? = nil
+        number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, mtu: Int, carrierSettings: CarrierSelector.Settings? = nil
     ) {
         self.number = number
         if let carrierSettings, configuration.endpoint != nil { selector = CarrierSelector(settings: carrierSettings) }
@@ -85,7 +85,6 @@ final class Peer {
         endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
         lastUDPEndpoint = endpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
-        staged = FrameQueue(capacity: stagingSlots, slotSize: slotSize, headroom: TransportData.headroom)
     }
 
     @inline(__always)

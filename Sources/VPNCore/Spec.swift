@@ -97,6 +97,9 @@ public enum Spec {
 public enum Tuning {
     /// Packets held per peer while a handshake is in flight; more are dropped with `queueFull`.
     public static let stagedPacketsPerPeer = 128
+    /// Staging queues kept for reuse once their peer's packets went out (a peer holds one only
+    /// while something waits for its handshake; the rest are freed).
+    public static let spareStagingQueues = 16
     /// Datagrams moved per `recvmmsg`/`sendmmsg` batch.
     public static let batchSize = 32
     /// Packet buffers each data-plane thread allocates at start-up.

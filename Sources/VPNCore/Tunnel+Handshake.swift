@@ -305,7 +305,7 @@ extension Tunnel {
                 admission.writeCookieReply(answering: message, source: source, now: now, entropy: &entropy, into: reply)
                 return true
             }
-            if !queued { countUnattributed(.queueFull) }
+            if !queued { _ = countUnattributed(.queueFull) }
             return .drop(countUnattributed(.invalidMAC2))
         }
     }

@@ -128,8 +128,7 @@ extension Tunnel {
     private func addPeer(_ configuration: PeerConfiguration) -> Peer {
         let number = freePeerNumbers.popLast() ?? UInt32(peers.count)
         let peer = Peer(
-            number: number, configuration: configuration, timers: self.configuration.timers,
-            stagingSlots: self.configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: self.configuration.mtu,
+            number: number, configuration: configuration, timers: self.configuration.timers, mtu: self.configuration.mtu,
             carrierSettings: self.configuration.carrierSettings(for: configuration))
         peer.createdAfterTicket = lastTicket
         if Int(number) == peers.count { peers.append(peer) } else { peers[Int(number)] = peer }
@@ -140,7 +139,7 @@ extension Tunnel {
     private func removePeer(_ peer: Peer) {
         forgetSessions(peer)
         peer.timers.stop()
-        while !peer.staged.isEmpty { peer.staged.dequeue { _ in } }
+        releaseStaging(peer)
         peersByKey[peer.configuration.publicKey] = nil
         peers[Int(peer.number)] = nil
         freePeerNumbers.append(peer.number)

@@ -20,13 +20,13 @@ extension Tunnel {
                 // As TimerActions.zeroKeys asks (and wireguard-go's ZeroAndFlushAll): the keys, the
                 // partial handshake (one being computed turns stale) and the packets still waiting
                 // for one all go.
-                peer.staged.removeAll()
+                releaseStaging(peer)
                 indexTable.remove(peer.slots.clear())
                 if let pending = peer.pendingInitiation { indexTable.remove(pending.localIndex) }
                 if case .gaveUp = peer.initiation {} else { peer.initiation = .idle }
             }
             if actions.contains(.handshakeGaveUp) {
-                peer.staged.removeAll()
+                releaseStaging(peer)
                 if let pending = peer.pendingInitiation {
                     indexTable.remove(pending.localIndex)
                     peer.noteInitiationUnanswered()
@@ -59,8 +59,8 @@ extension Tunnel {
     func sendKeepalive(_ peer: Peer, now: Instant) {
         guard let destination = peer.endpoint else { return }
         guard peer.canSend(now: now) else {
-            if peer.staged.isEmpty {
-                _ = peer.staged.enqueue(destination: destination, peer: peer.number) { _ in true }
+            if peer.staged?.isEmpty ?? true {
+                _ = stagingQueue(for: peer).enqueue(destination: destination, peer: peer.number) { _ in true }
             }
             startHandshake(peer, now: now)
             return
@@ -82,9 +82,9 @@ extension Tunnel {
     func flushStaged(_ peer: Peer, now: Instant) {
         guard let destination = peer.endpoint, peer.canSend(now: now) else { return }
         var sent = 0
-        while !peer.staged.isEmpty {
+        while let staged = peer.staged, !staged.isEmpty {
             var ok = true
-            peer.staged.dequeue { frame in
+            staged.dequeue { frame in
                 let source = UnsafeRawBufferPointer(frame.buffer.bytes)
                 ok = outbox.enqueue(destination: destination, peer: peer.number) { buffer in
                     buffer.append(contentsOf: source)
@@ -96,8 +96,28 @@ extension Tunnel {
             }
             if ok { sent += 1 }
         }
+        releaseStaging(peer)
         if sent == 0 && peer.slots.current?.isInitiator == true {
             sendKeepalive(peer, now: now)
         }
+    }
+
+    /// The peer's staging queue, taken from the spare ones (or made) when it has none.
+    func stagingQueue(for peer: Peer) -> FrameQueue {
+        if let staged = peer.staged { return staged }
+        let staged =
+            spareStagingQueues.popLast()
+            ?? FrameQueue(capacity: configuration.stagedPacketsPerPeer, slotSize: slotSize, headroom: TransportData.headroom)
+        peer.staged = staged
+        return staged
+    }
+
+    /// Drops what the peer has staged and takes its queue back: kept for the next peer that
+    /// needs one, up to ``Tuning/spareStagingQueues``, freed beyond that.
+    func releaseStaging(_ peer: Peer) {
+        guard let staged = peer.staged else { return }
+        staged.removeAll()
+        peer.staged = nil
+        if spareStagingQueues.count < Tuning.spareStagingQueues { spareStagingQueues.append(staged) }
     }
 }

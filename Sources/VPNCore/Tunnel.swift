@@ -73,6 +73,8 @@ public final class Tunnel {
     var unknownInitiators = UnknownInitiators()
     var events: [TunnelEvent] = []
     let slotSize: Int
+    /// Staging queues no peer holds, for the next one that must wait for a handshake.
+    var spareStagingQueues: [FrameQueue] = []
     /// The MTU the buffers were sized for at start: a reload may lower the MTU and raise it again
     /// up to this, not beyond.
     public let bufferMTU: Int
@@ -113,8 +115,7 @@ public final class Tunnel {
         admission = HandshakeGate(identity: identity)
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
-                number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers,
-                stagingSlots: configuration.stagedPacketsPerPeer, slotSize: slotSize, mtu: configuration.mtu,
+                number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers, mtu: configuration.mtu,
                 carrierSettings: configuration.carrierSettings(for: peerConfiguration))
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i
@@ -214,12 +215,13 @@ public final class Tunnel {
 
         // No usable session: keep the packet for when one exists, and make one.
         let source = UnsafeRawBufferPointer(packet.bytes)
-        if peer.staged.isFull {
+        let staged = stagingQueue(for: peer)
+        if staged.isFull {
             // Newest wins, as wireguard-go drops the oldest staged packet.
-            peer.staged.dequeue { _ in }
+            staged.dequeue { _ in }
             peer.count(.queueFull)
         }
-        peer.staged.enqueue(destination: destination, peer: peer.number) { buffer in
+        staged.enqueue(destination: destination, peer: peer.number) { buffer in
             buffer.append(contentsOf: source)
             return true
         }
