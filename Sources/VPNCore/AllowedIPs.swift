@@ -160,3 +160,29 @@ public struct AllowedIPs: Sendable {
         }
     }
 }
+
+/// The last address one direction of the data path looked up, and the answer (nil included):
+/// a flow's packets come in runs, and a repeated address skips the trie walk. The owner resets
+/// it whenever the table changes.
+public struct RouteMemo: Sendable {
+    @usableFromInline var address: IPAddress?
+    @usableFromInline var peer: UInt32?
+
+    public init() {}
+
+    /// The peer for `address` in `table`, from the memo when it is the previous address.
+    @inlinable
+    public mutating func lookup(_ address: IPAddress, in table: AllowedIPs) -> UInt32? {
+        if let last = self.address, last == address { return peer }
+        let found = table.lookup(address)
+        self.address = address
+        peer = found
+        return found
+    }
+
+    /// Forgets the memo (the table changed).
+    public mutating func reset() {
+        address = nil
+        peer = nil
+    }
+}

@@ -9,8 +9,10 @@ extension Peer {
     /// The current session's next send counter, when its key may send now.
     @inline(__always)
     private func sendCounter(now: Instant) -> UInt64? {
-        // Field by field: the keypair (with its 1 KiB replay window) is never copied per packet.
-        guard let created = slots.current?.created, let counter = slots.current?.sendCounter,
+        // Field by field from the box: the keypair (with its 1 KiB replay window) is never copied
+        // per packet (the `current` getter returns a copy).
+        guard let box = slots.storage, let created = box.current?.created,
+            let counter = box.current?.sendCounter,
             timers.keyUsableForSending(keyCreated: created, sendCounter: counter, now: now)
         else { return nil }
         return counter

@@ -54,7 +54,15 @@ public final class Tunnel {
     var lastTicket: UInt64 = 0
     /// Counts private-key changes (jobs made before one are thrown away).
     var identityGeneration: UInt64 = 0
-    var routes = AllowedIPs()
+    var routes = AllowedIPs() {
+        didSet {
+            outboundRoute.reset()
+            inboundRoute.reset()
+        }
+    }
+    /// The last destination routed (tun → network) and the last source checked (network → tun).
+    var outboundRoute = RouteMemo()
+    var inboundRoute = RouteMemo()
     /// Our local index → peer number.
     var indexTable: IndexTable
     var entropy: any EntropySource
@@ -186,7 +194,7 @@ public final class Tunnel {
         switch configuration.mode {
         case .tun:
             guard let destination = InnerPacket.destination(of: UnsafeRawBufferPointer(packet.bytes)),
-                let number = routes.lookup(destination), let routed = peers[Int(number)]
+                let number = outboundRoute.lookup(destination, in: routes), let routed = peers[Int(number)]
             else { return drop(.noRoute, peer: nil) }
             peer = routed
         case .tap:
@@ -292,7 +300,7 @@ public final class Tunnel {
         let inner = UnsafeRawBufferPointer(datagram.bytes)
         if configuration.mode == .tun {
             guard let length = InnerPacket.length(of: inner) else { return drop(.malformedInnerPacket, peer: peer) }
-            guard let sourceAddress = InnerPacket.source(of: inner), routes.lookup(sourceAddress) == peer.number
+            guard let sourceAddress = InnerPacket.source(of: inner), inboundRoute.lookup(sourceAddress, in: routes) == peer.number
             else { return drop(.sourceNotAllowed, peer: peer) }
             datagram.truncate(to: length)
         }

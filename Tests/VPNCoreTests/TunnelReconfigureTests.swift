@@ -49,6 +49,12 @@ struct TunnelReconfigureTests {
     func allowedIPsChangeLive() throws {
         let sim = TwoPeerSimulator()
         sim.connect()
+        // Data both ways first: A's route memos (last destination, last source) hold 10.0.0.2 -> B,
+        // and the change must not be hidden by them.
+        _ = sim.sendData(from: .a, payload: simPayload(0))
+        _ = sim.sendData(from: .b, payload: simPayload(0))
+        sim.run(for: .milliseconds(50))
+        #expect(sim.a.drops.isEmpty && sim.b.drops.isEmpty)
         let result = try Self.set(sim, .a, [
             "public_key=\(Self.hex(sim.b.tunnel.identity.publicKey))", "replace_allowed_ips=true",
             "allowed_ip=10.9.0.0/24",
