@@ -7,6 +7,7 @@ DIR/order), each holding
   ping-tunnel.txt, ping-veth.txt       ping -q output (50 echoes) through the tunnel / over the veth
   cpu                                  "before TICKS" and "after TICKS" lines (utime+stime, both ends)
   rss                                  one VmHWM value in KiB per VPN process
+  steal                                "before STEAL TOTAL" and "after STEAL TOTAL" (/proc/stat, machine-wide)
   label                                (--wireguard-go rows only) the row's label
   status                               "ok" or "failed: reason"
 and DIR/header (Markdown lines printed above the table). Output: the report on stdout.
@@ -82,6 +83,14 @@ def measure(cdir, tck):
     row["cpu_s_per_gb"] = None
     if "before" in cpu and "after" in cpu and total_bytes > 0:
         row["cpu_s_per_gb"] = (int(cpu["after"]) - int(cpu["before"])) / tck / (total_bytes / 1e9)
+    steal = {}
+    for line in (read(os.path.join(cdir, "steal"), "") or "").splitlines():
+        words = line.split()
+        if len(words) == 3:
+            steal[words[0]] = (int(words[1]), int(words[2]))
+    row["steal_pct"] = None
+    if "before" in steal and "after" in steal and steal["after"][1] > steal["before"][1]:
+        row["steal_pct"] = 100 * (steal["after"][0] - steal["before"][0]) / (steal["after"][1] - steal["before"][1])
     rss = [int(x) for x in (read(os.path.join(cdir, "rss"), "") or "").split()]
     row["rss_mib"] = max(rss) / 1024 if rss else None
     return row
@@ -95,8 +104,8 @@ def main():
 
     out = [read(os.path.join(results, "header"), "").rstrip(), ""]
     out.append("| configuration | 1 stream → | 1 stream ← | 4 streams → | 4 streams ← | 1 stream → vs wg-go "
-               "| ping avg (ms) | added latency (ms) | CPU-s/GB | peak RSS (MiB) |")
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+               "| ping avg (ms) | added latency (ms) | CPU-s/GB | peak RSS (MiB) | steal % |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in order:
         r = rows[name]
         label = r["label"]
@@ -115,12 +124,15 @@ def main():
             "–" if name == "veth" else fmt(added, 3),
             "–" if name == "veth" else fmt(r["cpu_s_per_gb"], 2),
             "–" if name == "veth" else fmt(r["rss_mib"], 1),
+            fmt(r["steal_pct"], 1),
         ]) + " |")
     out.append("")
     out.append("Throughput in Gbit/s (iperf3 TCP, median of the runs; → client to server, ← with `-R`). "
                "Added latency = tunnel ping avg − veth ping avg, both measured in the same namespaces. "
                "CPU-s/GB = user+system CPU seconds of both VPN processes during all throughput runs, "
-               "per GB (10^9 bytes) received by iperf3. Peak RSS = max VmHWM of the two VPN processes.")
+               "per GB (10^9 bytes) received by iperf3. Peak RSS = max VmHWM of the two VPN processes. "
+               "Steal % = the share of the machine's CPU time the hypervisor took during the row's throughput "
+               "runs (/proc/stat); a row with steal is not comparable with the others: rerun it.")
     out.append("")
     out.append("<details><summary>Every run (Gbit/s)</summary>")
     out.append("")
