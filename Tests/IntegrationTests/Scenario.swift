@@ -37,8 +37,11 @@ enum Scenario {
     }()
 
     /// Runs `scripts/itest/<name>.sh` and records an issue if it fails or times out.
+    /// `environment` adds to (or overrides) the test's environment, e.g. `VPND_EXTRA_FLAGS` for a
+    /// variant of a scenario; the variant's name is `label` in messages and log names.
     static func run(
-        _ name: String, timeLimit: Duration = .seconds(300), sourceLocation: SourceLocation = #_sourceLocation
+        _ name: String, timeLimit: Duration = .seconds(300), environment extra: [String: String] = [:],
+        label: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
     ) async {
         if let missing = missingRequirement {
             // Only reached under CI=true (the suite is disabled otherwise).
@@ -54,12 +57,13 @@ enum Scenario {
         }
         let outcome: Outcome
         do {
-            outcome = try await execute(script: script, name: name, timeLimit: timeLimit)
+            outcome = try await execute(script: script, name: label ?? name, timeLimit: timeLimit, extra: extra)
         } catch {
             Issue.record("could not start bash for scenario \(name): \(error)", sourceLocation: sourceLocation)
             return
         }
         let seconds = String(format: "%.1f", outcome.seconds)
+        let name = label ?? name
         if outcome.timedOut || outcome.status != 0 {
             let why = outcome.timedOut ? "exceeded its time limit of \(timeLimit)" : "exited with status \(outcome.status)"
             Issue.record(
@@ -89,11 +93,14 @@ enum Scenario {
     }
 
     /// Runs bash on the script with output to a log file, enforcing the time limit.
-    static func execute(script: URL, name: String, timeLimit: Duration) async throws -> Outcome {
+    static func execute(
+        script: URL, name: String, timeLimit: Duration, extra: [String: String] = [:]
+    ) async throws -> Outcome {
         let logPath = NSTemporaryDirectory() + "vpnd-itest-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         var environment = ProcessInfo.processInfo.environment
         environment["VPND_BIN_DIR"] = binDirectory
         environment["VPND_REPO"] = repositoryRoot.path
+        environment.merge(extra) { _, new in new }
         let pid = try spawn(
             arguments: ["/bin/bash", script.path], environment: environment, logPath: logPath)
 
