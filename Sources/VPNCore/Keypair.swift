@@ -42,7 +42,7 @@ public struct Keypair: Sendable {
 ///
 /// The slots live in a box made with the first keypair and dropped by ``clear()``: a keypair
 /// holds a 1 KiB replay window, and a peer without a session (most of a large server's) holds
-/// none of that.
+/// none of that. A value has one owner, its ``Peer``: copies would share the box.
 public struct KeypairSlots: @unchecked Sendable {
     @usableFromInline final class Storage {
         @usableFromInline var current: Keypair?
@@ -87,8 +87,14 @@ public struct KeypairSlots: @unchecked Sendable {
         }
     }
 
-    /// True when any slot holds a keypair.
-    public var isEmpty: Bool { storage == nil }
+    /// True when no slot holds a keypair.
+    public var isEmpty: Bool {
+        guard let storage else { return true }
+        return storage.current == nil && storage.previous == nil && storage.next == nil
+    }
+
+    /// Whether the box is allocated (from the first keypair until ``clear()``).
+    var isAllocated: Bool { storage != nil }
 
     @usableFromInline
     mutating func box() -> Storage {

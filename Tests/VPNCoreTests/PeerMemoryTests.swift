@@ -14,7 +14,7 @@ struct PeerMemoryTests {
         let sim = TwoPeerSimulator()
         let peerAtB = try #require(sim.b.tunnel.peers[0])
         #expect(peerAtB.staged == nil)
-        #expect(peerAtB.slots.isEmpty)
+        #expect(peerAtB.slots.isEmpty && !peerAtB.slots.isAllocated)
         #expect(MemoryLayout<KeypairSlots>.size == MemoryLayout<Int>.size)
         for i in 0..<3 {
             guard case .staged = sim.sendData(from: .b, payload: simPayload(i)) else {
@@ -47,7 +47,7 @@ struct PeerMemoryTests {
         #expect(peerAtB.staged != nil)
         sim.run(for: .seconds(600))
         #expect(peerAtB.staged == nil)
-        #expect(peerAtB.slots.isEmpty)
+        #expect(peerAtB.slots.isEmpty && !peerAtB.slots.isAllocated, "zeroed keys free the keypair box")
         #expect(sim.b.tunnel.spareStagingQueues.count == 1)
     }
 
