@@ -38,7 +38,9 @@ struct PeerMemoryTests {
         #expect(!peerAtB.slots.isEmpty)
         // Silence from A from now on: B's keys age out (REJECT_AFTER_TIME x 3 zeroes them) and its
         // staged packet is dropped when the handshake round gives up.
-        sim.network.filter = { $0.source != sim.a.endpoint }
+        // The endpoint by value: a filter that captured `sim` would keep it alive (a cycle).
+        let endpointA = sim.a.endpoint
+        sim.network.filter = { $0.source != endpointA }
         sim.run(for: .seconds(200))
         guard case .staged = sim.sendData(from: .b, payload: simPayload(9)) else {
             Issue.record("with expired keys the packet was not staged")
