@@ -57,10 +57,12 @@ public struct KeypairSlots: @unchecked Sendable {
 
     public init() {}
 
+    // Each slot is read from the box (nil without one) and changed in place in it (`_modify`
+    // makes the box first); an assignment goes through `_modify` too.
+
     @inlinable
     public var current: Keypair? {
         get { storage?.current }
-        set { box().current = newValue }
         _modify {
             let storage = box()
             yield &storage.current
@@ -70,7 +72,6 @@ public struct KeypairSlots: @unchecked Sendable {
     @inlinable
     public var previous: Keypair? {
         get { storage?.previous }
-        set { box().previous = newValue }
         _modify {
             let storage = box()
             yield &storage.previous
@@ -80,7 +81,6 @@ public struct KeypairSlots: @unchecked Sendable {
     @inlinable
     public var next: Keypair? {
         get { storage?.next }
-        set { box().next = newValue }
         _modify {
             let storage = box()
             yield &storage.next

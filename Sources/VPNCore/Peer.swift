@@ -74,7 +74,8 @@ final class Peer {
     var lastUDPEndpoint: Endpoint?
 
     init(
-        number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, mtu: Int, carrierSettings: CarrierSelector.Settings? = nil
+        number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, mtu: Int,
+        carrierSettings: CarrierSelector.Settings? = nil
     ) {
         self.number = number
         if let carrierSettings, configuration.endpoint != nil { selector = CarrierSelector(settings: carrierSettings) }

@@ -51,19 +51,19 @@ enum Scenario {
             return
         }
         let script = repositoryRoot.appendingPathComponent("scripts/itest/\(name).sh")
+        let name = label ?? name  // the script's name, or the variant's in messages and logs
         guard FileManager.default.fileExists(atPath: script.path) else {
             Issue.record("scenario script \(script.path) does not exist", sourceLocation: sourceLocation)
             return
         }
         let outcome: Outcome
         do {
-            outcome = try await execute(script: script, name: label ?? name, timeLimit: timeLimit, extra: extra)
+            outcome = try await execute(script: script, name: name, timeLimit: timeLimit, extra: extra)
         } catch {
             Issue.record("could not start bash for scenario \(name): \(error)", sourceLocation: sourceLocation)
             return
         }
         let seconds = String(format: "%.1f", outcome.seconds)
-        let name = label ?? name
         if outcome.timedOut || outcome.status != 0 {
             let why = outcome.timedOut ? "exceeded its time limit of \(timeLimit)" : "exited with status \(outcome.status)"
             Issue.record(
