@@ -14,6 +14,8 @@ struct DaemonInfo: Sendable {
     var listenPort: UInt16?
     var mode: String
     var transport: String
+    /// `Cipher`: chacha20poly1305 or aes256gcm.
+    var cipher: String = TransportCipher.chaCha20Poly1305.rawValue
     /// The config file's absolute path (`vpnd peer` edits it); nil for vpnd-wg, which has none.
     var configPath: String? = nil
 }
@@ -174,6 +176,7 @@ enum StatusFormatter {
         out += "  public key: \(publicKey(status))\n"
         if let port = status.listenPort ?? info.listenPort { out += "  listening port: \(port)\n" }
         out += "  mode: \(info.mode)\n  transport: \(info.transport)\n"
+        if info.cipher != TransportCipher.chaCha20Poly1305.rawValue { out += "  cipher: \(info.cipher)\n" }
         if !status.drops.isEmpty { out += "  drops: \(dropText(status.drops))\n" }
         let transportDrops = status.transport.named.filter { $0.value > 0 }.map { "\($0.key) \($0.value)" }
         if !transportDrops.isEmpty { out += "  transport drops: \(transportDrops.joined(separator: ", "))\n" }
@@ -222,7 +225,7 @@ enum StatusFormatter {
     static func json(info: DaemonInfo, status: DataPlaneStatus, names: [Bytes32: String] = [:]) -> String {
         var root: [String: JSONValue] = [
             "interface": .string(info.interfaceName), "public_key": .string(publicKey(status)),
-            "mode": .string(info.mode), "transport": .string(info.transport),
+            "mode": .string(info.mode), "transport": .string(info.transport), "cipher": .string(info.cipher),
             "drops": dropObject(status.drops),
             "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]

@@ -172,6 +172,13 @@ enum DaemonRunner {
         var tunnelConfiguration = TunnelConfiguration(
             mode: mode, privateKey: privateKey, mtu: config.interface.mtu, peers: peers, timers: timers,
             pathMTUDiscovery: discovery, mssClamp: config.interface.mssClamp)
+        if config.interface.cipher != .chaCha20Poly1305 {
+            guard config.interface.cipher.isAvailable else {
+                throw StartupError(
+                    "\(config.fileName): Cipher = \(config.interface.cipher.rawValue) needs a CPU with AES and carry-less multiply instructions (AES-NI and PCLMULQDQ), which this one lacks; set Cipher = chacha20poly1305 (the default) on both ends")
+            }
+            tunnelConfiguration.cipher = config.interface.cipher
+        }
         if config.interface.transport == .auto {
             // A server answers over either carrier; a client chooses for the server it dials.
             tunnelConfiguration.carriers = options.role == .client ? .agile : .both
@@ -354,7 +361,7 @@ enum DaemonRunner {
         let info = DaemonInfo(
             interfaceName: device.name, listenPort: transport.localPort,
             mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue,
-            configPath: plan.configPath)
+            cipher: tunnelConfiguration.cipher.rawValue, configPath: plan.configPath)
         let controlSocket: ControlSocket
         do {
             controlSocket = try ControlSocket(

@@ -43,7 +43,8 @@ enum Doctor {
         func note(_ line: String) { lines.append("  " + line) }
 
         let ourKey = StatusFormatter.publicKey(status)
-        var header = "interface \(info.interfaceName): public key \(ourKey), Mode = \(info.mode), Transport = \(info.transport)"
+        var header = "interface \(info.interfaceName): public key \(ourKey), Mode = \(info.mode), "
+            + (info.cipher == TransportCipher.chaCha20Poly1305.rawValue ? "" : "Cipher = \(info.cipher), ") + "Transport = \(info.transport)"
         if let port = status.listenPort ?? info.listenPort { header += ", listening on port \(port)" }
         if status.mtu > 0 { header += ", MTU \(status.mtu)" }
         lines.append(header)
@@ -199,7 +200,7 @@ enum Doctor {
         }
         if let failed = drops[.handshakeFailed], failed > 0 {
             out.append(
-                "\(count(failed, "handshake initiation")) passed mac1 here (the sender has this end's public key) but did not decrypt: \(HandshakeTrouble.notDecrypted); this end runs Mode = \(info.mode), a tun end against a tap end fails so: set the same Mode on both ends")
+                "\(count(failed, "handshake initiation")) passed mac1 here (the sender has this end's public key) but did not decrypt: \(HandshakeTrouble.notDecrypted); this end runs Mode = \(info.mode) and Cipher = \(info.cipher), and a tun end against a tap end, or ends with different Ciphers, fail so: set the same Mode and Cipher on both ends")
         }
         if let stale = drops[.staleTimestamp], stale > 0 {
             out.append(

@@ -225,7 +225,8 @@ extension PeerCommand {
             let client = PeerProvisioning.ClientFile(
                 name: name, privateKey: clientKey, addresses: addresses, serverPublicKey: X25519.publicKey(for: serverKey),
                 presharedKey: presharedKey, endpoint: endpoint, allowedIPs: allowed, dns: dnsServers,
-                persistentKeepalive: keepalive, mode: interface.mode, transport: interface.transport, mtu: interface.mtu)
+                persistentKeepalive: keepalive, mode: interface.mode, transport: interface.transport, mtu: interface.mtu,
+                cipher: interface.cipher)
             let clientText: String
             do throws(PeerProvisioning.Failure) {
                 clientText = try PeerProvisioning.clientText(client, format: outputFormat, serverName: interface.name)

@@ -28,6 +28,8 @@ enum PeerProvisioning {
         var mode: Config.Mode
         var transport: Config.Transport
         var mtu: Int
+        /// The server's `Cipher`, which the client must repeat.
+        var cipher: TransportCipher = .chaCha20Poly1305
     }
 
     /// A peer name: what `vpnd peer list` shows and `remove` takes; it becomes a comment line.
@@ -126,6 +128,10 @@ enum PeerProvisioning {
             throw Failure(
                 "this server runs \(file.mode.rawValue) over \(file.transport.rawValue), which WireGuard's apps cannot reach; use --format vpnd")
         }
+        if format == .wgQuick && file.cipher != .chaCha20Poly1305 {
+            throw Failure(
+                "this server runs Cipher = \(file.cipher.rawValue), which WireGuard's apps do not speak; use --format vpnd")
+        }
         var lines = [
             "# \(file.name): made by `vpnd peer add` for \(serverName)",
             "[Interface]",
@@ -136,6 +142,7 @@ enum PeerProvisioning {
         if format == .vpnd {
             if file.mode != .tun { lines.append("Mode = \(file.mode.rawValue)") }
             if file.transport != .udp { lines.append("Transport = \(file.transport.rawValue)") }
+            if file.cipher != .chaCha20Poly1305 { lines.append("Cipher = \(file.cipher.rawValue)") }
         }
         if file.mtu != Config.defaultMTU { lines.append("MTU = \(file.mtu)") }
         lines += ["", "[Peer]", "# \(serverName)", "PublicKey = \(KeyEncoding.encode(file.serverPublicKey))"]

@@ -70,6 +70,9 @@ public struct Config: Equatable, Sendable {
         public var metricsListen: Endpoint?
         /// wg-quick's host-side keys and vpnd's kill switch and forwarding (``HostSettings``).
         public var host = HostSettings()
+        /// `Cipher`, default chacha20poly1305 (WireGuard's): the AEAD of transport data. Both
+        /// ends must agree; `aes256gcm` is vpnd's own and needs a CPU with AES instructions.
+        public var cipher: TransportCipher = .chaCha20Poly1305
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,

@@ -32,7 +32,7 @@ struct ConfigParser {
         case dns = "DNS", table = "Table", fwMark = "FwMark", preUp = "PreUp", postUp = "PostUp"
         case preDown = "PreDown", postDown = "PostDown", saveConfig = "SaveConfig", killSwitch = "KillSwitch"
         case allowLAN = "AllowLAN", forward = "Forward", masquerade = "Masquerade"
-        case metricsListen = "MetricsListen"
+        case metricsListen = "MetricsListen", cipher = "Cipher"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
@@ -58,7 +58,7 @@ struct ConfigParser {
             case .interface:
                 return [
                     .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen,
+                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher,
                 ] + Key.host
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
@@ -82,6 +82,7 @@ struct ConfigParser {
         var pathMTUDiscovery = true
         var keepNetAdmin = true
         var metricsListen: Endpoint?
+        var cipher = TransportCipher.chaCha20Poly1305
         var host = Config.HostSettings()
     }
 
@@ -249,6 +250,8 @@ struct ConfigParser {
             draft.mtu = try ConfigValues.mtu(value)
         case .mode:
             draft.mode = try ConfigValues.mode(value)
+        case .cipher:
+            draft.cipher = try ConfigValues.cipher(value)
         case .transport:
             draft.transport = try ConfigValues.transport(value)
         case .name:
@@ -311,7 +314,8 @@ struct ConfigParser {
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
         case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .dns, .table, .fwMark, .preUp, .postUp, .preDown,
+            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher, .dns, .table, .fwMark, .preUp, .postUp,
+            .preDown,
             .postDown, .saveConfig, .killSwitch, .allowLAN, .forward, .masquerade:
             preconditionFailure("\(key) is not a [Peer] key")
         }
@@ -393,6 +397,7 @@ struct ConfigParser {
             metricsListen: draft.metricsListen)
         var model = Config(fileName: fileName, interface: interfaceModel, peers: built)
         model.interface.host = draft.host
+        model.interface.cipher = draft.cipher
         return model
     }
 

@@ -65,6 +65,15 @@ enum ConfigValues {
         return mode
     }
 
+    /// `chacha20poly1305` or `aes256gcm` (also with dashes: `chacha20-poly1305`, `aes-256-gcm`), any case.
+    static func cipher(_ text: String) throws(ValueProblem) -> TransportCipher {
+        let word = String(text.lowercased().filter { $0 != "-" })
+        guard let cipher = TransportCipher(rawValue: word) else {
+            throw ValueProblem("\"\(text)\" is not chacha20poly1305 (the default, WireGuard's) or aes256gcm")
+        }
+        return cipher
+    }
+
     /// `udp`, `tcp` or `auto` (also written `udp,tcp` or `tcp,udp`), any case.
     static func transport(_ text: String) throws(ValueProblem) -> Config.Transport {
         let words = text.lowercased().split(separator: ",", omittingEmptySubsequences: false)

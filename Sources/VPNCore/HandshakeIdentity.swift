@@ -18,11 +18,20 @@ public struct HandshakeIdentity: Sendable {
         /// peer) never complete a handshake; the responder drops the initiation as `handshakeFailed`.
         case tap
 
-        /// The identifier used as the Noise prologue (whitepaper 5.4: `Identifier`).
-        public var identifier: String {
-            switch self {
-            case .tun: return "WireGuard v1 zx2c4 Jason@zx2c4.com"
-            case .tap: return "vpnd v1 ethernet"
+        /// The identifier used as the Noise prologue (whitepaper 5.4: `Identifier`) with
+        /// WireGuard's ChaCha20-Poly1305 transport data.
+        public var identifier: String { identifier(cipher: .chaCha20Poly1305) }
+
+        /// The identifier for this mode with `cipher` protecting the transport data. Each pair
+        /// has its own, so two ends that differ in Mode or in Cipher never complete a handshake
+        /// (the responder drops the initiation as `handshakeFailed`), and nothing but the
+        /// default pair can be mistaken for WireGuard.
+        public func identifier(cipher: TransportCipher) -> String {
+            switch (self, cipher) {
+            case (.tun, .chaCha20Poly1305): return "WireGuard v1 zx2c4 Jason@zx2c4.com"
+            case (.tap, .chaCha20Poly1305): return "vpnd v1 ethernet"
+            case (.tun, .aes256GCM): return "vpnd v1 ip aes256gcm"
+            case (.tap, .aes256GCM): return "vpnd v1 ethernet aes256gcm"
             }
         }
     }
@@ -34,8 +43,12 @@ public struct HandshakeIdentity: Sendable {
     /// Label of the cookie encryption key: `HASH("cookie--" || public key)` (whitepaper 5.4.7).
     public static let cookieLabel = "cookie--"
 
-    /// The mode, and so the identifier, of this interface.
+    /// The mode of this interface; with ``cipher`` it selects the identifier.
     public let mode: Mode
+    /// The AEAD of transport data that sessions made with this identity use.
+    public let cipher: TransportCipher
+    /// The Noise prologue: ``Mode/identifier(cipher:)``.
+    public var identifier: String { mode.identifier(cipher: cipher) }
     /// Our static private key.
     public let privateKey: SecretKey
     /// Our static public key.
@@ -50,8 +63,10 @@ public struct HandshakeIdentity: Sendable {
     /// - Parameters:
     ///   - privateKey: the interface's X25519 private key (as `wg genkey` makes).
     ///   - mode: tun (WireGuard-compatible) or tap (vpnd only).
-    public init(privateKey: SecretKey, mode: Mode = .tun) {
+    ///   - cipher: the transport data AEAD; anything but ChaCha20-Poly1305 is vpnd only.
+    public init(privateKey: SecretKey, mode: Mode = .tun, cipher: TransportCipher = .chaCha20Poly1305) {
         self.mode = mode
+        self.cipher = cipher
         self.privateKey = privateKey
         publicKey = X25519.publicKey(for: privateKey)
         mac1Key = Self.labelledKey(Self.mac1Label, publicKey)
@@ -87,7 +102,7 @@ public struct HandshakeIdentity: Sendable {
     /// The initial Noise state of a handshake in which `responderStatic` answers: `ck = HASH(construction)`,
     /// `h = HASH(ck || identifier)`, `h = HASH(h || responder static)` (whitepaper 5.4.2).
     func noiseInitiator(remoteStatic: Bytes32, presharedKey: SecretKey?) -> NoiseInitiator {
-        var prologue = mode.identifier
+        var prologue = identifier
         return prologue.withUTF8 { utf8 in
             NoiseInitiator(
                 pattern: .ikpsk2, prologue: UnsafeRawBufferPointer(utf8), localStatic: privateKey,
@@ -97,7 +112,7 @@ public struct HandshakeIdentity: Sendable {
 
     /// The responder's initial state (the same hash chain, our static key as the pre-message).
     func noiseResponder() -> NoiseResponder {
-        var prologue = mode.identifier
+        var prologue = identifier
         return prologue.withUTF8 { utf8 in
             NoiseResponder(pattern: .ikpsk2, prologue: UnsafeRawBufferPointer(utf8), localStatic: privateKey)
         }

@@ -7,10 +7,10 @@ import VPNCrypto
 ///
 /// Not thread-safe; owned by one data-plane thread.
 public struct Keypair: Sendable {
-    /// Key for messages we send.
-    public let sendKey: SecretKey
-    /// Key for messages we receive.
-    public let receiveKey: SecretKey
+    /// Key for messages we send, ready for the session's cipher.
+    public let sendKey: TransportKey
+    /// Key for messages we receive, ready for the session's cipher.
+    public let receiveKey: TransportKey
     /// Our index: the receiver index the peer puts in its messages to us.
     public let localIndex: UInt32
     /// The peer's index: the receiver index we put in our messages.
@@ -24,10 +24,15 @@ public struct Keypair: Sendable {
     /// Counters already received.
     public var replay = ReplayWindow()
 
+    /// The AEAD of the session's transport data (bound into its handshake by the identifier).
+    public var cipher: TransportCipher { sendKey.cipher }
+
+    /// A keypair from a handshake's keys; `cipher` prepares them (AES-256-GCM expands its key
+    /// schedule here, once per session).
     public init(sendKey: SecretKey, receiveKey: SecretKey, localIndex: UInt32, remoteIndex: UInt32,
-                created: Instant, isInitiator: Bool) {
-        self.sendKey = sendKey
-        self.receiveKey = receiveKey
+                created: Instant, isInitiator: Bool, cipher: TransportCipher = .chaCha20Poly1305) {
+        self.sendKey = TransportKey(sendKey, cipher: cipher)
+        self.receiveKey = TransportKey(receiveKey, cipher: cipher)
         self.localIndex = localIndex
         self.remoteIndex = remoteIndex
         self.created = created

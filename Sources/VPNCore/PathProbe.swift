@@ -47,7 +47,7 @@ public enum PathProbe {
     ///   - size: the inner packet size the probe tests (an echo repeats the probe's).
     public static func seal(
         _ kind: Kind, id: UInt32, size: Int, bodySize: Int, into buffer: inout PacketBuffer, receiverIndex: UInt32,
-        counter: UInt64, key: SecretKey
+        counter: UInt64, key: TransportKey
     ) {
         precondition(bodySize >= minimumBodySize, "a path probe body has at least 16 bytes")
         let body = buffer.append(bodySize)
@@ -60,21 +60,21 @@ public enum PathProbe {
         header.storeLE32(MessageType.pathProbe.prefix, at: 0)
         header.storeLE32(receiverIndex, at: 4)
         header.storeLE64(counter, at: 8)
-        ChaChaPoly.seal(body, tag: tag.baseAddress!, key: key, counter: counter, authenticating: UnsafeRawBufferPointer(header))
+        key.seal(body, tag: tag.baseAddress!, counter: counter, authenticating: UnsafeRawBufferPointer(header))
     }
 
     /// Authenticates and reads a probe or echo in `datagram` (a whole type-5 message), marking its
     /// counter in `replay` only once it authenticated.
-    public static func open(_ datagram: inout PacketBuffer, key: SecretKey, replay: inout ReplayWindow) -> OpenResult {
+    public static func open(_ datagram: inout PacketBuffer, key: TransportKey, replay: inout ReplayWindow) -> OpenResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         guard case .probe(_, let counter) = Wire.classify(message) else { return .drop(.unknownType) }
-        guard counter < Spec.rejectAfterMessages else { return .drop(.counterLimit) }
+        guard counter < key.cipher.rejectAfterMessages else { return .drop(.counterLimit) }
         guard replay.wouldAccept(counter) else { return .drop(.replayed) }
         let bodyCount = message.count - Spec.dataHeaderSize - Spec.tagSize
         let base = datagram.bytes.baseAddress!
         let header = UnsafeRawBufferPointer(start: base, count: Spec.dataHeaderSize)
         let body = UnsafeMutableRawBufferPointer(start: base + Spec.dataHeaderSize, count: bodyCount)
-        guard ChaChaPoly.open(body, tag: base + Spec.dataHeaderSize + bodyCount, key: key, counter: counter, authenticating: header)
+        guard key.open(body, tag: base + Spec.dataHeaderSize + bodyCount, counter: counter, authenticating: header)
         else { return .drop(.authenticationFailed) }
         guard replay.accept(counter) else { return .drop(.replayed) }
         guard let kind = Kind(rawValue: body.load(fromByteOffset: 0, as: UInt8.self)) else { return .drop(.malformedInnerPacket) }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import VPNBasics
+import VPNCrypto
 
 /// The time and message limits that drive ``PeerTimers``: WireGuard's values by default.
 ///
@@ -53,6 +54,15 @@ public struct TimerSettings: Sendable, Equatable {
 
     /// WireGuard's values (whitepaper §6.1). The only settings that interoperate.
     public static let wireGuard = TimerSettings()
+
+    /// These settings with the message limits lowered to `cipher`'s where those are smaller
+    /// (AES-256-GCM: ``Spec/aesGCMRekeyAfterMessages``, ``Spec/aesGCMRejectAfterMessages``).
+    public func limited(to cipher: TransportCipher) -> TimerSettings {
+        var limited = self
+        limited.rekeyAfterMessages = min(rekeyAfterMessages, cipher.rekeyAfterMessages)
+        limited.rejectAfterMessages = min(rejectAfterMessages, cipher.rejectAfterMessages)
+        return limited
+    }
 
     /// WireGuard's settings with every time scaled by `rekeyAfterTime` / 120 s; message limits
     /// stay as they are.

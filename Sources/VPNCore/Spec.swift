@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import VPNCrypto
 
 /// WireGuard protocol constants, each citing the section of the WireGuard whitepaper
 /// (J. A. Donenfeld, "WireGuard: Next Generation Kernel Network Tunnel") that defines it,
@@ -51,6 +52,17 @@ public enum Spec {
     /// A key never sends or accepts a counter at or past this value
     /// (`Reject-After-Messages`, 2^64 − 2^13 − 1; whitepaper 6.1, 6.2).
     public static let rejectAfterMessages: UInt64 = UInt64.max - (1 << 13)
+    /// With `Cipher = aes256gcm`, the sender initiates a new handshake after this many messages
+    /// under one key (2^23): half of ``aesGCMRejectAfterMessages``, as WireGuard rekeys far
+    /// ahead of its hard limit.
+    public static let aesGCMRekeyAfterMessages: UInt64 = 1 << 23
+    /// With `Cipher = aes256gcm`, a key never sends or accepts a counter at or past this (2^24).
+    /// GCM's confidentiality bound grows with the square of the blocks sealed under one key:
+    /// (σ + q + 1)² / 2^129 for σ blocks in q messages (McGrew–Viega; the CFRG's AEAD-limits
+    /// draft). A message holds at most 2^12 blocks (65,535 bytes), so 2^24 messages are at most
+    /// 2^36 blocks, an advantage of at most 2^-57, the margin TLS 1.3 keeps (RFC 8446 §5.5:
+    /// 2^24.5 full records). The 96-bit nonce is the counter, so it never repeats under a key.
+    public static let aesGCMRejectAfterMessages: UInt64 = 1 << 24
     /// The initiator starts a new handshake when its current key is this old
     /// (`Rekey-After-Time`, 120 s; whitepaper 6.1, 6.3).
     public static let rekeyAfterTime: Duration = .seconds(120)
@@ -108,4 +120,20 @@ public enum Tuning {
     public static let defaultMTU = 1420
     /// Bytes a TCP deframer buffers: room for one largest frame and its prefix, twice.
     public static let tcpReceiveBufferSize = 2 * (Spec.tcpLengthPrefixSize + Spec.maximumTCPFrameLength)
+}
+
+extension TransportCipher {
+    /// REKEY_AFTER_MESSAGES for sessions of this cipher: WireGuard's 2^60 for ChaCha20-Poly1305,
+    /// ``Spec/aesGCMRekeyAfterMessages`` for AES-256-GCM.
+    @inlinable
+    public var rekeyAfterMessages: UInt64 {
+        self == .aes256GCM ? Spec.aesGCMRekeyAfterMessages : Spec.rekeyAfterMessages
+    }
+
+    /// REJECT_AFTER_MESSAGES for sessions of this cipher: WireGuard's 2^64 − 2^13 − 1 for
+    /// ChaCha20-Poly1305, ``Spec/aesGCMRejectAfterMessages`` for AES-256-GCM.
+    @inlinable
+    public var rejectAfterMessages: UInt64 {
+        self == .aes256GCM ? Spec.aesGCMRejectAfterMessages : Spec.rejectAfterMessages
+    }
 }

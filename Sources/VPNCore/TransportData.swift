@@ -59,6 +59,16 @@ public enum TransportData {
         _ packet: inout PacketBuffer, receiverIndex: UInt32, counter: UInt64, key: SecretKey,
         padding: Bool = true, mtu: Int
     ) {
+        seal(&packet, receiverIndex: receiverIndex, counter: counter, key: TransportKey(key), padding: padding, mtu: mtu)
+    }
+
+    /// ``seal(_:receiverIndex:counter:key:padding:mtu:)`` with the session's cipher: the same
+    /// message layout, the body sealed with ChaCha20-Poly1305 or AES-256-GCM as `key` says.
+    @inlinable
+    public static func seal(
+        _ packet: inout PacketBuffer, receiverIndex: UInt32, counter: UInt64, key: TransportKey,
+        padding: Bool = true, mtu: Int
+    ) {
         let padCount = padding ? paddedLength(packet.count, mtu: mtu) - packet.count : 0
         precondition(packet.headroom >= headroom, "TransportData.seal needs 16 bytes of PacketBuffer headroom")
         precondition(packet.tailroom >= padCount + Spec.tagSize,
@@ -69,7 +79,7 @@ public enum TransportData {
         }
         let body = packet.bytes
         let tag = packet.append(Spec.tagSize)
-        ChaChaPoly.seal(body, tag: tag.baseAddress!, key: key, counter: counter)
+        key.seal(body, tag: tag.baseAddress!, counter: counter)
         let header = packet.prepend(Spec.dataHeaderSize)
         header.storeLE32(MessageType.transportData.prefix, at: 0)
         header.storeLE32(receiverIndex, at: 4)
@@ -91,6 +101,13 @@ public enum TransportData {
     /// - Returns: `.ok(counter:)` or `.drop(reason)`.
     @inlinable
     public static func open(_ datagram: inout PacketBuffer, key: SecretKey, replay: inout ReplayWindow) -> OpenResult {
+        open(&datagram, key: TransportKey(key), replay: &replay)
+    }
+
+    /// ``open(_:key:replay:)`` with the session's cipher; a counter at or past the cipher's
+    /// message limit (``TransportCipher/rejectAfterMessages``) is refused as `counterLimit`.
+    @inlinable
+    public static func open(_ datagram: inout PacketBuffer, key: TransportKey, replay: inout ReplayWindow) -> OpenResult {
         let message = UnsafeRawBufferPointer(datagram.bytes)
         let counter: UInt64
         switch Wire.classify(message) {
@@ -98,12 +115,12 @@ public enum TransportData {
         case .invalid(let reason): return .drop(reason)
         case .initiation, .response, .cookieReply, .probe: return .drop(.unknownType)
         }
-        guard counter < Spec.rejectAfterMessages else { return .drop(.counterLimit) }
+        guard counter < key.cipher.rejectAfterMessages else { return .drop(.counterLimit) }
         guard replay.wouldAccept(counter) else { return .drop(.replayed) }
         let bodyCount = message.count - Spec.dataHeaderSize - Spec.tagSize
         let body = UnsafeMutableRawBufferPointer(start: datagram.bytes.baseAddress! + Spec.dataHeaderSize, count: bodyCount)
         let tag = UnsafeRawPointer(body.baseAddress! + bodyCount)
-        guard ChaChaPoly.open(body, tag: tag, key: key, counter: counter) else { return .drop(.authenticationFailed) }
+        guard key.open(body, tag: tag, counter: counter) else { return .drop(.authenticationFailed) }
         guard replay.accept(counter) else { return .drop(.replayed) }
         datagram.removeFirst(Spec.dataHeaderSize)
         datagram.truncate(to: bodyCount)

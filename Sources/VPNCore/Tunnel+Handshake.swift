@@ -225,7 +225,7 @@ extension Tunnel {
         let keys = keys.withLocalIndex(localIndex)
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
-            remoteIndex: keys.remoteIndex, created: now, isInitiator: false)
+            remoteIndex: keys.remoteIndex, created: now, isInitiator: false, cipher: identity.cipher)
         indexTable.remove(peer.slots.installResponded(keypair))
         indexTable.insert(localIndex, peer: peer.number)
         updateEndpoint(peer, job.source, now: now)
@@ -251,7 +251,7 @@ extension Tunnel {
         peer.initiationsUnansweredInARow = 0
         let keypair = Keypair(
             sendKey: keys.sendKey, receiveKey: keys.receiveKey, localIndex: keys.localIndex,
-            remoteIndex: keys.remoteIndex, created: now, isInitiator: true)
+            remoteIndex: keys.remoteIndex, created: now, isInitiator: true, cipher: identity.cipher)
         indexTable.remove(peer.slots.installInitiated(keypair))
         updateEndpoint(peer, job.source, now: now)
         peer.lastAuthenticatedAt = now

@@ -128,7 +128,7 @@ extension Tunnel {
     private func addPeer(_ configuration: PeerConfiguration) -> Peer {
         let number = freePeerNumbers.popLast() ?? UInt32(peers.count)
         let peer = Peer(
-            number: number, configuration: configuration, timers: self.configuration.timers, mtu: self.configuration.mtu,
+            number: number, configuration: configuration, timers: self.configuration.peerTimers, mtu: self.configuration.mtu,
             carrierSettings: self.configuration.carrierSettings(for: configuration))
         peer.createdAfterTicket = lastTicket
         if Int(number) == peers.count { peers.append(peer) } else { peers[Int(number)] = peer }
@@ -220,7 +220,7 @@ private struct ReconfigurationPlan {
         case .clear?:
             clearsPrivateKey = tunnel.configuration.hasPrivateKey
         case .set(let key)?:
-            let candidate = HandshakeIdentity(privateKey: key, mode: tunnel.configuration.mode)
+            let candidate = HandshakeIdentity(privateKey: key, mode: tunnel.configuration.mode, cipher: tunnel.configuration.cipher)
             if !tunnel.configuration.hasPrivateKey || candidate.publicKey != tunnel.identity.publicKey {
                 newIdentity = candidate
             }

@@ -107,7 +107,7 @@ public final class Tunnel {
     ) {
         self.configuration = configuration
         bufferMTU = configuration.mtu
-        identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode)
+        identity = HandshakeIdentity(privateKey: configuration.privateKey, mode: configuration.mode, cipher: configuration.cipher)
         handshakeExecution = handshakes
         var seedSource = entropy
         jitter = SplitMix64(seed: seedSource.nextUInt64())
@@ -123,7 +123,7 @@ public final class Tunnel {
         admission = HandshakeGate(identity: identity)
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
-                number: UInt32(i), configuration: peerConfiguration, timers: configuration.timers, mtu: configuration.mtu,
+                number: UInt32(i), configuration: peerConfiguration, timers: configuration.peerTimers, mtu: configuration.mtu,
                 carrierSettings: configuration.carrierSettings(for: peerConfiguration))
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i

@@ -19,6 +19,9 @@ public struct TunnelConfiguration: Sendable {
     public var peers: [PeerConfiguration]
     /// WireGuard's timer limits; shortened only in tests.
     public var timers: TimerSettings
+    /// The AEAD of transport data: ChaCha20-Poly1305 (WireGuard's) unless both ends of a vpnd
+    /// tunnel set `Cipher = aes256gcm`. Bound into the handshake's identifier.
+    public var cipher: TransportCipher = .chaCha20Poly1305
     /// Packets waiting for a handshake, per peer.
     public var stagedPacketsPerPeer: Int
     /// Whether each peer's path MTU is searched with probes (over UDP; a TCP stream needs none).
@@ -33,6 +36,10 @@ public struct TunnelConfiguration: Sendable {
     /// With `.agile`: the peer whose carrier this end chooses (the one its TCP side dials); nil:
     /// every peer with a configured endpoint (one, in practice). Other peers stay on UDP.
     public var carrierPeer: Bytes32? = nil
+
+    /// The timer limits a peer runs with: ``timers`` with the message limits lowered to the
+    /// cipher's (AES-256-GCM rekeys far sooner than 2^60 messages).
+    var peerTimers: TimerSettings { timers.limited(to: cipher) }
 
     /// The carrier choice for a peer configured as `peer`, or nil when it has none.
     func carrierSettings(for peer: PeerConfiguration) -> CarrierSelector.Settings? {

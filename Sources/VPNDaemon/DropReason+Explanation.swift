@@ -34,7 +34,7 @@ extension DropReason {
         case .invalidMAC2:
             return "handshake messages without a valid cookie while this end was under load: answered with a cookie reply, which the sender's retry carries"
         case .handshakeFailed:
-            return "handshake messages that did not decrypt or authenticate: different PresharedKeys on the two ends, or a tun end against a tap end"
+            return "handshake messages that did not decrypt or authenticate: different PresharedKeys on the two ends, a tun end against a tap end, or ends with different Ciphers"
         case .unknownPeer:
             return "handshake initiations from a public key that is no [Peer] here: a client missing from this end's config (vpnd doctor shows its key)"
         case .staleTimestamp:

@@ -64,7 +64,7 @@ extension TunnelEvent {
 
     /// The give-up text: REKEY_ATTEMPT_TIME and the usual causes.
     static func gaveUpText(after: Duration) -> String {
-        "no handshake answer after \(seconds(after)) s: check the peer's Endpoint, PublicKey and Mode"
+        "no handshake answer after \(seconds(after)) s: check the peer's Endpoint, PublicKey, Mode and Cipher"
     }
 
     /// The first 8 characters of a public key's base64 and an ellipsis.
@@ -98,11 +98,11 @@ public enum HandshakeTrouble {
     /// dropped without a word; so is an initiation in the other Mode, or from a key it has no
     /// [Peer] for).
     public static let noResponse =
-        "check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode and Transport"
+        "check the peer's Endpoint and PublicKey, and that both ends use the same PresharedKey, Mode, Cipher and Transport"
     /// An initiation passed mac1 (its sender knows our public key) and did not decrypt: the sender
-    /// runs the other Mode, whose Noise identifier differs.
-    public static let notDecrypted = "wrong key, or a peer in the other Mode (tun/tap)"
+    /// runs the other Mode or Cipher, whose Noise identifier differs.
+    public static let notDecrypted = "wrong key, or a peer in the other Mode (tun/tap) or with another Cipher"
     /// The peer answered our initiation and its response did not authenticate: the pre-shared key
     /// is mixed in only there (IKpsk2), so different PresharedKeys fail exactly here.
-    public static let responseNotAuthenticated = "check both ends' keys, PresharedKey and Mode (tun/tap)"
+    public static let responseNotAuthenticated = "check both ends' keys, PresharedKey, Mode (tun/tap) and Cipher"
 }

@@ -24,6 +24,10 @@ public struct TwoPeerOptions: Sendable {
     public var mode: HandshakeIdentity.Mode = .tun
     /// B's mode when it differs from A's (a misconfigured pair).
     public var bMode: HandshakeIdentity.Mode? = nil
+    /// A's transport cipher (WireGuard's ChaCha20-Poly1305 by default).
+    public var cipher: TransportCipher = .chaCha20Poly1305
+    /// B's cipher when it differs from A's (a mismatch test); nil: the same as A's.
+    public var bCipher: TransportCipher? = nil
     /// The tunnel MTU of both sides.
     public var mtu = 1420
     /// Timer limits of both sides.
@@ -202,6 +206,8 @@ public final class TwoPeerSimulator {
             pathMTUDiscovery: options.pathMTUDiscovery, mssClamp: options.mssClamp)
         configurationA.carriers = options.carriersAtA
         configurationB.carriers = options.carriersAtB
+        configurationA.cipher = options.cipher
+        configurationB.cipher = options.bCipher ?? options.cipher
         let entropyA = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xA))
         let entropyB = CountedEntropy(SeededEntropy(seed: options.seed &+ 0xB))
         let tunnelA = Tunnel(

@@ -156,7 +156,7 @@ struct DoctorTests {
         let diagnosis = Doctor.diagnose(info: Self.udp, status: Self.status([peer]))
         #expect(diagnosis.exitStatus == 1)
         #expect(diagnosis.lines.contains(
-            "  problem: 3 handshake responses from 198.18.0.1:51820 did not authenticate: the two ends have different pre-shared keys, or only one end has one (check both ends' keys, PresharedKey and Mode (tun/tap))"))
+            "  problem: 3 handshake responses from 198.18.0.1:51820 did not authenticate: the two ends have different pre-shared keys, or only one end has one (check both ends' keys, PresharedKey, Mode (tun/tap) and Cipher)"))
         #expect(!Self.text(diagnosis).contains("went unanswered"), "one cause, not two")
     }
 
@@ -255,7 +255,7 @@ struct DoctorTests {
             info: info, status: Self.status([Self.peer(configured: false)], drops: [.handshakeFailed: 2], mode: .tap))
         #expect(diagnosis.exitStatus == 1)
         #expect(diagnosis.lines.contains(
-            "  problem: 2 handshake initiations passed mac1 here (the sender has this end's public key) but did not decrypt: wrong key, or a peer in the other Mode (tun/tap); this end runs Mode = tap, a tun end against a tap end fails so: set the same Mode on both ends"))
+            "  problem: 2 handshake initiations passed mac1 here (the sender has this end's public key) but did not decrypt: wrong key, or a peer in the other Mode (tun/tap) or with another Cipher; this end runs Mode = tap and Cipher = chacha20poly1305, and a tun end against a tap end, or ends with different Ciphers, fail so: set the same Mode and Cipher on both ends"))
     }
 
     @Test("stale timestamps: a replay, two clients sharing one key, or a clock")
@@ -329,10 +329,12 @@ struct DoctorTests {
             sim.run(for: .milliseconds(10))
         }
         let server = Doctor.diagnose(
-            info: DaemonInfo(interfaceName: "vpn0", listenPort: 51820, mode: options.mode == .tap ? "tap" : "tun", transport: "udp"),
+            info: DaemonInfo(interfaceName: "vpn0", listenPort: 51820, mode: options.mode == .tap ? "tap" : "tun", transport: "udp",
+                             cipher: options.cipher.rawValue),
             status: DataPlaneStatus(tunnel: sim.a.tunnel.status(now: sim.now)))
         let client = Doctor.diagnose(
-            info: DaemonInfo(interfaceName: "vpn0", listenPort: 40000, mode: (options.bMode ?? options.mode) == .tap ? "tap" : "tun", transport: "udp"),
+            info: DaemonInfo(interfaceName: "vpn0", listenPort: 40000, mode: (options.bMode ?? options.mode) == .tap ? "tap" : "tun", transport: "udp",
+                             cipher: (options.bCipher ?? options.cipher).rawValue),
             status: DataPlaneStatus(tunnel: sim.b.tunnel.status(now: sim.now)))
         return (text(server), text(client), (server.exitStatus, client.exitStatus))
     }
@@ -375,8 +377,20 @@ struct DoctorTests {
         options.bMode = .tun
         let result = Self.simulate(options)
         #expect(result.exits == (1, 1))
-        #expect(result.server.contains("but did not decrypt: wrong key, or a peer in the other Mode (tun/tap); this end runs Mode = tap"))
+        #expect(result.server.contains("but did not decrypt: wrong key, or a peer in the other Mode (tun/tap) or with another Cipher; this end runs Mode = tap"))
         #expect(result.client.contains("a firewall drops UDP to port 51820"))
+    }
+
+    @Test("real counters: an AES-256-GCM server and a ChaCha20-Poly1305 client")
+    func simulatedCiphers() throws {
+        try #require(AES256GCM.isAvailable)
+        var options = TwoPeerOptions()
+        options.cipher = .aes256GCM
+        options.bCipher = .chaCha20Poly1305
+        let result = Self.simulate(options)
+        #expect(result.exits == (1, 1))
+        #expect(result.server.hasPrefix("interface vpn0: public key ") && result.server.contains(", Mode = tun, Cipher = aes256gcm, Transport = udp"))
+        #expect(result.server.contains("this end runs Mode = tun and Cipher = aes256gcm, and a tun end against a tap end, or ends with different Ciphers, fail so: set the same Mode and Cipher on both ends"))
     }
 
     @Test("real counters: a client missing from the server's config")

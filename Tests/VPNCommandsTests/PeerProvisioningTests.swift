@@ -126,6 +126,17 @@ struct PeerProvisioningTests {
         #expect(throws: PeerProvisioning.Failure.self) { try PeerProvisioning.clientText(file, format: .wgQuick, serverName: "vpnd0") }
         let tap = try Config.parse(try PeerProvisioning.clientText(file, format: .vpnd, serverName: "vpnd0"), fileName: "a.conf")
         #expect(tap.interface.mode == .tap && tap.interface.transport == .tcp)
+        #expect(tap.interface.cipher == .chaCha20Poly1305)
+
+        // An AES-256-GCM server's client repeats the Cipher; WireGuard's apps cannot take it.
+        file.mode = .tun
+        file.transport = .udp
+        file.cipher = .aes256GCM
+        #expect {
+            try PeerProvisioning.clientText(file, format: .wgQuick, serverName: "vpnd0")
+        } throws: { "\($0)".contains("Cipher = aes256gcm, which WireGuard's apps do not speak; use --format vpnd") }
+        let aes = try Config.parse(try PeerProvisioning.clientText(file, format: .vpnd, serverName: "vpnd0"), fileName: "a.conf")
+        #expect(aes.interface.cipher == .aes256GCM)
     }
 
     @Test func theQRCodeHoldsAConfigAndDrawsEveryModule() throws {

@@ -17,7 +17,7 @@ struct TunnelEventLogTests {
     func giveUp() {
         let dialled = TunnelEvent.handshakeGaveUp(peer: Self.key, after: .seconds(90), configuredEndpoint: true).logLine
         #expect(dialled.level == Logger.Level.warning)
-        #expect(dialled.message == "peer \(Self.short): no handshake answer after 90 s: check the peer's Endpoint, PublicKey and Mode")
+        #expect(dialled.message == "peer \(Self.short): no handshake answer after 90 s: check the peer's Endpoint, PublicKey, Mode and Cipher")
         let remembered = TunnelEvent.handshakeGaveUp(peer: Self.key, after: .milliseconds(1500), configuredEndpoint: false).logLine
         #expect(remembered.level == Logger.Level.debug)
         #expect(remembered.message.contains("after 1.5 s: "))
