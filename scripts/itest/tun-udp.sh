@@ -34,7 +34,12 @@ else
     in_ns a --timeout 5 ss -Hlun 'sport = :51820' | grep_q . || fail "server has no UDP socket on 51820"
 fi
 
-log "ping b -> a, a -> b (tun over $transport)"
+# The configured cipher (VPND_ITEST_CIPHER, default WireGuard's) is the one both ends report.
+cipher="${VPND_ITEST_CIPHER:-chacha20poly1305}"
+vpnd_json_ok server "doc[\"cipher\"] == \"$cipher\"" || fail "the server does not report Cipher $cipher: $(vpnd_json server doc)"
+vpnd_json_ok client "doc[\"cipher\"] == \"$cipher\"" || fail "the client does not report Cipher $cipher: $(vpnd_json client doc)"
+
+log "ping b -> a, a -> b (tun over $transport, $cipher)"
 ping_ok b 10.9.0.1 10
 ping_ok a 10.9.0.2 10
 

@@ -100,7 +100,7 @@ vpnd_config client-b --key client --peer server --address 10.9.0.2/24 --allowed 
     --endpoint "$UNDERLAY_A:51820" --ifname vpn0 --psk psk2
 # The server answers (the PSK is mixed in after the initiation is accepted); its responses fail at the client.
 misconfigured b \
-    --hint client "did not authenticate: check both ends' keys, PresharedKey and Mode" \
+    --hint client "did not authenticate: check both ends' keys, PresharedKey, Mode (tun/tap) and Cipher" \
     --json client 'drops["handshake-failed"] > 0' \
     --json server 'peer["handshake_initiations_answered"] > 0 and peer["handshakes"] == 0' \
     --doctor server "and it confirmed none: the two ends have different pre-shared keys" \
@@ -114,7 +114,7 @@ misconfigured c \
     --hint server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap)" \
     --hint client "no valid handshake response after 5 s" \
     --json server 'drops["handshake-failed"] > 0' \
-    --doctor server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap); this end runs Mode = tap" \
+    --doctor server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap) or with another Cipher; this end runs Mode = tap" \
     --doctor client "or a firewall drops UDP to port 51820"
 
 log "case d: the server has no [Peer] for the client (it has another client)"
@@ -128,6 +128,19 @@ misconfigured d \
     --json server "[u[\"public_key\"] for u in doc[\"unknown_initiators\"]] == [\"$(vpnd_pub client)\"]" \
     --doctor server "came from public key $(vpnd_pub client) (latest from $UNDERLAY_B:" \
     --doctor server "add a [Peer] with PublicKey = $(vpnd_pub client)" \
+    --doctor client "or a firewall drops UDP to port 51820"
+
+log "case e: an AES-256-GCM server and a ChaCha20-Poly1305 client"
+vpnd_config server-e --key server --peer client --address 10.9.0.1/24 --port 51820 --allowed 10.9.0.2/32 --ifname vpn0 \
+    --cipher aes256gcm
+vpnd_config client-e --key client --peer server --address 10.9.0.2/24 --allowed 10.9.0.0/24 \
+    --endpoint "$UNDERLAY_A:51820" --ifname vpn0 --cipher chacha20poly1305
+misconfigured e \
+    --hint server "did not decrypt: wrong key, or a peer in the other Mode (tun/tap) or with another Cipher" \
+    --hint client "no valid handshake response after 5 s" \
+    --json server 'drops["handshake-failed"] > 0 and doc["cipher"] == "aes256gcm"' \
+    --json client 'doc["cipher"] == "chacha20poly1305"' \
+    --doctor server "this end runs Mode = tun and Cipher = aes256gcm, and a tun end against a tap end, or ends with different Ciphers, fail so: set the same Mode and Cipher on both ends" \
     --doctor client "or a firewall drops UDP to port 51820"
 
 log "wrong-keys passed"

@@ -39,7 +39,7 @@ vpnd_config() {
     local name="$1"
     shift
     local key="" peer="" address="" allowed="" port="" endpoint="" mode="" transport="" ifname="" psk=""
-    local keepalive="" mtu=""
+    local keepalive="" mtu="" cipher="${VPND_ITEST_CIPHER:-}"
     while [ $# -gt 0 ]; do
         case "$1" in
             --key) key="$2" ;;
@@ -54,6 +54,7 @@ vpnd_config() {
             --psk) psk="$2" ;;
             --keepalive) keepalive="$2" ;;
             --mtu) mtu="$2" ;;
+            --cipher) cipher="$2" ;;
             *) fail "vpnd_config: unknown option $1" ;;
         esac
         shift 2
@@ -68,6 +69,7 @@ vpnd_config() {
         [ -z "$transport" ] || echo "Transport = $transport"
         [ -z "$ifname" ] || echo "Name = $ifname"
         [ -z "$mtu" ] || echo "MTU = $mtu"
+        [ -z "$cipher" ] || echo "Cipher = $cipher"
         echo
         echo "[Peer]"
         echo "PublicKey = $(vpnd_pub "$peer")"
