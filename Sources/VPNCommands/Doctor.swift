@@ -121,7 +121,7 @@ enum Doctor {
                 ?? "and none ever was"
             let carrier = tcpClient ? "TCP" : "UDP"
             out.append(.problem(
-                "\(count(peer.initiationsUnansweredInARow, "handshake initiation")) to \(endpoint) went unanswered (\(since)): either the Endpoint \(endpoint) is wrong, or a firewall drops \(carrier) to port \(port), or the server does not know us: it has no [Peer] for our public key \(StatusFormatter.publicKey(status)) (or another key for us, or runs the other Mode), or our PublicKey for it is not its key; a server that does not know us sends nothing back"))
+                "\(count(peer.initiationsUnansweredInARow, "handshake initiation")) to \(endpoint) went unanswered (\(since)): either the Endpoint \(endpoint) is wrong, or a firewall drops \(carrier) to port \(port), or the server does not know us: it has no [Peer] for our public key \(StatusFormatter.publicKey(status)) (or another key for us, or runs the other Mode or Cipher), or our PublicKey for it is not its key; a server that does not know us sends nothing back"))
         } else if peer.initiationsSent > peer.responsesReceived {
             out.append(.problem(
                 "a handshake with \(endpoint) is under way (\(count(peer.initiationsSent, "initiation")) sent, none answered yet; vpnd retries every 5 s): run vpnd doctor again in a few seconds"))

@@ -107,7 +107,7 @@ struct DoctorTests {
         let diagnosis = Doctor.diagnose(info: Self.udp, status: Self.status([peer]))
         #expect(diagnosis.exitStatus == 1)
         #expect(diagnosis.lines.contains(
-            "  problem: 2 handshake initiations to 198.18.0.1:51820 went unanswered (and none ever was): either the Endpoint 198.18.0.1:51820 is wrong, or a firewall drops UDP to port 51820, or the server does not know us: it has no [Peer] for our public key \(Self.ourKeyText) (or another key for us, or runs the other Mode), or our PublicKey for it is not its key; a server that does not know us sends nothing back"))
+            "  problem: 2 handshake initiations to 198.18.0.1:51820 went unanswered (and none ever was): either the Endpoint 198.18.0.1:51820 is wrong, or a firewall drops UDP to port 51820, or the server does not know us: it has no [Peer] for our public key \(Self.ourKeyText) (or another key for us, or runs the other Mode or Cipher), or our PublicKey for it is not its key; a server that does not know us sends nothing back"))
         #expect(diagnosis.lines.last == "vpn0: 1 problem found")
         // After a session existed, it says since when.
         peer.latestHandshake = Self.now - .seconds(200)

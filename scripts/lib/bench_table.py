@@ -25,6 +25,7 @@ LABELS = {
     "veth": "raw veth (no VPN)",
     "relay": "C relay, no crypto (floor; not a VPN)",
     "vpnd-udp": "vpnd tun/UDP",
+    "vpnd-aes": "vpnd tun/UDP, AES-256-GCM",
     "vpnd-auto": "vpnd tun/auto (on UDP)",
     "vpnd-tcp": "vpnd tun/TCP",
     "vpnd-tap": "vpnd tap/UDP",
