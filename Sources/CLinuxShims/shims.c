@@ -611,3 +611,14 @@ int vpnd_limit_capabilities(uint64_t mask) {
     data[1].effective = data[1].permitted = (uint32_t)(mask >> 32);
     return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
 }
+
+int vpnd_usable_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int count = CPU_COUNT(&set);
+        if (count > 0) return count;
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}

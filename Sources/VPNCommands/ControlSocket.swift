@@ -16,6 +16,8 @@ struct DaemonInfo: Sendable {
     var transport: String
     /// `Cipher`: chacha20poly1305 or aes256gcm.
     var cipher: String = TransportCipher.chaCha20Poly1305.rawValue
+    /// Packet threads (`Threads`, or what `auto` chose).
+    var threads: Int = 1
     /// The config file's absolute path (`vpnd peer` edits it); nil for vpnd-wg, which has none.
     var configPath: String? = nil
 }
@@ -226,6 +228,7 @@ enum StatusFormatter {
         var root: [String: JSONValue] = [
             "interface": .string(info.interfaceName), "public_key": .string(publicKey(status)),
             "mode": .string(info.mode), "transport": .string(info.transport), "cipher": .string(info.cipher),
+            "threads": .integer(Int64(info.threads)),
             "drops": dropObject(status.drops),
             "transport_drops": .object(Dictionary(uniqueKeysWithValues: status.transport.named.map { ($0.key, .unsigned($0.value)) })),
         ]

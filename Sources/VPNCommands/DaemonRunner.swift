@@ -193,7 +193,7 @@ enum DaemonRunner {
         if config.interface.transport.carriesTCP && options.role == .client && !peers.contains(where: { $0.endpoint != nil }) {
             throw StartupError("\(config.fileName): vpnd --client needs a [Peer] with an Endpoint")
         }
-        let plan = LaunchPlan(
+        var plan = LaunchPlan(
             name: config.interface.name, tunnel: tunnelConfiguration, transport: config.interface.transport,
             role: options.role, listenPort: config.interface.listenPort ?? 0, addresses: config.interface.addresses,
             routes: mode == .tun ? config.peers.flatMap(\.allowedIPs) : [], bridge: config.interface.bridge,
@@ -203,6 +203,7 @@ enum DaemonRunner {
             configPath: Posix.containingDirectory(of: options.configPath) + "/"
                 + (options.configPath.split(separator: "/").last.map(String.init) ?? options.configPath),
             host: config.interface.host)
+        plan.packetThreads = config.interface.threads ?? PacketThreads.automatic(cpus: Posix.usableCPUCount())
         var hostNames = HostNameRefresher(peers: config.peers.compactMap { peer in
             if case .hostName = peer.endpoint { return (peer.publicKey, peer.endpoint!) }
             return nil
@@ -235,6 +236,17 @@ enum DaemonRunner {
                     persistentKeepalive: .seconds(Int(peer.persistentKeepalive ?? 0))))
         }
         return (privateKey, peers)
+    }
+
+    /// The doorbells and pollers of `count − 1` crypto workers and the data-plane thread's wait
+    /// for them; nil for one packet thread.
+    static func packetThreadParts(
+        _ count: Int
+    ) throws(IOError) -> (workers: [(doorbell: any Wakeup, poller: any Poller)], finished: (wakeup: any Wakeup, poller: any Poller))? {
+        guard count > 1 else { return nil }
+        var workers: [(doorbell: any Wakeup, poller: any Poller)] = []
+        for _ in 1..<count { workers.append((doorbell: try EventFDWakeup(), poller: try EpollPoller(capacity: 4))) }
+        return (workers, (wakeup: try EventFDWakeup(), poller: try EpollPoller(capacity: 4)))
     }
 
     /// Builds the sockets, the interface, the daemon and its control sockets from `plan`, and drops
@@ -329,7 +341,7 @@ enum DaemonRunner {
             offloads: DataPlaneOffloads(
                 deviceVirtioHeader: device.virtioHeaderLength > 0, linkHeaderLength: mode == .tap ? 14 : 0),
             handshakeThread: (poller: try EpollPoller(), doorbell: try EventFDWakeup()),
-            endpointsChanged: { ProcessSignals.send(.wake) }))
+            endpointsChanged: { ProcessSignals.send(.wake) }, packetThreads: try packetThreadParts(plan.packetThreads)))
         daemon.dataPlane.startsWithFirewallMark(plan.routing.socketMark)
         if plan.transport == .udp {
             let offloads = plan.offloads
@@ -351,6 +363,9 @@ enum DaemonRunner {
         var offloadText = device.activeOffloads.isEmpty ? "tun offloads: none" : device.offloadSummary
         if let udpOffloads { offloadText += "; " + udpOffloads }
         logger.info("\(offloadText)")
+        if plan.packetThreads > 1 || tunnelConfiguration.cipher != .chaCha20Poly1305 {
+            logger.info("\(plan.packetThreads) packet thread\(plan.packetThreads == 1 ? "" : "s"), cipher \(tunnelConfiguration.cipher.rawValue)")
+        }
         for (i, peer) in peers.enumerated() {
             let allowed = peer.allowedIPs.map(\.description).joined(separator: ", ")
             logger.info(
@@ -361,7 +376,7 @@ enum DaemonRunner {
         let info = DaemonInfo(
             interfaceName: device.name, listenPort: transport.localPort,
             mode: mode == .tap ? "tap" : "tun", transport: plan.transport.rawValue,
-            cipher: tunnelConfiguration.cipher.rawValue, configPath: plan.configPath)
+            cipher: tunnelConfiguration.cipher.rawValue, threads: plan.packetThreads, configPath: plan.configPath)
         let controlSocket: ControlSocket
         do {
             controlSocket = try ControlSocket(
@@ -567,6 +582,8 @@ struct LaunchPlan {
     var configPath: String? = nil
     /// The host around the interface (wg-quick's DNS, Table, hooks; the kill switch, forwarding).
     var host = Config.HostSettings()
+    /// Packet threads: the data-plane thread and `packetThreads − 1` crypto workers.
+    var packetThreads = 1
     /// Table, FwMark and the full tunnel, as `launch` decides them from `host` and `routes`.
     var routing = HostRouting()
 }

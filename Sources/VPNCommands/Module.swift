@@ -70,6 +70,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Override the interface Name.", valueName: "name"))
     var name: String?
 
+    @Option(name: .long, help: ArgumentHelp("Override Threads: packet threads, 1-64 or auto.", valueName: "n"))
+    var threads: String?
+
     @Flag(name: .long, help: "Use no kernel offload (for comparison or a kernel that misbehaves).")
     var noOffload = false
 
@@ -104,7 +107,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try validateRole()
         let overrides = ConfigOverrides(
-            listenPort: listenPort, endpoint: endpoint, mode: mode, transport: transport, mtu: mtu, name: name)
+            listenPort: listenPort, endpoint: endpoint, mode: mode, transport: transport, mtu: mtu, name: name,
+            threads: threads)
         let options = DaemonOptions(
             role: server ? .server : .client, configPath: config!, overrides: overrides,
             logLevel: verbose ? .debug : (quiet ? .warning : .info), runDirectory: ControlSocket.directory,

@@ -73,6 +73,9 @@ public struct Config: Equatable, Sendable {
         /// `Cipher`, default chacha20poly1305 (WireGuard's): the AEAD of transport data. Both
         /// ends must agree; `aes256gcm` is vpnd's own and needs a CPU with AES instructions.
         public var cipher: TransportCipher = .chaCha20Poly1305
+        /// `Threads`: packet threads (1–64); nil (the default, `auto`): chosen from the CPU count
+        /// at start.
+        public var threads: Int? = nil
 
         public init(
             privateKey: KeySource, addresses: [IPPrefix] = [], listenPort: UInt16? = nil,

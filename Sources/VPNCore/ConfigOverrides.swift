@@ -19,11 +19,14 @@ public struct ConfigOverrides: Equatable, Sendable {
     public var mtu: String?
     /// `--name IFNAME`: replaces Name.
     public var name: String?
+    /// `--threads N|auto`: replaces Threads.
+    public var threads: String?
 
     public init(
         listenPort: String? = nil, endpoint: String? = nil, mode: String? = nil, transport: String? = nil,
-        mtu: String? = nil, name: String? = nil
+        mtu: String? = nil, name: String? = nil, threads: String? = nil
     ) {
+        self.threads = threads
         self.listenPort = listenPort
         self.endpoint = endpoint
         self.mode = mode
@@ -60,6 +63,9 @@ extension Config {
         }
         if let text = overrides.mtu {
             result.interface.mtu = try check("--mtu") { () throws(ValueProblem) in try ConfigValues.mtu(text) }
+        }
+        if let text = overrides.threads {
+            result.interface.threads = try check("--threads") { () throws(ValueProblem) in try ConfigValues.threads(text) }
         }
         if let text = overrides.name {
             result.interface.name = try check("--name") { () throws(ValueProblem) in try ConfigValues.interfaceName(text) }

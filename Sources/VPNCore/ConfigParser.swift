@@ -32,7 +32,7 @@ struct ConfigParser {
         case dns = "DNS", table = "Table", fwMark = "FwMark", preUp = "PreUp", postUp = "PostUp"
         case preDown = "PreDown", postDown = "PostDown", saveConfig = "SaveConfig", killSwitch = "KillSwitch"
         case allowLAN = "AllowLAN", forward = "Forward", masquerade = "Masquerade"
-        case metricsListen = "MetricsListen", cipher = "Cipher"
+        case metricsListen = "MetricsListen", cipher = "Cipher", threads = "Threads"
         case publicKey = "PublicKey", presharedKey = "PresharedKey", presharedKeyFile = "PresharedKeyFile"
         case allowedIPs = "AllowedIPs", endpoint = "Endpoint", persistentKeepalive = "PersistentKeepalive"
 
@@ -58,7 +58,7 @@ struct ConfigParser {
             case .interface:
                 return [
                     .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher,
+                    .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher, .threads,
                 ] + Key.host
             case .peer:
                 return [.publicKey, .presharedKey, .presharedKeyFile, .allowedIPs, .endpoint, .persistentKeepalive]
@@ -83,6 +83,7 @@ struct ConfigParser {
         var keepNetAdmin = true
         var metricsListen: Endpoint?
         var cipher = TransportCipher.chaCha20Poly1305
+        var threads: Int?
         var host = Config.HostSettings()
     }
 
@@ -252,6 +253,8 @@ struct ConfigParser {
             draft.mode = try ConfigValues.mode(value)
         case .cipher:
             draft.cipher = try ConfigValues.cipher(value)
+        case .threads:
+            draft.threads = try ConfigValues.threads(value)
         case .transport:
             draft.transport = try ConfigValues.transport(value)
         case .name:
@@ -314,7 +317,7 @@ struct ConfigParser {
         case .persistentKeepalive:
             draft.persistentKeepalive = try ConfigValues.keepalive(value)
         case .privateKey, .privateKeyFile, .address, .listenPort, .mtu, .mode, .transport, .name, .bridge, .user,
-            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher, .dns, .table, .fwMark, .preUp, .postUp,
+            .mssClamp, .pathMTUDiscovery, .keepNetAdmin, .metricsListen, .cipher, .threads, .dns, .table, .fwMark, .preUp, .postUp,
             .preDown,
             .postDown, .saveConfig, .killSwitch, .allowLAN, .forward, .masquerade:
             preconditionFailure("\(key) is not a [Peer] key")
@@ -398,6 +401,7 @@ struct ConfigParser {
         var model = Config(fileName: fileName, interface: interfaceModel, peers: built)
         model.interface.host = draft.host
         model.interface.cipher = draft.cipher
+        model.interface.threads = draft.threads
         return model
     }
 

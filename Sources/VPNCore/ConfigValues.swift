@@ -74,6 +74,18 @@ enum ConfigValues {
         return cipher
     }
 
+    /// The most packet threads `Threads` may ask for.
+    static let maximumThreads = 64
+
+    /// `auto` (nil) or a number of packet threads, 1 to ``maximumThreads``.
+    static func threads(_ text: String) throws(ValueProblem) -> Int? {
+        if text.lowercased() == "auto" { return nil }
+        guard let value = decimal(text), (1...maximumThreads).contains(value) else {
+            throw ValueProblem("\"\(text)\" is not auto or a number of threads between 1 and \(maximumThreads)")
+        }
+        return value
+    }
+
     /// `udp`, `tcp` or `auto` (also written `udp,tcp` or `tcp,udp`), any case.
     static func transport(_ text: String) throws(ValueProblem) -> Config.Transport {
         let words = text.lowercased().split(separator: ",", omittingEmptySubsequences: false)

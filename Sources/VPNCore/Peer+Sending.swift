@@ -24,18 +24,26 @@ extension Peer {
     /// REKEY_AFTER_MESSAGES; the caller starts the handshake).
     ///
     /// `buffer` needs ``TransportData/headroom`` in front and ``TransportData/tailroom`` behind;
-    /// `mtu` bounds the padding.
+    /// `mtu` bounds the padding. With `batch` (and room in it) the message is laid out and its
+    /// encryption left in `batch` for the owner to run before it sends the message.
     @inline(__always)
     func sealWithCurrentKey(
-        _ buffer: inout PacketBuffer, padding: Bool, mtu: Int, now: Instant, jitter: inout SplitMix64
+        _ buffer: inout PacketBuffer, padding: Bool, mtu: Int, now: Instant, jitter: inout SplitMix64,
+        deferTo batch: CryptoBatch? = nil
     ) -> Bool? {
         guard let counter = sendCounter(now: now) else { return nil }
         let plaintextCount = buffer.count
         let rekey = slots.withKeypair(.current) { keypair -> Bool in
             keypair.sendCounter = counter + 1
-            TransportData.seal(
-                &buffer, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey, padding: padding,
-                mtu: mtu)
+            if let batch, batch.hasRoom {
+                let (body, tag) = TransportData.layOut(
+                    &buffer, receiverIndex: keypair.remoteIndex, counter: counter, padding: padding, mtu: mtu)
+                batch.appendSeal(body: body, tag: tag, counter: counter, key: keypair.sendKey)
+            } else {
+                TransportData.seal(
+                    &buffer, receiverIndex: keypair.remoteIndex, counter: counter, key: keypair.sendKey,
+                    padding: padding, mtu: mtu)
+            }
             return timers.shouldRekeyOnSend(
                 keyCreated: keypair.created, isInitiator: keypair.isInitiator, sendCounter: counter + 1, now: now)
         }

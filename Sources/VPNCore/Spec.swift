@@ -112,6 +112,9 @@ public enum Tuning {
     /// Staging queues kept for reuse once their peer's packets went out (a peer holds one only
     /// while something waits for its handshake; the rest are freed).
     public static let spareStagingQueues = 16
+    /// AEAD jobs one batch of a multi-threaded data plane holds (``CryptoBatch``): 8 tun reads
+    /// of up to 128 segments. Beyond it the core seals and opens inline.
+    public static let cryptoBatchCapacity = 1024
     /// Datagrams moved per `recvmmsg`/`sendmmsg` batch.
     public static let batchSize = 32
     /// Packet buffers each data-plane thread allocates at start-up.

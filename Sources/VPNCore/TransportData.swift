@@ -86,6 +86,78 @@ public enum TransportData {
         header.storeLE64(counter, at: 8)
     }
 
+    /// ``seal(_:receiverIndex:counter:key:padding:mtu:)`` without the encryption: pads, makes room
+    /// for the tag and writes the header, and returns where the body and the tag lie, for
+    /// `key.seal(body, tag:, counter:)` later (on another thread: ``CryptoBatch``). Until then
+    /// the message holds the plaintext and must not be sent.
+    @inlinable
+    public static func layOut(
+        _ packet: inout PacketBuffer, receiverIndex: UInt32, counter: UInt64, padding: Bool = true, mtu: Int
+    ) -> (body: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer) {
+        let padCount = padding ? paddedLength(packet.count, mtu: mtu) - packet.count : 0
+        precondition(packet.headroom >= headroom, "TransportData.layOut needs 16 bytes of PacketBuffer headroom")
+        precondition(packet.tailroom >= padCount + Spec.tagSize,
+                     "TransportData.layOut needs padding + 16 bytes of PacketBuffer tailroom")
+        if padCount > 0 {
+            let pad = packet.append(padCount)
+            pad.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: padCount)
+        }
+        let body = packet.bytes
+        let tag = packet.append(Spec.tagSize)
+        let header = packet.prepend(Spec.dataHeaderSize)
+        header.storeLE32(MessageType.transportData.prefix, at: 0)
+        header.storeLE32(receiverIndex, at: 4)
+        header.storeLE64(counter, at: 8)
+        return (body, tag.baseAddress!)
+    }
+
+    /// What ``checkOpen(_:key:replay:)`` found: a message ready for its tag to be verified, or
+    /// the reason to drop it.
+    public enum OpenCheck: Equatable, Sendable {
+        case ready(counter: UInt64, bodyCount: Int)
+        case drop(DropReason)
+    }
+
+    /// The checks ``open(_:key:replay:)`` makes before decrypting (framing, the cipher's counter
+    /// limit, the replay window), changing nothing (`replay` is inout only so that its 1 KiB is
+    /// never copied). After `key.open` of the body at
+    /// ``dataHeaderSize`` succeeded, ``finishOpen(_:counter:bodyCount:replay:)`` marks the counter.
+    @inlinable
+    public static func checkOpen(_ datagram: PacketBuffer, key: TransportKey, replay: inout ReplayWindow) -> OpenCheck {
+        let message = UnsafeRawBufferPointer(datagram.bytes)
+        let counter: UInt64
+        switch Wire.classify(message) {
+        case .data(_, let c): counter = c
+        case .invalid(let reason): return .drop(reason)
+        case .initiation, .response, .cookieReply, .probe: return .drop(.unknownType)
+        }
+        guard counter < key.cipher.rejectAfterMessages else { return .drop(.counterLimit) }
+        guard replay.wouldAccept(counter) else { return .drop(.replayed) }
+        return .ready(counter: counter, bodyCount: message.count - Spec.dataHeaderSize - Spec.tagSize)
+    }
+
+    /// The end of an open whose tag verified: marks `counter` in `replay` (a duplicate within one
+    /// batch is refused here) and leaves only the plaintext in `datagram`.
+    @inlinable
+    public static func finishOpen(
+        _ datagram: inout PacketBuffer, counter: UInt64, bodyCount: Int, replay: inout ReplayWindow
+    ) -> OpenResult {
+        guard replay.accept(counter) else { return .drop(.replayed) }
+        datagram.removeFirst(Spec.dataHeaderSize)
+        datagram.truncate(to: bodyCount)
+        return .ok(counter: counter)
+    }
+
+    /// Where the body of a data message of `bodyCount` bytes starts in `datagram`, and its tag.
+    @inlinable
+    public static func bodyAndTag(
+        of datagram: PacketBuffer, bodyCount: Int
+    ) -> (body: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer) {
+        let base = datagram.bytes.baseAddress!
+        return (UnsafeMutableRawBufferPointer(start: base + Spec.dataHeaderSize, count: bodyCount),
+                base + Spec.dataHeaderSize + bodyCount)
+    }
+
     /// Authenticates and decrypts the transport data message in `datagram`, in place.
     ///
     /// Order of checks: the framing (as ``Wire/classify(_:)``); the counter limit

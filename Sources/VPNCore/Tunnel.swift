@@ -17,7 +17,7 @@ public enum EncapsulateResult: Sendable {
 }
 
 /// The result of ``Tunnel/decapsulate(_:from:now:)``.
-public enum DecapsulateResult: Sendable {
+public enum DecapsulateResult: Sendable, Equatable {
     /// The buffer now holds an authenticated inner packet (padding removed): write it to the
     /// device.
     case deliver
@@ -40,6 +40,9 @@ public final class Tunnel {
     public internal(set) var identity: HandshakeIdentity
     /// Frames to send: handshake messages, cookie replies, keepalives, flushed staged packets.
     public let outbox: FrameQueue
+    /// The seals and opens a multi-threaded owner runs itself (``encapsulate(_:now:deferSeal:)``,
+    /// ``beginDecapsulate(_:from:now:)``); made on first use.
+    public private(set) lazy var crypto = CryptoBatch()
 
     /// By peer number. A removed peer leaves a hole that the next added peer fills, so the
     /// numbers in the index table, the routes and jobs in flight stay valid.
@@ -186,7 +189,11 @@ public final class Tunnel {
     /// Seals the inner packet in `packet` for its peer, or stages it until a session exists.
     ///
     /// `packet` needs ``TransportData/headroom`` in front and ``TransportData/tailroom`` behind.
-    public func encapsulate(_ packet: inout PacketBuffer, now: Instant) -> EncapsulateResult {
+    ///
+    /// With `deferSeal`, a `.send` packet is laid out but not yet encrypted: its seal waits in
+    /// ``crypto`` (while there is room; else it is sealed here), and the owner must run the batch
+    /// before it sends the packet. Staged packets, ICMP replies and the outbox never wait.
+    public func encapsulate(_ packet: inout PacketBuffer, now: Instant, deferSeal: Bool = false) -> EncapsulateResult {
         guard packet.count <= configuration.mtu + (configuration.mode == .tap ? 14 : 0) else {
             return drop(.packetTooBig, peer: nil)
         }
@@ -215,7 +222,8 @@ public final class Tunnel {
         }
 
         if let rekey = peer.sealWithCurrentKey(
-            &packet, padding: configuration.pads, mtu: pathMTU, now: now, jitter: &jitter)
+            &packet, padding: configuration.pads, mtu: pathMTU, now: now, jitter: &jitter,
+            deferTo: deferSeal ? crypto : nil)
         {
             if rekey { startHandshake(peer, now: now) }
             return .send(destination)
@@ -278,6 +286,76 @@ public final class Tunnel {
             return TransportData.open(&datagram, key: keypair.receiveKey, replay: &keypair.replay)
         }
         if case .drop(let reason) = result { return drop(reason, peer: peer) }
+        return receivedAuthenticated(
+            &datagram, peer: peer, slot: slot, created: created, isInitiator: isInitiator, from: source, now: now)
+    }
+
+    // MARK: - Incoming with the opens deferred (a multi-threaded owner)
+
+    /// ``decapsulate(_:from:now:)``, except that a data message that passes every check before
+    /// its tag is left to open in ``crypto``: then nil is returned, the job's number is
+    /// `crypto.count - 1`, and the owner, once it ran the batch, calls
+    /// ``finishDecapsulate(job:_:from:now:)`` with the same buffer (kept in place) and source,
+    /// for its jobs in the order they were made. Any other message (or a full batch) is handled
+    /// at once, as ``decapsulate(_:from:now:)`` handles it.
+    public func beginDecapsulate(_ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult? {
+        guard case .data(let receiverIndex, _) = Wire.classify(UnsafeRawBufferPointer(datagram.bytes)), crypto.hasRoom else {
+            return decapsulate(&datagram, from: source, now: now)
+        }
+        guard let number = indexTable[receiverIndex], let peer = peers[Int(number)] else {
+            return .drop(countUnattributed(.unknownReceiverIndex))
+        }
+        guard let slot = peer.slots.slot(forLocalIndex: receiverIndex) else {
+            return .drop(countUnattributed(.unknownReceiverIndex))
+        }
+        let buffer = datagram
+        let check = peer.slots.withKeypair(slot) { keypair -> (TransportData.OpenCheck, TransportKey) in
+            guard peer.timers.keyUsableForReceiving(keyCreated: keypair.created, now: now) else {
+                return (.drop(.keyExpired), keypair.receiveKey)
+            }
+            return (TransportData.checkOpen(buffer, key: keypair.receiveKey, replay: &keypair.replay), keypair.receiveKey)
+        }
+        switch check.0 {
+        case .drop(let reason):
+            return drop(reason, peer: peer)
+        case .ready(let counter, let bodyCount):
+            let (body, tag) = TransportData.bodyAndTag(of: datagram, bodyCount: bodyCount)
+            _ = crypto.appendOpen(
+                body: body, tag: tag, counter: counter, key: check.1, peer: peer.number, localIndex: receiverIndex)
+            return nil
+        }
+    }
+
+    /// Finishes the open of job `job` (made by ``beginDecapsulate(_:from:now:)`` for `datagram`
+    /// from `source`) after the owner ran ``crypto``: the replay window, then everything
+    /// ``decapsulate(_:from:now:)`` does with an authenticated message.
+    public func finishDecapsulate(job index: Int, _ datagram: inout PacketBuffer, from source: Endpoint, now: Instant) -> DecapsulateResult {
+        let job = crypto.job(index)
+        // The keypair is looked up again: a job earlier in the batch may have moved it to
+        // another slot (a confirmed next session) or, with inline handshakes, retired it.
+        guard let peer = peers[Int(job.peer)], let slot = peer.slots.slot(forLocalIndex: job.localIndex),
+            peer.slots.withKeypair(slot, { $0.receiveKey.secret === job.key.secret })
+        else { return .drop(countUnattributed(.unknownReceiverIndex)) }
+        guard job.opened else { return drop(.authenticationFailed, peer: peer) }
+        var created = Instant.zero
+        var isInitiator = false
+        let result = peer.slots.withKeypair(slot) { keypair -> TransportData.OpenResult in
+            created = keypair.created
+            isInitiator = keypair.isInitiator
+            return TransportData.finishOpen(&datagram, counter: job.counter, bodyCount: job.body.count, replay: &keypair.replay)
+        }
+        if case .drop(let reason) = result { return drop(reason, peer: peer) }
+        return receivedAuthenticated(
+            &datagram, peer: peer, slot: slot, created: created, isInitiator: isInitiator, from: source, now: now)
+    }
+
+    /// What follows an authenticated data message (a keepalive included), whose plaintext is
+    /// now in `datagram`.
+    @inline(__always)
+    private func receivedAuthenticated(
+        _ datagram: inout PacketBuffer, peer: Peer, slot: KeypairSlots.Slot, created: Instant, isInitiator: Bool,
+        from source: Endpoint, now: Instant
+    ) -> DecapsulateResult {
         // Authenticated: follow the peer's address (roaming), confirm a responder session.
         updateEndpoint(peer, source, now: now)
         peer.lastAuthenticatedAt = now

@@ -36,14 +36,19 @@ public final class Daemon {
         public var endpointsChanged: (@Sendable () -> Void)?
         /// Binds a new UDP socket for `listen_port` (on the data-plane thread); nil over TCP.
         public var rebind: ((UInt16) throws(IOError) -> any DatagramSocket)?
+        /// More packet threads (``CryptoPool``): one doorbell and poller per extra thread, and the
+        /// wakeup (with its poller) the data-plane thread waits on for them; nil: one packet thread.
+        public var packetThreads: (workers: [(doorbell: any Wakeup, poller: any Poller)], finished: (wakeup: any Wakeup, poller: any Poller))?
 
         public init(
             configuration: TunnelConfiguration, device: any PacketDevice, transport: any Transport, poller: any Poller,
             wakeup: any Wakeup, clock: any Clock, entropy: any EntropySource, timestamps: any TimestampSource,
             logger: Logger, offloads: DataPlaneOffloads = DataPlaneOffloads(),
             handshakeThread: (poller: any Poller, doorbell: any Wakeup)? = nil,
-            endpointsChanged: (@Sendable () -> Void)? = nil
+            endpointsChanged: (@Sendable () -> Void)? = nil,
+            packetThreads: (workers: [(doorbell: any Wakeup, poller: any Poller)], finished: (wakeup: any Wakeup, poller: any Poller))? = nil
         ) {
+            self.packetThreads = packetThreads
             self.configuration = configuration
             self.device = device
             self.transport = transport
@@ -64,6 +69,8 @@ public final class Daemon {
     public let dataPlane: DataPlane
     /// The handshake thread's queues (nil: handshakes inline).
     public let worker: HandshakeWorker?
+    /// The extra packet threads (nil: one).
+    public let cryptoPool: CryptoPool?
     private var processor: HandshakeProcessor?
     private let handshakePoller: (any Poller)?
     private let logger: Logger
@@ -91,6 +98,13 @@ public final class Daemon {
             tunnel: tunnel, device: parts.device, transport: parts.transport, poller: parts.poller, clock: parts.clock,
             control: control, logger: parts.logger, offloads: parts.offloads, handshakes: worker)
         dataPlane.rebind = parts.rebind
+        if let packetThreads = parts.packetThreads, !packetThreads.workers.isEmpty {
+            let pool = try CryptoPool(batch: tunnel.crypto, workers: packetThreads.workers, finished: packetThreads.finished)
+            cryptoPool = pool
+            dataPlane.cryptoPool = pool
+        } else {
+            cryptoPool = nil
+        }
     }
 
     /// Computes the jobs waiting for the handshake thread now, on the caller's thread, as that
@@ -126,6 +140,11 @@ public final class Daemon {
             }
             threads.append(thread)
         }
+        if let cryptoPool, !cryptoPool.start(threads: starter) {
+            logger.error("cannot start the packet threads")
+            stop()
+            return false
+        }
         let dataPlane = ThreadHandoff(self.dataPlane)
         guard let thread = starter.start(name: "vpnd-dataplane", stackSize: 1 << 20, {
             if dataPlane.value.run() != nil { onFailure() }
@@ -138,12 +157,14 @@ public final class Daemon {
         return true
     }
 
-    /// Stops the data plane, then the handshake thread, and waits for both.
+    /// Stops the data plane, then the handshake thread, and waits for both; then the packet
+    /// threads (idle once the data plane stopped).
     public func stop() {
         control.requestStop()
         worker?.requestStop()
         for thread in threads.reversed() { thread.join() }
         threads.removeAll()
+        cryptoPool?.stop()
     }
 }
 

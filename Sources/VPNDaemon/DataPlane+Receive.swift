@@ -13,8 +13,28 @@ extension DataPlane {
             let batch = try transport.receive(event, now: now)
             handleTransportEvents(now: now)
             var verdict = BatchVerdict.unauthenticated
+            var opening = 0
             for i in 0..<batch.messages.count {
-                switch deliver(&batch.messages[i], from: batch.sources[i], now: now) {
+                let delivery: Delivery
+                if cryptoPool != nil {
+                    // The packet threads open the data messages; the rest is handled at once.
+                    let message = batch.messages[i]
+                    let isData = message.count > 0 && message.bytes[0] == MessageType.transportData.rawValue
+                    if isData && !tunnel.crypto.hasRoom {
+                        // Never a message ahead of those waiting: finish them first.
+                        finishOpens(batch, opening, verdict: &verdict, now: now)
+                        opening = 0
+                    }
+                    guard let result = tunnel.beginDecapsulate(&batch.messages[i], from: batch.sources[i], now: now) else {
+                        openingMessages[opening] = i
+                        opening += 1
+                        continue
+                    }
+                    delivery = deliver(&batch.messages[i], result, isData: isData, now: now)
+                } else {
+                    delivery = deliver(&batch.messages[i], from: batch.sources[i], now: now)
+                }
+                switch delivery {
                 case .authenticated: verdict = .authenticated
                 case .other: break
                 case .malformed(let reason): if batch.stream { verdict = .malformed(reason) }
@@ -22,11 +42,26 @@ extension DataPlane {
                 // Nothing after a malformed message on a stream is delivered.
                 if case .malformed = verdict { break }
             }
+            if opening > 0 { finishOpens(batch, opening, verdict: &verdict, now: now) }
             writePending(now: now)
             transport.finishBatch(verdict)
             if !batch.more { break }
         }
         handleTransportEvents(now: now)
+    }
+
+    /// Runs the batch's `count` opens on the packet threads, then finishes each in arrival order
+    /// (``openingMessages`` says which message each job is) and empties the crypto batch.
+    private func finishOpens(_ batch: ReceivedBatch, _ count: Int, verdict: inout BatchVerdict, now: Instant) {
+        cryptoPool!.run(tunnel.crypto)
+        for job in 0..<count {
+            let i = openingMessages[job]
+            let result = tunnel.finishDecapsulate(job: job, &batch.messages[i], from: batch.sources[i], now: now)
+            if case .authenticated = deliver(&batch.messages[i], result, isData: true, now: now) {
+                if case .malformed = verdict {} else { verdict = .authenticated }
+            }
+        }
+        tunnel.crypto.reset()
     }
 
     /// Acts on what the transport saw.
@@ -66,6 +101,11 @@ extension DataPlane {
         // The type byte, read before decapsulation moves the buffer's start past the header.
         let isData = datagram.count > 0 && datagram.bytes[0] == MessageType.transportData.rawValue
         let result = tunnel.decapsulate(&datagram, from: source, now: now)
+        return deliver(&datagram, result, isData: isData, now: now)
+    }
+
+    /// Writes (or holds) what `result` says `datagram` now carries.
+    func deliver(_ datagram: inout PacketBuffer, _ result: DecapsulateResult, isData: Bool, now: Instant) -> Delivery {
         // A round of handshakes can fill the outbox (256 frames) before the round ends: send what
         // is queued now, so that the next reply finds room.
         if tunnel.outbox.isFull { flushOutboxDeferringErrors() }

@@ -11,6 +11,7 @@ extension DataPlane {
     /// elsewhere or was staged, or the transport cannot send segmented runs (TCP).
     func readSuperPackets(now: Instant, offload: OffloadBuffers) throws(IOError) {
         let segmented = transport.supportsSegmentedSend
+        let deferSeal = cryptoPool != nil
         for _ in 0..<4 {
             for i in 0..<OffloadBuffers.reads { offload.reads[i].reset(headroom: 0) }
             let count = try device.read(into: offload.reads)
@@ -52,7 +53,7 @@ extension DataPlane {
                 var plan = GSOSendPlan(stride: stride, segments: produced, segmentedSends: segmented)
                 for i in 0..<produced {
                     offload.segmentSent[i] = false
-                    switch tunnel.encapsulate(&offload.segments[i], now: now) {
+                    switch tunnel.encapsulate(&offload.segments[i], now: now, deferSeal: deferSeal) {
                     case .send(let endpoint):
                         offload.segmentSent[i] = true
                         offload.segmentDestinations[i] = endpoint
@@ -94,6 +95,7 @@ extension DataPlane {
                 }
             }
             if singles > 0 { try sendPending(singles) }
+            runDeferredSeals()
             if gsoCount > 0 {
                 try transport.sendSegmented(
                     UnsafeBufferPointer(rebasing: offload.gsoBuffers[0..<gsoCount]),
@@ -106,6 +108,7 @@ extension DataPlane {
     }
 
     private func sendPending(_ count: Int) throws(IOError) {
+        runDeferredSeals()  // every segment laid out so far, these among them
         try transport.send(
             UnsafeBufferPointer(rebasing: sendBuffers[0..<count]),
             to: UnsafeBufferPointer(rebasing: sendEndpoints[0..<count]))

@@ -54,6 +54,12 @@ public final class DataPlane {
     /// Binds a new UDP socket to a port, for `listen_port` (called on this thread); nil: the
     /// transport cannot move.
     public var rebind: ((UInt16) throws(IOError) -> any DatagramSocket)?
+    /// The other packet threads (`Threads` > 1): each batch's seals and opens run on them and on
+    /// this thread together (the tunnel defers them to its ``Tunnel/crypto``); nil: one thread.
+    /// Set before ``run()``.
+    public var cryptoPool: CryptoPool?
+    /// Which received message each deferred open belongs to (by job number).
+    let openingMessages: UnsafeMutablePointer<Int>
 
     let batchSize: Int
     private let slab: PacketSlab
@@ -131,6 +137,8 @@ public final class DataPlane {
             ? OffloadBuffers(
                 mtu: tunnel.configuration.mtu, headroom: headroom, linkHeaderLength: offloads.linkHeaderLength,
                 pads: tunnel.configuration.pads) : nil
+        openingMessages = .allocate(capacity: Tuning.cryptoBatchCapacity)
+        openingMessages.initialize(repeating: 0, count: Tuning.cryptoBatchCapacity)
         pendingWrites = .allocate(capacity: OffloadBuffers.maximumPendingWrites)
         pendingWrites.initialize(repeating: slab.buffer(0, headroom: 0))
         try poller.register(device.pollHandle, token: Self.deviceToken, events: .readable)
@@ -144,6 +152,7 @@ public final class DataPlane {
         sendEndpoints.deallocate()
         events.deallocate()
         pendingWrites.deallocate()
+        openingMessages.deallocate()
     }
 
     /// Runs until ``DataPlaneControl/requestStop()``; returns the error that stopped it, if any.
@@ -230,8 +239,9 @@ public final class DataPlane {
             let count = try device.read(into: buffers)
             if count == 0 { return }
             var pending = 0
+            let deferSeal = cryptoPool != nil
             for i in 0..<count {
-                switch tunnel.encapsulate(&buffers[i], now: now) {
+                switch tunnel.encapsulate(&buffers[i], now: now, deferSeal: deferSeal) {
                 case .send(let destination):
                     sendBuffers[pending] = buffers[i]
                     sendEndpoints[pending] = destination
@@ -242,6 +252,7 @@ public final class DataPlane {
                     break  // a drop is already counted by the tunnel (per peer where one is known)
                 }
             }
+            runDeferredSeals()
             if pending > 0 {
                 try transport.send(
                     UnsafeBufferPointer(rebasing: sendBuffers[0..<pending]),
@@ -250,6 +261,14 @@ public final class DataPlane {
             try flushOutbox()
             if count < batchSize { return }
         }
+    }
+
+    /// Seals what the tunnel left in its crypto batch, on the packet threads, before any of it
+    /// is sent.
+    func runDeferredSeals() {
+        guard let cryptoPool, tunnel.crypto.count > 0 else { return }
+        cryptoPool.run(tunnel.crypto)
+        tunnel.crypto.reset()
     }
 
     // MARK: - Outbox, events, control

@@ -6,6 +6,9 @@ import Glibc
 /// on Glibc directly (no Foundation: linked statically, it costs the daemon several MiB of
 /// resident memory for a handful of calls). VPNCommands reaches the system only through VPNLinux.
 public enum Posix {
+    /// The CPUs this process may run on (its affinity mask, as `nproc` counts), at least 1.
+    public static func usableCPUCount() -> Int { Int(vpnd_usable_cpus()) }
+
     /// The value of environment variable `name`, or nil when it is not set.
     public static func environment(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }

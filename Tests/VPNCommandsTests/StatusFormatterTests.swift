@@ -19,7 +19,7 @@ struct StatusFormatterTests {
             Dictionary(uniqueKeysWithValues: drops.map { ($0.key.description, $0.value) })
         }
         var root: [String: Any] = [
-            "interface": info.interfaceName, "public_key": StatusFormatter.publicKey(status), "mode": info.mode, "cipher": info.cipher,
+            "interface": info.interfaceName, "public_key": StatusFormatter.publicKey(status), "mode": info.mode, "cipher": info.cipher, "threads": info.threads,
             "transport": info.transport, "drops": drops(status.drops),
             "transport_drops": [
                 "socket-full": status.transport.socketFull, "socket-refused": status.transport.socketRefused,

@@ -24,6 +24,51 @@ struct SteadyStateAllocationTests {
         return buffer.count == packet.count
     }
 
+    /// ``carry(_:from:in:)`` the way a multi-threaded data plane does it: the seal and the open
+    /// left in the tunnels' crypto batches, run, then the send and the finish.
+    @inline(never)
+    static func carryDeferred(_ packet: UnsafeRawBufferPointer, from sender: SimulatedSide, in sim: TwoPeerSimulator) -> Bool {
+        sim.clock.advance(by: .microseconds(10))
+        let from = sim.peer(sender)
+        let to = sim.peer(sender.other)
+        var buffer = sim.supply.buffer(0)
+        buffer.append(contentsOf: packet)
+        guard case .send = from.tunnel.encapsulate(&buffer, now: sim.now, deferSeal: true) else { return false }
+        from.tunnel.crypto.runAll()
+        from.tunnel.crypto.reset()
+        guard to.tunnel.beginDecapsulate(&buffer, from: from.endpoint, now: sim.now) == nil else { return false }
+        to.tunnel.crypto.runAll()
+        let result = to.tunnel.finishDecapsulate(job: 0, &buffer, from: from.endpoint, now: sim.now)
+        to.tunnel.crypto.reset()
+        return result == .deliver && buffer.count == packet.count
+    }
+
+    @Test("10,000 packets each way with the seals and opens deferred (Threads > 1): zero allocations")
+    func deferredBothWays() {
+        let sim = TwoPeerSimulator()
+        sim.connect()
+        let up = TestPackets.ipv4(from: sim.b.address, to: sim.a.address, payload: simPayload(1, count: 1000))
+        let down = TestPackets.ipv4(from: sim.a.address, to: sim.b.address, payload: simPayload(2, count: 1300))
+        up.withUnsafeBytes { upBytes in
+            down.withUnsafeBytes { downBytes in
+                for _ in 0..<100 {
+                    #expect(Self.carryDeferred(upBytes, from: .b, in: sim))
+                    #expect(Self.carryDeferred(downBytes, from: .a, in: sim))
+                }
+                sim.run(for: .milliseconds(10))
+                var delivered = 0
+                vpnd_allocations_begin()
+                for _ in 0..<10_000 {
+                    if Self.carryDeferred(upBytes, from: .b, in: sim) { delivered += 1 }
+                    if Self.carryDeferred(downBytes, from: .a, in: sim) { delivered += 1 }
+                }
+                let allocations = vpnd_allocations_end()
+                #expect(delivered == 20_000)
+                #expect(allocations == 0)
+            }
+        }
+    }
+
     @Test("the counter sees allocations (control: an Array per iteration is counted)")
     func counterCounts() {
         #expect(vpnd_allocations_countable() == 1)

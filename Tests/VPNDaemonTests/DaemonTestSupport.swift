@@ -125,7 +125,7 @@ final class Node {
     init(
         name: String, configuration: TunnelConfiguration, entropySeed: UInt64, device: FakePacketDevice,
         transport: any Transport, poller: any Poller, clock: any Clock, wakeup: any Wakeup, log: LogRecorder = LogRecorder(),
-        offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false
+        offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false, packetThreads: Int = 1
     ) throws {
         self.log = log
         self.name = name
@@ -138,7 +138,23 @@ final class Node {
             configuration: configuration, device: device, transport: transport, poller: poller, wakeup: wakeup,
             clock: clock, entropy: SeededEntropy(seed: entropySeed), timestamps: CountingTimestamps(),
             logger: makeLogger(log), offloads: offloads,
-            handshakeThread: deferredHandshakes ? (poller: FakePoller(clock: ManualClock()), doorbell: FakeWakeup()) : nil))
+            handshakeThread: deferredHandshakes ? (poller: FakePoller(clock: ManualClock()), doorbell: FakeWakeup()) : nil,
+            packetThreads: try Self.packetThreadParts(packetThreads)))
+        // The packet threads are real threads on real eventfds, started here, stopped in deinit.
+        if let pool = daemon.cryptoPool, !pool.start(threads: PosixThreads()) {
+            throw IOError(operation: "start", subject: "packet threads", errno: 0, reason: "a thread could not start")
+        }
+    }
+
+    deinit { daemon.cryptoPool?.stop() }
+
+    static func packetThreadParts(
+        _ count: Int
+    ) throws -> (workers: [(doorbell: any Wakeup, poller: any Poller)], finished: (wakeup: any Wakeup, poller: any Poller))? {
+        guard count > 1 else { return nil }
+        var workers: [(doorbell: any Wakeup, poller: any Poller)] = []
+        for _ in 1..<count { workers.append((doorbell: try EventFDWakeup(), poller: try EpollPoller(capacity: 4))) }
+        return (workers, (wakeup: try EventFDWakeup(), poller: try EpollPoller(capacity: 4)))
     }
 
     /// Runs the handshake worker's queued jobs (what its thread would do); returns how many.
@@ -166,12 +182,13 @@ func makeLogger(_ recorder: LogRecorder) -> Logger {
 /// Builds a fake-backed node: FakePoller on a ManualClock, FakeWakeup, FakePacketDevice.
 func fakeNode(
     _ name: String, configuration: TunnelConfiguration, seed: UInt64, transport: any Transport, clock: ManualClock,
-    log: LogRecorder = LogRecorder(), offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false
+    log: LogRecorder = LogRecorder(), offloads: DataPlaneOffloads = DataPlaneOffloads(), deferredHandshakes: Bool = false,
+    packetThreads: Int = 1
 ) throws -> Node {
     try Node(
         name: name, configuration: configuration, entropySeed: seed, device: FakePacketDevice(name: "\(name)0"),
         transport: transport, poller: FakePoller(clock: clock), clock: clock, wakeup: FakeWakeup(), log: log,
-        offloads: offloads, deferredHandshakes: deferredHandshakes)
+        offloads: offloads, deferredHandshakes: deferredHandshakes, packetThreads: packetThreads)
 }
 
 /// Runs every node's loop once per round (never waiting, never moving a clock) until two rounds
@@ -232,7 +249,7 @@ final class DaemonPair {
     static func udp(
         seed: UInt64 = 1, impairment: FakeDatagramNetwork.Impairment = .none, deferredHandshakes: Bool = false,
         mode: HandshakeIdentity.Mode = .tun, offloads: DataPlaneOffloads = DataPlaneOffloads(),
-        wrapClientTransport: (UDPTransport) -> any Transport = { $0 }
+        wrapClientTransport: (UDPTransport) -> any Transport = { $0 }, packetThreads: Int = 1
     ) throws -> DaemonPair {
         let ids = TestIdentities()
         let network = FakeDatagramNetwork(seed: seed, impairment: impairment)
@@ -241,11 +258,11 @@ final class DaemonPair {
         let server = try fakeNode(
             "server", configuration: ids.serverConfiguration(mode: mode), seed: 100,
             transport: UDPTransport(socket: serverSocket, maxDatagram: maxMessage), clock: ManualClock(),
-            offloads: offloads, deferredHandshakes: deferredHandshakes)
+            offloads: offloads, deferredHandshakes: deferredHandshakes, packetThreads: packetThreads)
         let client = try fakeNode(
             "client", configuration: ids.clientConfiguration(serverEndpoint: serverEndpoint, mode: mode), seed: 200,
             transport: wrapClientTransport(UDPTransport(socket: clientSocket, maxDatagram: maxMessage)),
-            clock: ManualClock(), offloads: offloads, deferredHandshakes: deferredHandshakes)
+            clock: ManualClock(), offloads: offloads, deferredHandshakes: deferredHandshakes, packetThreads: packetThreads)
         return DaemonPair(
             underlay: .fakeUDP, server: server, client: client, udp: (network, serverSocket, clientSocket))
     }

@@ -94,10 +94,10 @@ private final class SegmentRecorder: Transport {
 
 extension DaemonPair {
     /// A tap pair with device offloads (link header 14) whose client records its segmented sends.
-    fileprivate static func tapOffload() throws -> DaemonPair {
+    fileprivate static func tapOffload(packetThreads: Int = 1) throws -> DaemonPair {
         try udp(
             seed: 3, mode: .tap, offloads: DataPlaneOffloads(deviceVirtioHeader: true, linkHeaderLength: 14),
-            wrapClientTransport: { SegmentRecorder($0) })
+            wrapClientTransport: { SegmentRecorder($0) }, packetThreads: packetThreads)
     }
 
     /// The client's transport of ``tapOffload()``.
@@ -106,9 +106,10 @@ extension DaemonPair {
 
 @Suite("tap offloads through the data plane")
 struct TapOffloadDataPlaneTests {
-    @Test("a non-IP frame crosses alone; a TSO frame is split, sealed, and coalesced back into the same frame")
-    func tcpSuperFrameRoundTrip() throws {
-        let pair = try DaemonPair.tapOffload()
+    @Test("a non-IP frame crosses alone; a TSO frame is split, sealed, and coalesced back into the same frame (1 and 3 packet threads)",
+          arguments: [1, 3])
+    func tcpSuperFrameRoundTrip(packetThreads: Int) throws {
+        let pair = try DaemonPair.tapOffload(packetThreads: packetThreads)
         let plain = tapMACs + [0x88, 0xB5] + (0..<46).map { UInt8($0) }
         pair.client.device.inject(virtioBytes(VirtioNetHeader()) + plain)
         try pump([pair.client, pair.server])

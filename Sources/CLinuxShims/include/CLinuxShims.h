@@ -223,4 +223,7 @@ int vpnd_pipe_cloexec(int fds[2]);
 /// it did not exit) and the signal that killed it (0 when none), 0 while it runs, or -errno.
 int vpnd_wait_status(int pid, int no_hang, int *exit_status, int *signal_number);
 
+/// The CPUs this process may run on (its affinity mask, as nproc counts), at least 1.
+int vpnd_usable_cpus(void);
+
 #endif
