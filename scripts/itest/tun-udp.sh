@@ -38,6 +38,13 @@ fi
 cipher="${VPND_ITEST_CIPHER:-chacha20poly1305}"
 vpnd_json_ok server "doc[\"cipher\"] == \"$cipher\"" || fail "the server does not report Cipher $cipher: $(vpnd_json server doc)"
 vpnd_json_ok client "doc[\"cipher\"] == \"$cipher\"" || fail "the client does not report Cipher $cipher: $(vpnd_json client doc)"
+# With VPND_ITEST_EXPECT_THREADS (the two-thread variant), both ends run that many packet threads.
+if [ -n "${VPND_ITEST_EXPECT_THREADS:-}" ]; then
+    for end in server client; do
+        vpnd_json_ok "$end" "doc[\"threads\"] == $VPND_ITEST_EXPECT_THREADS" \
+            || fail "the $end does not run $VPND_ITEST_EXPECT_THREADS packet threads: $(vpnd_json "$end" doc)"
+    done
+fi
 
 log "ping b -> a, a -> b (tun over $transport, $cipher)"
 ping_ok b 10.9.0.1 10
