@@ -74,6 +74,11 @@ let package = Package(
             name: "vpnd-microbench", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNTesting"],
             path: "Benchmarks/vpnd-microbench"),
 
+        // Many WireGuard clients in one process, for handshake storms (scripts/handshake-storm).
+        .executableTarget(
+            name: "vpnd-loadgen", dependencies: ["VPNCore", "VPNCrypto", "VPNBasics", "VPNLinux"],
+            path: "Benchmarks/vpnd-loadgen"),
+
         // Test only: counts a thread's heap allocations (the data path's steady-state test).
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
