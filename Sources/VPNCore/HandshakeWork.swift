@@ -231,8 +231,11 @@ public enum HandshakeExecution: Sendable {
     /// ``Tunnel/underLoadBacklog`` in flight on, the interface is under load.
     case deferred(capacity: Int)
 
-    /// wireguard-go's handshake queue.
-    public static let defaultCapacity = 1024
+    /// Four times wireguard-go's handshake queue (1024): the second wave of a 10,000-client
+    /// storm (every client retrying with its cookie, within about 2 s) waits here instead of
+    /// being dropped as `queue-full` and retried 5 s later (docs/performance.md). Its rings cost
+    /// about 3 MiB of resident memory.
+    public static let defaultCapacity = 4096
 }
 
 extension SessionKeys {
