@@ -12,7 +12,7 @@ final class Peer {
     var configuration: PeerConfiguration
     var handshakeInfo: PeerHandshakeInfo
     var slots = KeypairSlots()
-    var timers: PeerTimers
+    var timers: PeerTimers { didSet { deadlineChanged() } }
     var endpoint: Endpoint?
     /// Packets waiting for a session, in arrival order; a queue from the tunnel's pool while
     /// something waits, nil otherwise (an idle peer holds no packet slots).
@@ -50,7 +50,7 @@ final class Peer {
     var initiationsAnswered: UInt64 = 0
     var drops = DropCounters()
     /// The path-MTU search towards this peer; `prober.mtu` bounds what is sent to it.
-    var prober: PathMTUProber
+    var prober: PathMTUProber { didSet { deadlineChanged() } }
     /// Whether the search ran once (it starts with the first session that can send).
     var proberStarted = false
     /// A packet larger than ``PathMTUProber/conservativeMTU`` went out since the peer was last
@@ -64,20 +64,47 @@ final class Peer {
     /// When something authenticated last came from the peer (data, keepalive, probe, response).
     var lastAuthenticatedAt: Instant?
     /// The UDP-or-TCP choice, for a peer this end dials with `Transport = auto`; nil otherwise.
-    var selector: CarrierSelector?
+    var selector: CarrierSelector? { didSet { deadlineChanged() } }
     /// After a TCP reconnect with a session kept: when to check that the peer answered, and the
     /// instant it must have answered after (else its keys are gone: a new handshake).
-    var reconnectCheckAt: Instant?
+    var reconnectCheckAt: Instant? { didSet { deadlineChanged() } }
     var reconnectedAt: Instant = .zero
     /// The peer's latest UDP address (a `Transport = auto` server falls back to it when the TCP
     /// connection that was the peer's endpoint closes).
     var lastUDPEndpoint: Endpoint?
 
+    /// The tunnel's record of every peer's next deadline (``DeadlineBook``), and whether this
+    /// peer is marked dirty in it.
+    let book: DeadlineBook
+    var inDirtyList = false
+
+    /// Marks the peer's deadline for recomputation (each of the four `didSet`s above).
+    @inline(__always)
+    func deadlineChanged() {
+        guard !inDirtyList else { return }
+        inDirtyList = true
+        book.markDirty(number)
+    }
+
+    /// The earliest instant at which any of the peer's timers has work.
+    var nextDeadline: Instant? {
+        var earliest = timers.nextDeadline
+        func lower(_ candidate: Instant?) {
+            if let candidate, earliest.map({ candidate < $0 }) ?? true { earliest = candidate }
+        }
+        lower(prober.deadline)
+        if selector != nil { lower(selector!.deadline) }
+        lower(reconnectCheckAt)
+        return earliest
+    }
+
     init(
         number: UInt32, configuration: PeerConfiguration, timers: TimerSettings, mtu: Int,
-        carrierSettings: CarrierSelector.Settings? = nil
+        carrierSettings: CarrierSelector.Settings? = nil, book: DeadlineBook = DeadlineBook()
     ) {
         self.number = number
+        self.book = book
+        book.add(number)
         if let carrierSettings, configuration.endpoint != nil { selector = CarrierSelector(settings: carrierSettings) }
         prober = PathMTUProber(maximum: mtu)
         self.configuration = configuration
@@ -86,6 +113,8 @@ final class Peer {
         endpoint = configuration.endpoint ?? configuration.rememberedEndpoint
         lastUDPEndpoint = endpoint
         cookieJar = CookieJar(peerPublicKey: configuration.publicKey)
+        inDirtyList = true
+        book.markDirty(number)
     }
 
     @inline(__always)

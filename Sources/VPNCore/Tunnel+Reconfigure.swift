@@ -129,7 +129,7 @@ extension Tunnel {
         let number = freePeerNumbers.popLast() ?? UInt32(peers.count)
         let peer = Peer(
             number: number, configuration: configuration, timers: self.configuration.peerTimers, mtu: self.configuration.mtu,
-            carrierSettings: self.configuration.carrierSettings(for: configuration))
+            carrierSettings: self.configuration.carrierSettings(for: configuration), book: deadlineBook)
         peer.createdAfterTicket = lastTicket
         if Int(number) == peers.count { peers.append(peer) } else { peers[Int(number)] = peer }
         peersByKey[configuration.publicKey] = Int(number)
@@ -142,6 +142,7 @@ extension Tunnel {
         releaseStaging(peer)
         peersByKey[peer.configuration.publicKey] = nil
         peers[Int(peer.number)] = nil
+        deadlineBook.remove(peer.number)
         freePeerNumbers.append(peer.number)
     }
 

@@ -5,9 +5,13 @@ import VPNBasics
 extension Tunnel {
     // MARK: - Timers
 
-    /// Runs every peer's due timers: retries, keepalives, key expiry.
+    /// Runs every peer's due timers: retries, keepalives, key expiry. Only the peers whose
+    /// deadline (``DeadlineBook``) is due are visited.
     public func tick(now: Instant) {
-        for case let peer? in peers {
+        updateDeadlines()
+        let limit = now.nanoseconds
+        for index in deadlineBook.deadlines.indices where deadlineBook.deadlines[index] <= limit {
+            guard let peer = peers[index] else { continue }
             if let due = peer.prober.deadline, due <= now {
                 peer.prober.tick(now: now)
                 serviceProber(peer, now: now)

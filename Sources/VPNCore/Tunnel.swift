@@ -43,6 +43,8 @@ public final class Tunnel {
     /// The seals and opens a multi-threaded owner runs itself (``encapsulate(_:now:deferSeal:)``,
     /// ``beginDecapsulate(_:from:now:)``); made on first use.
     public private(set) lazy var crypto = CryptoBatch()
+    /// Every peer's next deadline (``nextDeadline`` without a walk over all peers).
+    let deadlineBook = DeadlineBook()
 
     /// By peer number. A removed peer leaves a hole that the next added peer fills, so the
     /// numbers in the index table, the routes and jobs in flight stay valid.
@@ -127,7 +129,7 @@ public final class Tunnel {
         for (i, peerConfiguration) in configuration.peers.enumerated() {
             let peer = Peer(
                 number: UInt32(i), configuration: peerConfiguration, timers: configuration.peerTimers, mtu: configuration.mtu,
-                carrierSettings: configuration.carrierSettings(for: peerConfiguration))
+                carrierSettings: configuration.carrierSettings(for: peerConfiguration), book: deadlineBook)
             peers.append(peer)
             peersByKey[peerConfiguration.publicKey] = i
             for prefix in peerConfiguration.allowedIPs { routes.insert(prefix, peer: UInt32(i)) }
@@ -136,14 +138,31 @@ public final class Tunnel {
         if case .inline = handshakes { processor = makeHandshakeProcessor() }
     }
 
-    /// The earliest instant at which ``tick(now:)`` has work, or nil.
+    /// The earliest instant at which ``tick(now:)`` has work, or nil. Recomputes only the peers
+    /// whose timers changed since the last call (``DeadlineBook``).
     public var nextDeadline: Instant? {
+        updateDeadlines()
+        let earliest = deadlineBook.earliest
+        assert(earliest == walkedDeadline, "DeadlineBook: \(String(describing: earliest)) is not the walked \(String(describing: walkedDeadline))")
+        return earliest
+    }
+
+    /// Brings the dirty peers' deadlines up to date in the book.
+    func updateDeadlines() {
+        guard !deadlineBook.dirty.isEmpty else { return }
+        for number in deadlineBook.dirty {
+            guard Int(number) < peers.count, let peer = peers[Int(number)] else { continue }
+            peer.inDirtyList = false
+            deadlineBook.set(number, peer.nextDeadline)
+        }
+        deadlineBook.dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// Every peer's deadline the slow way: what the book must agree with (debug builds check).
+    var walkedDeadline: Instant? {
         var earliest: Instant? = nil
         for case let peer? in peers {
-            if let d = peer.timers.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
-            if let d = peer.prober.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
-            if let d = peer.selector?.deadline, earliest.map({ d < $0 }) ?? true { earliest = d }
-            if let d = peer.reconnectCheckAt, earliest.map({ d < $0 }) ?? true { earliest = d }
+            if let d = peer.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
         }
         return earliest
     }
