@@ -172,6 +172,7 @@ final class Reloader: Sendable {
         let a = old.interface, b = new.interface
         var changed: [String] = []
         if a.mode != b.mode { changed.append("Mode (\(a.mode.rawValue) -> \(b.mode.rawValue))") }
+        if a.threads != b.threads { changed.append("Threads (\(a.threads.map(String.init) ?? "auto") -> \(b.threads.map(String.init) ?? "auto"))") }
         if a.cipher != b.cipher { changed.append("Cipher (\(a.cipher.rawValue) -> \(b.cipher.rawValue))") }
         if a.transport != b.transport { changed.append("Transport (\(a.transport.rawValue) -> \(b.transport.rawValue))") }
         if a.name != b.name { changed.append("Name (\(a.name) -> \(b.name))") }

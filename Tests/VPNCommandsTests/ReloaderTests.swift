@@ -70,7 +70,8 @@ struct ReloaderTests {
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, old) }
         #expect(throws: Never.self) { try Reloader.checkFixedKeys(old, try Self.config("MTU = 1380\n")) }
         for (line, name) in [("Mode = tap", "Mode"), ("KeepNetAdmin = no", "KeepNetAdmin"), ("Name = other0", "Name"), ("MSSClamp = off", "MSSClamp"),
-            ("MetricsListen = 127.0.0.1:9586", "MetricsListen")] {
+            ("MetricsListen = 127.0.0.1:9586", "MetricsListen"), ("Cipher = aes256gcm", "Cipher (chacha20poly1305 -> aes256gcm)"),
+            ("Threads = 2", "Threads (auto -> 2)")] {
             let new = try Self.config(line + "\n")
             #expect {
                 try Reloader.checkFixedKeys(old, new)

@@ -48,3 +48,30 @@ struct CipherConfigTests {
         } throws: { error in "\(error)".hasPrefix("c.conf:6: ") && "\(error)".contains("Cipher") }
     }
 }
+
+/// `Threads` in [Interface] and `--threads`: auto (nil) or 1 to 64.
+@Suite("Config: Threads")
+struct ThreadsConfigTests {
+    @Test("auto by default; auto and 1 to 64 parse; --threads overrides")
+    func parses() throws {
+        #expect(try CipherConfigTests.parse("").interface.threads == nil)
+        #expect(try CipherConfigTests.parse("Threads = auto").interface.threads == nil)
+        #expect(try CipherConfigTests.parse("Threads = 1").interface.threads == 1)
+        #expect(try CipherConfigTests.parse("threads = 64").interface.threads == 64)
+        let overridden = try CipherConfigTests.parse("Threads = 4").applying(ConfigOverrides(threads: "2"))
+        #expect(overridden.interface.threads == 2)
+        #expect(try CipherConfigTests.parse("Threads = 4").applying(ConfigOverrides(threads: "auto")).interface.threads == nil)
+    }
+
+    @Test("0, 65 and words are one line naming the key and the range", arguments: ["Threads = 0", "Threads = 65", "Threads = many"])
+    func refused(line: String) {
+        #expect {
+            _ = try CipherConfigTests.parse(line)
+        } throws: { error in
+            "\(error)".hasPrefix("c.conf:3: Threads \"") && "\(error)".hasSuffix("\" is not auto or a number of threads between 1 and 64")
+        }
+        #expect {
+            _ = try CipherConfigTests.parse("").applying(ConfigOverrides(threads: "0"))
+        } throws: { error in "\(error)".contains("--threads: \"0\" is not auto or a number of threads between 1 and 64") }
+    }
+}

@@ -55,6 +55,11 @@ struct PacketThreadsTests {
         #expect((status.peers[0].drops[.replayed] ?? 0) > 0)
     }
 
+    @Test("Threads = auto: half the CPUs, at least 1, at most 8")
+    func automatic() {
+        #expect([1, 2, 3, 4, 8, 16, 17, 64].map { PacketThreads.automatic(cpus: $0) } == [1, 1, 1, 2, 4, 8, 8, 8])
+    }
+
     @Test("the pool alone: 2,000 batches of 1 to 300 seals on 4 threads match the same seals done inline")
     func poolMatchesInline() throws {
         let batch = CryptoBatch(capacity: 512)

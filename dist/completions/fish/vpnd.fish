@@ -23,7 +23,7 @@ function __vpnd_parse_tokens -S
         __vpnd_parse_subcommand 0 'h/help'
         switch $unparsed_tokens[1]
         case 'run'
-            __vpnd_parse_subcommand 0 'server' 'client' 'c/config=' 'listen-port=' 'endpoint=' 'mode=' 'transport=' 'mtu=' 'name=' 'no-offload' 'no-tun-offload' 'no-gso' 'no-gro' 'user=' 'v/verbose' 'q/quiet' 'h/help'
+            __vpnd_parse_subcommand 0 'server' 'client' 'c/config=' 'listen-port=' 'endpoint=' 'mode=' 'transport=' 'mtu=' 'name=' 'threads=' 'no-offload' 'no-tun-offload' 'no-gso' 'no-gro' 'user=' 'v/verbose' 'q/quiet' 'h/help'
         case 'show'
             __vpnd_parse_subcommand -r 1 'json' 'h/help'
         case 'reload'
@@ -117,6 +117,7 @@ complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpn
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" transport' -l 'transport' -d 'Override Transport: udp, tcp or auto (both: UDP first, TCP when UDP is blocked).' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" mtu' -l 'mtu' -d 'Override MTU.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" name' -l 'name' -d 'Override the interface Name.' -rfka ''
+complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" threads' -l 'threads' -d 'Override Threads: packet threads, 1-64 or auto.' -rfka ''
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" no-offload' -l 'no-offload' -d 'Use no kernel offload (for comparison or a kernel that misbehaves).'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" no-tun-offload' -l 'no-tun-offload' -d 'Read and write plain packets on the tun (no TSO/USO super-packets, no coalescing).'
 complete -c 'vpnd' -n '__vpnd_should_offer_completions_for_flags_or_options "vpnd run" no-gso' -l 'no-gso' -d 'Send one UDP datagram per packet (no UDP GSO).'
