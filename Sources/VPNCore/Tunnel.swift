@@ -143,8 +143,18 @@ public final class Tunnel {
     public var nextDeadline: Instant? {
         updateDeadlines()
         let earliest = deadlineBook.earliest
+        assert(bookMatchesWalk(), "DeadlineBook: a peer's recorded deadline is not its own")
         assert(earliest == walkedDeadline, "DeadlineBook: \(String(describing: earliest)) is not the walked \(String(describing: walkedDeadline))")
         return earliest
+    }
+
+    /// Debug check: every peer's entry in the book is its deadline now (not only the earliest).
+    func bookMatchesWalk() -> Bool {
+        for (index, value) in deadlineBook.deadlines.enumerated() {
+            let expected = index < peers.count ? peers[index]?.nextDeadline?.nanoseconds ?? .max : .max
+            if value != expected { return false }
+        }
+        return true
     }
 
     /// Brings the dirty peers' deadlines up to date in the book.
