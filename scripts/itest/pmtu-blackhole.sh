@@ -5,7 +5,8 @@
 # without a word. Both ends keep the default MTU 1420: vpnd's path probes must find the 1220-byte
 # inner path (1280 - 20 - 8 - 32) on both ends, packets over it are answered with ICMP "fragmentation
 # needed" into the tun and SYNs clamped, so 50 MB checksummed TCP transfers each way complete, at
-# 70 % or more of the throughput of the same transfers with MTU = 1220 set by hand. Then with ICMP
+# 70 % or more of the throughput of the same transfers with MTU = 1220 set by hand (the faster of two
+# transfers each way, in both cases). Then with ICMP
 # allowed on the routers, a `ping -M do -s 1392` from the client gets "frag needed" back naming 1220.
 #
 #   a 198.18.1.1 -- r1 -- (1280, no fragments, no ICMP) -- r2 -- b 198.18.2.1
@@ -76,15 +77,22 @@ stop_pair() {
     wait "$SERVER_PID" || true
     wait "$CLIENT_PID" || true
 }
-# timed_transfers TAG: 50 MB each way; sets UP_MS and DOWN_MS.
+# timed_transfers TAG: 50 MB each way, twice; sets UP_MS and DOWN_MS to the faster of each pair.
+# A transfer takes about a second here, so one that the other processes on this 2-vCPU machine
+# happen to slow down would decide the ratio alone; the faster of two is what the path allows.
 timed_transfers() {
-    local start
-    start=$(now_ms)
-    transfer_check b a 10.9.0.1 "$bytes" 120 || fail "$1: the $bytes transfer b -> a failed"
-    UP_MS=$(ms_since "$start")
-    start=$(now_ms)
-    transfer_check a b 10.9.0.2 "$bytes" 120 || fail "$1: the $bytes transfer a -> b failed"
-    DOWN_MS=$(ms_since "$start")
+    local start elapsed round
+    UP_MS="" DOWN_MS=""
+    for round in 1 2; do
+        start=$(now_ms)
+        transfer_check b a 10.9.0.1 "$bytes" 120 || fail "$1: the $bytes transfer b -> a failed"
+        elapsed=$(ms_since "$start")
+        if [ -z "$UP_MS" ] || [ "$elapsed" -lt "$UP_MS" ]; then UP_MS=$elapsed; fi
+        start=$(now_ms)
+        transfer_check a b 10.9.0.2 "$bytes" 120 || fail "$1: the $bytes transfer a -> b failed"
+        elapsed=$(ms_since "$start")
+        if [ -z "$DOWN_MS" ] || [ "$elapsed" -lt "$DOWN_MS" ]; then DOWN_MS=$elapsed; fi
+    done
 }
 
 log "black hole, default MTU 1420 on both ends: path probes must find 1220"
@@ -94,7 +102,7 @@ wait_for "both ends to find the 1220-byte path" 10 both_find_1220 \
 log "path MTU found: server $(path_mtu server-auto), client $(path_mtu client-auto)"
 timed_transfers auto
 auto_up=$UP_MS auto_down=$DOWN_MS
-log "MTU 1420 + discovery: $bytes b -> a in $auto_up ms, a -> b in $auto_down ms; drops server: $(vpnd_drops_summary server-auto), client: $(vpnd_drops_summary client-auto)"
+log "MTU 1420 + discovery: $bytes b -> a in $auto_up ms, a -> b in $auto_down ms (faster of two); drops server: $(vpnd_drops_summary server-auto), client: $(vpnd_drops_summary client-auto)"
 vpnd_alive "$SERVER_PID" "vpnd server"
 vpnd_alive "$CLIENT_PID" "vpnd client"
 stop_pair
@@ -102,7 +110,7 @@ stop_pair
 log "the same black hole with MTU = 1220 set by hand on both ends"
 start_pair manual 1220
 timed_transfers manual
-log "MTU 1220 by hand: $bytes b -> a in $UP_MS ms, a -> b in $DOWN_MS ms"
+log "MTU 1220 by hand: $bytes b -> a in $UP_MS ms, a -> b in $DOWN_MS ms (faster of two)"
 stop_pair
 python3 - "$auto_up" "$auto_down" "$UP_MS" "$DOWN_MS" <<'PY' || fail "discovery is below 70 % of the hand-set MTU's throughput"
 import sys
