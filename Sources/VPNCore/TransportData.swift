@@ -69,21 +69,8 @@ public enum TransportData {
         _ packet: inout PacketBuffer, receiverIndex: UInt32, counter: UInt64, key: TransportKey,
         padding: Bool = true, mtu: Int
     ) {
-        let padCount = padding ? paddedLength(packet.count, mtu: mtu) - packet.count : 0
-        precondition(packet.headroom >= headroom, "TransportData.seal needs 16 bytes of PacketBuffer headroom")
-        precondition(packet.tailroom >= padCount + Spec.tagSize,
-                     "TransportData.seal needs padding + 16 bytes of PacketBuffer tailroom")
-        if padCount > 0 {
-            let pad = packet.append(padCount)
-            pad.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: padCount)
-        }
-        let body = packet.bytes
-        let tag = packet.append(Spec.tagSize)
-        key.seal(body, tag: tag.baseAddress!, counter: counter)
-        let header = packet.prepend(Spec.dataHeaderSize)
-        header.storeLE32(MessageType.transportData.prefix, at: 0)
-        header.storeLE32(receiverIndex, at: 4)
-        header.storeLE64(counter, at: 8)
+        let (body, tag) = layOut(&packet, receiverIndex: receiverIndex, counter: counter, padding: padding, mtu: mtu)
+        key.seal(body, tag: tag, counter: counter)
     }
 
     /// ``seal(_:receiverIndex:counter:key:padding:mtu:)`` without the encryption: pads, makes room
@@ -95,9 +82,9 @@ public enum TransportData {
         _ packet: inout PacketBuffer, receiverIndex: UInt32, counter: UInt64, padding: Bool = true, mtu: Int
     ) -> (body: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawPointer) {
         let padCount = padding ? paddedLength(packet.count, mtu: mtu) - packet.count : 0
-        precondition(packet.headroom >= headroom, "TransportData.layOut needs 16 bytes of PacketBuffer headroom")
+        precondition(packet.headroom >= headroom, "TransportData.seal needs 16 bytes of PacketBuffer headroom")
         precondition(packet.tailroom >= padCount + Spec.tagSize,
-                     "TransportData.layOut needs padding + 16 bytes of PacketBuffer tailroom")
+                     "TransportData.seal needs padding + 16 bytes of PacketBuffer tailroom")
         if padCount > 0 {
             let pad = packet.append(padCount)
             pad.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: padCount)
@@ -180,22 +167,13 @@ public enum TransportData {
     /// message limit (``TransportCipher/rejectAfterMessages``) is refused as `counterLimit`.
     @inlinable
     public static func open(_ datagram: inout PacketBuffer, key: TransportKey, replay: inout ReplayWindow) -> OpenResult {
-        let message = UnsafeRawBufferPointer(datagram.bytes)
-        let counter: UInt64
-        switch Wire.classify(message) {
-        case .data(_, let c): counter = c
-        case .invalid(let reason): return .drop(reason)
-        case .initiation, .response, .cookieReply, .probe: return .drop(.unknownType)
+        switch checkOpen(datagram, key: key, replay: &replay) {
+        case .drop(let reason):
+            return .drop(reason)
+        case .ready(let counter, let bodyCount):
+            let (body, tag) = bodyAndTag(of: datagram, bodyCount: bodyCount)
+            guard key.open(body, tag: tag, counter: counter) else { return .drop(.authenticationFailed) }
+            return finishOpen(&datagram, counter: counter, bodyCount: bodyCount, replay: &replay)
         }
-        guard counter < key.cipher.rejectAfterMessages else { return .drop(.counterLimit) }
-        guard replay.wouldAccept(counter) else { return .drop(.replayed) }
-        let bodyCount = message.count - Spec.dataHeaderSize - Spec.tagSize
-        let body = UnsafeMutableRawBufferPointer(start: datagram.bytes.baseAddress! + Spec.dataHeaderSize, count: bodyCount)
-        let tag = UnsafeRawPointer(body.baseAddress! + bodyCount)
-        guard key.open(body, tag: tag, counter: counter) else { return .drop(.authenticationFailed) }
-        guard replay.accept(counter) else { return .drop(.replayed) }
-        datagram.removeFirst(Spec.dataHeaderSize)
-        datagram.truncate(to: bodyCount)
-        return .ok(counter: counter)
     }
 }
